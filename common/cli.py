@@ -1,0 +1,145 @@
+"""Command-line plumbing shared by every script: argument parsing, argument types, one-line errors."""
+
+import argparse
+import sys
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line on stderr, exit code 2, no traceback."""
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Keeps the docstring's usage examples as written and shows every option's default."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are a single line on stderr with exit code 2."""
+
+    def __init__(self, description, **kwargs):
+        super().__init__(description=description, formatter_class=HelpFormatter, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def run(main):
+    """Runs `main()`, turning a UsageError into one line on stderr and exit code 2."""
+    try:
+        main()
+    except UsageError as error:
+        program = sys.argv[0].rsplit("/", 1)[-1]
+        print(f"{program}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+def positive_int(text):
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text):
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def fraction(text):
+    """argparse type: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
+    return value
+
+
+def validation_size(text):
+    """argparse type: a row count (`2400`) or a fraction of the rows (`0.1`, `10%`)."""
+    try:
+        if text.endswith("%"):
+            value = float(text[:-1]) / 100
+        else:
+            value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a row count like 2400 or a fraction like 0.1 or 10%, got {text!r}") from None
+    if value >= 1:
+        if value != int(value):
+            raise argparse.ArgumentTypeError(f"a row count must be a whole number, got {text!r}")
+        return int(value)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive row count or fraction, got {text!r}")
+    return value
+
+
+TRAINING_DEFAULTS = {"epochs": 20, "batch_size": 128, "val_size": 2400, "seed": 0,
+                     "learning_rate": 1e-3, "augment": "report", "precision": "bf16"}
+
+
+def add_training_options(parser, default_val_size=2400, default_augment="report", from_model=False):
+    """The options every training script shares, with defaults that reproduce the report's recipe.
+
+    `from_model=True` (retraining): options left unset are None, to be filled by `fill_unset_options`
+    from the settings saved with the model.
+    """
+    defaults = dict(TRAINING_DEFAULTS, val_size=default_val_size, augment=default_augment)
+
+    def default(name):
+        return None if from_model else defaults[name]
+
+    def saved(help_text):
+        return help_text + " (default: the model's saved setting)" if from_model else help_text
+
+    if not from_model:
+        parser.add_argument("--epochs", type=positive_int, default=default("epochs"), help="training epochs")
+    parser.add_argument("--batch-size", type=positive_int, default=default("batch_size"),
+                        help=saved("images per batch"))
+    parser.add_argument("--val-size", type=validation_size, default=default("val_size"),
+                        help=saved("validation rows taken from the start of the file: a count (2400) "
+                                   "or a fraction (0.1 or 10%%)"))
+    parser.add_argument("--out-dir", default=None if from_model else "models",
+                        help="folder for the model, history and settings"
+                             + (" (default: the model's folder)" if from_model else ""))
+    parser.add_argument("--seed", type=int, default=default("seed"),
+                        help=saved("seeds weight initialisation, shuffling and augmentation"))
+    parser.add_argument("--learning-rate", type=positive_float, default=default("learning_rate"),
+                        help=saved("Adam's learning rate"))
+    parser.add_argument("--augment", choices=("report", "none"), default=default("augment"),
+                        help=saved("'report': random shift within 0.1 and horizontal flip; 'none': "
+                                   "no augmentation"))
+    parser.add_argument("--precision", choices=("bf16", "fp32"), default=default("precision"),
+                        help=saved("'bf16': mixed bfloat16 compute with float32 weights (faster on "
+                                   "CPUs with AVX-512 BF16 and on GPUs); 'fp32': plain float32"))
+
+
+def fill_unset_options(options, saved_settings):
+    """Gives each training option left unset the value saved with the model, else the default."""
+    for name, default in TRAINING_DEFAULTS.items():
+        if getattr(options, name, default) is None:
+            setattr(options, name, saved_settings.get(name, default))
+
+
+def positive_float(text):
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value

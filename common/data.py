@@ -1,0 +1,294 @@
+"""Loading FER2013-style data: the course CSV, Kaggle's fer2013.csv, plain or gzipped, and `.npz` caches.
+
+Formats accepted everywhere a data file is asked for:
+- course train CSV: header `label,feature`, then `LABEL,P1 P2 ... P2304` per row;
+- course test CSV:  header `id,feature`, then `ID,P1 P2 ... P2304` per row;
+- Kaggle's original `fer2013.csv`: header `emotion,pixels,Usage`;
+- any of the above gzipped (`.csv.gz`);
+- an `.npz` cache written by `csv_to_npz.py` (arrays `train_images`, `train_labels`, `train_ids`,
+  `test_images`, `test_ids`).
+
+Pixels are 2,304 integers 0..255, a 48x48 grayscale face in row-major order; labels are 0..6.
+The CSV parser is vectorised: the file is cut into chunks at line ends, each chunk is turned into
+numbers with NumPy byte arithmetic on two threads, and only when a chunk fails its checks is it read
+again line by line to name the offending line.
+"""
+
+import dataclasses
+import gzip
+import os
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from common import files
+from common.cli import UsageError
+
+CLASS_NAMES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
+NUM_CLASSES = len(CLASS_NAMES)
+IMAGE_SIZE = 48
+NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE
+
+COURSE_TRAIN_HEADER = "label,feature"
+COURSE_TEST_HEADER = "id,feature"
+KAGGLE_HEADER = "emotion,pixels,Usage"
+KNOWN_HEADERS = (COURSE_TRAIN_HEADER, COURSE_TEST_HEADER, KAGGLE_HEADER)
+
+CHUNK_BYTES = 1 << 20  # small chunks keep NumPy's temporaries in cache and reuse their memory
+MAX_LEADING_DIGITS = 9  # an id or label has at most this many digits
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Faces with their labels (None for unlabelled data) and ids (row numbers when the file has none)."""
+
+    images: np.ndarray  # (rows, 48, 48) uint8
+    labels: np.ndarray | None  # (rows,) int64 in 0..6
+    ids: np.ndarray  # (rows,) int64
+    source: str  # the file it came from, for messages
+
+    def __len__(self):
+        return len(self.images)
+
+    def subset(self, rows):
+        """The rows selected by an index array, slice or boolean mask."""
+        labels = None if self.labels is None else self.labels[rows]
+        return Dataset(self.images[rows], labels, self.ids[rows], self.source)
+
+
+def load_dataset(path, part="train", require_labels=False):
+    """Loads a CSV, CSV.gz or NPZ file; `part` picks `train_*` or `test_*` arrays from an NPZ."""
+    if not os.path.exists(path):
+        raise UsageError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: is a folder, expected a .csv, .csv.gz or .npz file")
+    if path.endswith(".npz"):
+        dataset = _load_npz(path, part)
+    else:
+        dataset = parse_csv(path)
+    if require_labels and dataset.labels is None:
+        raise UsageError(f"{path}: has no labels (header '{COURSE_TEST_HEADER}'); expected a labelled "
+                         f"file with header '{COURSE_TRAIN_HEADER}' or '{KAGGLE_HEADER}'")
+    return dataset
+
+
+def parse_csv(path):
+    """Parses a course or Kaggle CSV (plain or gzipped) into a Dataset, checking every row."""
+    text = _read_bytes(path)
+    if text.startswith(b"\xef\xbb\xbf"):
+        text = text[3:]
+    if b"\r" in text:
+        text = text.replace(b"\r\n", b"\n")
+    header_end = text.find(b"\n")
+    if header_end < 0:
+        header_end = len(text)
+    header = text[:header_end].decode("utf-8", errors="replace").strip().replace('"', "")
+    if header not in KNOWN_HEADERS:
+        expected = "', '".join(KNOWN_HEADERS)
+        raise UsageError(f"{path}: line 1: expected a header '{expected}', got '{header[:80]}'")
+    content_end = len(text)
+    while content_end > 0 and text[content_end - 1] in b" \t\n":
+        content_end -= 1
+    if content_end <= header_end:
+        raise UsageError(f"{path}: no data rows after the header '{header}'")
+    if content_end != len(text) - 1:
+        text = text[:content_end] + b"\n"  # exactly one line end after the last row
+    body_start = header_end + 1
+    if header == KAGGLE_HEADER:
+        text, body_start = _kaggle_to_course_rows(path, text[body_start:]), 0
+    leading, pixels = _parse_rows(path, text, body_start)
+    images = pixels.reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+    if header == COURSE_TEST_HEADER:
+        return Dataset(images, None, leading, path)
+    bad_rows = np.flatnonzero(leading >= NUM_CLASSES)
+    if bad_rows.size:
+        row = bad_rows[0]
+        raise UsageError(f"{path}: line {row + 2}: label {leading[row]} is outside 0..{NUM_CLASSES - 1}")
+    return Dataset(images, leading, np.arange(len(images), dtype=np.int64), path)
+
+
+def save_npz(path, train, test):
+    """Writes train and test datasets into one compressed `.npz` cache, atomically."""
+    arrays = {"train_images": train.images, "train_labels": train.labels.astype(np.uint8),
+              "train_ids": train.ids, "test_images": test.images, "test_ids": test.ids}
+    with files.atomic_output(path) as temporary_path:
+        with open(temporary_path, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+
+
+def write_csv_dataset(path, images, labels=None):
+    """Writes images in the course format (`label,feature`, or `id,feature` when `labels` is None),
+    gzipped when `path` ends in `.gz`; never replaces an existing file. Returns the path written."""
+    path = files.free_path(path)
+    header = COURSE_TEST_HEADER if labels is None else COURSE_TRAIN_HEADER
+    leading = np.arange(len(images)) if labels is None else labels
+    lines = [header] + [f"{value},{' '.join(map(str, image.ravel()))}"
+                        for value, image in zip(leading, images)]
+    content = ("\n".join(lines) + "\n").encode()
+    with files.atomic_output(path) as temporary_path:
+        with (gzip.open if path.endswith(".gz") else open)(temporary_path, "wb") as handle:
+            handle.write(content)
+    return path
+
+
+def split_validation(dataset, val_size):
+    """Splits off the first `val_size` rows (a count, or a fraction of the rows) as validation data."""
+    rows = validation_row_count(len(dataset), val_size)
+    if rows >= len(dataset):
+        raise UsageError(f"--val-size {val_size} leaves no training rows: {dataset.source} has "
+                         f"{len(dataset)} rows; use a smaller --val-size")
+    return dataset.subset(slice(rows, None)), dataset.subset(slice(0, rows))
+
+
+def validation_row_count(total_rows, val_size):
+    """Turns a count or a fraction into the number of validation rows (at least 1)."""
+    if isinstance(val_size, float):
+        return max(1, int(round(total_rows * val_size)))
+    return int(val_size)
+
+
+def _read_bytes(path):
+    try:
+        if path.endswith(".gz"):
+            with gzip.open(path, "rb") as handle:
+                text = handle.read()
+        else:
+            with open(path, "rb") as handle:
+                text = handle.read()
+    except (OSError, EOFError, zlib.error) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise UsageError(f"{path}: cannot be read ({reason})") from None
+    if not text.strip():
+        raise UsageError(f"{path}: file is empty")
+    return text
+
+
+def _kaggle_to_course_rows(path, body):
+    """Rewrites `emotion,pixels,Usage` rows as `emotion,pixels` rows, keeping one line per row."""
+    rows = []
+    for line_number, line in enumerate(body.rstrip().split(b"\n"), start=2):
+        fields = line.split(b",")
+        if len(fields) != 3:
+            raise UsageError(f"{path}: line {line_number}: expected 3 comma-separated fields "
+                             f"(emotion,pixels,Usage), got {len(fields)}")
+        rows.append(fields[0] + b"," + fields[1].strip(b'"'))
+    return b"\n".join(rows) + b"\n"
+
+
+def _parse_rows(path, body, body_start):
+    """Parses the `LEADING,P1 ... P2304` lines of `body[body_start:]` (which ends with a line end).
+
+    Returns the leading values (labels or ids) and the pixels as a (rows, 2304) uint8 array.
+    """
+    buffer = np.frombuffer(body, dtype=np.uint8)
+    chunk_bounds = []  # (first byte, end byte, first row) of each chunk of whole lines
+    start, row = body_start, 0
+    while start < len(body):
+        end = body.find(b"\n", min(start + CHUNK_BYTES, len(body) - 1)) + 1
+        chunk_bounds.append((start, end, row))
+        row += body.count(b"\n", start, end)
+        start = end
+    leading = np.empty(row, dtype=np.int64)
+    pixels = np.empty((row, NUM_PIXELS), dtype=np.uint8)
+
+    def parse_chunk(bounds):
+        start, end, first_row = bounds
+        chunk_leading = _parse_chunk(buffer[start:end], pixels[first_row:])
+        if chunk_leading is None:
+            return False
+        leading[first_row:first_row + len(chunk_leading)] = chunk_leading
+        return True
+
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        chunks_ok = list(pool.map(parse_chunk, chunk_bounds))
+    if not all(chunks_ok):
+        _raise_first_bad_line(path, body[body_start:])
+        raise UsageError(f"{path}: could not be parsed")  # unreachable when the line check is complete
+    return leading, pixels
+
+
+def _parse_chunk(chunk, pixels_out):
+    """Parses whole lines into `pixels_out` and returns their leading values, or None if any is wrong."""
+    digits = chunk - np.uint8(ord("0"))  # non-digit bytes wrap around to values >= 10
+    separators = np.flatnonzero(digits >= 10)  # the byte after each number
+    if separators.size % (NUM_PIXELS + 1):
+        return None
+    rows = separators.size // (NUM_PIXELS + 1)
+    separator_bytes = chunk[separators].reshape(rows, NUM_PIXELS + 1)
+    if not ((separator_bytes[:, 0] == ord(",")).all()
+            and (separator_bytes[:, 1:-1] == ord(" ")).all()
+            and (separator_bytes[:, -1] == ord("\n")).all()):
+        return None
+    lengths = np.diff(separators, prepend=-1) - 1  # digits in each number
+    lengths = lengths.reshape(rows, NUM_PIXELS + 1)
+    pixel_lengths = lengths[:, 1:]
+    if pixel_lengths.min() < 1 or pixel_lengths.max() > 3:
+        return None
+    pixel_ends = separators.reshape(rows, NUM_PIXELS + 1)[:, 1:]
+    values = digits[pixel_ends - 1].astype(np.uint16)  # (rows, 2304)
+    values += np.where(pixel_lengths >= 2, digits[pixel_ends - 2], 0).astype(np.uint16) * 10
+    values += np.where(pixel_lengths >= 3, digits[pixel_ends - 3], 0).astype(np.uint16) * 100
+    if values.max() > 255:
+        return None
+    pixels_out[:rows] = values
+    leading_lengths = lengths[:, 0]
+    if leading_lengths.min() < 1 or leading_lengths.max() > MAX_LEADING_DIGITS:
+        return None
+    leading_ends = separators[:: NUM_PIXELS + 1]
+    leading = np.zeros(rows, dtype=np.int64)
+    place = 1
+    for position in range(1, leading_lengths.max() + 1):
+        digit = digits[np.maximum(leading_ends - position, 0)].astype(np.int64)
+        leading += np.where(leading_lengths >= position, digit, 0) * place
+        place *= 10
+    return leading
+
+
+def _raise_first_bad_line(path, body):
+    """Reads the rows one by one and raises a UsageError naming the first line that is wrong."""
+    for line_number, line in enumerate(body.split(b"\n")[:-1], start=2):
+        text = line.decode("utf-8", errors="replace")
+        fields = text.split(",")
+        if len(fields) != 2:
+            raise UsageError(f"{path}: line {line_number}: expected 2 comma-separated fields, "
+                             f"got {len(fields)}")
+        leading, feature = fields
+        if not leading.isdigit() or not leading.isascii():
+            raise UsageError(f"{path}: line {line_number}: {leading!r} is not a label or id "
+                             f"(expected a non-negative integer)")
+        if len(leading) > MAX_LEADING_DIGITS:
+            raise UsageError(f"{path}: line {line_number}: {leading!r} has more than "
+                             f"{MAX_LEADING_DIGITS} digits")
+        pixels = feature.split(" ")
+        if len(pixels) != NUM_PIXELS:
+            raise UsageError(f"{path}: line {line_number}: expected {NUM_PIXELS} pixel values "
+                             f"separated by single spaces, got {len(pixels)}")
+        for column, pixel in enumerate(pixels, start=1):
+            if not (pixel.isdigit() and pixel.isascii() and int(pixel) <= 255):
+                raise UsageError(f"{path}: line {line_number}: pixel {column} is {pixel!r}, "
+                                 f"expected an integer in 0..255")
+
+
+def _load_npz(path, part):
+    try:
+        with np.load(path) as archive:
+            arrays = {name: archive[name] for name in archive.files if name.startswith(part + "_")}
+    except (OSError, ValueError, EOFError, zlib.error) as error:
+        raise UsageError(f"{path}: not a readable .npz file ({error})") from None
+    if f"{part}_images" not in arrays:
+        raise UsageError(f"{path}: has no '{part}_images' array; expected a cache written by "
+                         f"csv_to_npz.py")
+    images = arrays[f"{part}_images"]
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise UsageError(f"{path}: '{part}_images' is {images.dtype} {images.shape}, "
+                         f"expected uint8 (rows, {IMAGE_SIZE}, {IMAGE_SIZE})")
+    labels = arrays.get(f"{part}_labels")
+    if labels is not None:
+        labels = labels.astype(np.int64)
+        if labels.shape != (len(images),) or (labels.size and labels.max() >= NUM_CLASSES):
+            raise UsageError(f"{path}: '{part}_labels' must hold {len(images)} labels in "
+                             f"0..{NUM_CLASSES - 1}")
+    ids = arrays.get(f"{part}_ids")
+    ids = np.arange(len(images), dtype=np.int64) if ids is None else ids.astype(np.int64)
+    return Dataset(images, labels, ids, path)

@@ -1,0 +1,107 @@
+"""The one place that names output files and writes them safely.
+
+Every result is written to a temporary file in the destination folder and then moved into place, so
+an interrupted run leaves no half-written model or CSV. An existing file is never replaced: the new
+one gets a `-1`, `-2`, ... suffix instead.
+"""
+
+import contextlib
+import csv
+import json
+import os
+import tempfile
+
+MODEL_SUFFIX = ".h5"
+HISTORY_SUFFIX = "_history.csv"
+SETTINGS_SUFFIX = "_settings.json"
+
+
+def model_stem(val_accuracy, prefix=""):
+    """The file stem of a model named by its validation accuracy, e.g. `0.643750` or `dnn_0.383120`."""
+    return f"{prefix}{val_accuracy:.6f}"
+
+
+def history_path(model_path):
+    """`models/0.643750.h5` -> `models/0.643750_history.csv`."""
+    return _strip_model_suffix(model_path) + HISTORY_SUFFIX
+
+
+def settings_path(model_path):
+    """`models/0.643750.h5` -> `models/0.643750_settings.json`."""
+    return _strip_model_suffix(model_path) + SETTINGS_SUFFIX
+
+
+def free_model_path(folder, stem):
+    """`folder/stem.h5`, or `folder/stem-1.h5`, `-2`, ... when that model or its side files exist."""
+    suffix_number = 0
+    while True:
+        candidate_stem = stem if suffix_number == 0 else f"{stem}-{suffix_number}"
+        model_path = os.path.join(folder, candidate_stem + MODEL_SUFFIX)
+        taken = [model_path, history_path(model_path), settings_path(model_path)]
+        if not any(os.path.exists(path) for path in taken):
+            return model_path
+        suffix_number += 1
+
+
+def free_path(path):
+    """`path` itself, or `name-1.ext`, `name-2.ext`, ... when it already exists."""
+    root, extension = os.path.splitext(path)
+    candidate = path
+    suffix_number = 0
+    while os.path.exists(candidate):
+        suffix_number += 1
+        candidate = f"{root}-{suffix_number}{extension}"
+    return candidate
+
+
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yields a temporary path beside `path` (same extension); moves it to `path` when the block succeeds.
+
+    Writes nothing when the block raises, and refuses to replace an existing `path`.
+    """
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    extension = os.path.splitext(path)[1]
+    descriptor, temporary_path = tempfile.mkstemp(
+        prefix="." + os.path.basename(path) + ".", suffix=".partial" + extension, dir=folder)
+    os.close(descriptor)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary_path, 0o666 & ~umask)  # the permissions a plain open() would have given
+    try:
+        yield temporary_path
+        os.link(temporary_path, path)  # fails, rather than replaces, if `path` appeared meanwhile
+    finally:
+        os.unlink(temporary_path)
+
+
+def write_csv(path, header, rows):
+    """Writes a CSV atomically."""
+    with atomic_output(path) as temporary_path:
+        with open(temporary_path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(rows)
+
+
+def write_json(path, content):
+    """Writes a JSON document atomically."""
+    with atomic_output(path) as temporary_path:
+        with open(temporary_path, "w") as handle:
+            json.dump(content, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+
+
+def read_json(path):
+    """The JSON document at `path`, or None when there is none."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def _strip_model_suffix(model_path):
+    if model_path.endswith(MODEL_SUFFIX):
+        return model_path[: -len(MODEL_SUFFIX)]
+    return os.path.splitext(model_path)[0]

@@ -1,0 +1,70 @@
+"""The one prediction path: load a model safely, shape the input for it, predict class probabilities.
+
+Every model this toolkit writes takes raw pixel values; the input is reshaped to whatever the
+model's input layer declares ((48, 48, 1) for a CNN, (2304,) for a DNN), so any model works with
+`test.py`, `dnn_test.py` and the ensemble script.
+"""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from common import files
+from common.cli import UsageError
+from common.data import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
+
+PREDICTION_BATCH_SIZE = 512
+
+
+def load_model(path, compile=False):
+    """Loads a Keras `.h5` model, or raises a UsageError that says why it cannot be used here."""
+    if not os.path.exists(path):
+        raise UsageError(f"{path}: no such model file")
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: is a folder, expected a .h5 model file")
+    try:
+        model = keras.models.load_model(path, compile=compile)
+    except Exception as error:  # h5py, Keras and TensorFlow raise many kinds for a bad file
+        reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+        raise UsageError(f"{path}: not a readable Keras .h5 model ({reason})") from None
+    input_shape = tuple(model.input_shape[1:])
+    if int(np.prod(input_shape)) != NUM_PIXELS:
+        raise UsageError(f"{path}: the model takes input of shape {input_shape}, expected "
+                         f"{IMAGE_SIZE}x{IMAGE_SIZE} = {NUM_PIXELS} pixels")
+    if tuple(model.output_shape[1:]) != (NUM_CLASSES,):
+        raise UsageError(f"{path}: the model outputs shape {tuple(model.output_shape[1:])}, "
+                         f"expected {NUM_CLASSES} class probabilities")
+    return model
+
+
+def predict_probabilities(model, images, batch_size=PREDICTION_BATCH_SIZE, tta=False):
+    """Class probabilities (rows, 7) for uint8 images (rows, 48, 48).
+
+    `tta=True` averages the probabilities of each image and its horizontal mirror.
+    """
+    input_shape = tuple(model.input_shape[1:])
+    predict_batch = _compiled_forward_pass(model, input_shape)
+    probabilities = np.empty((len(images), NUM_CLASSES), dtype=np.float32)
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size].astype(np.float32)  # (batch, 48, 48)
+        views = [batch, batch[:, :, ::-1]] if tta else [batch]
+        view_probabilities = [predict_batch(view.reshape(-1, *input_shape)) for view in views]
+        probabilities[start:start + len(batch)] = np.mean(view_probabilities, axis=0)
+    return probabilities
+
+
+def write_predictions(result_path, ids, labels):
+    """Writes `id,label` rows in id order, atomically; returns the path (suffixed if it existed)."""
+    order = np.argsort(ids, kind="stable")
+    result_path = files.free_path(result_path)
+    files.write_csv(result_path, ("id", "label"), zip(ids[order].tolist(), labels[order].tolist()))
+    return result_path
+
+
+def _compiled_forward_pass(model, input_shape):
+    """A graph-compiled `model(x, training=False)` returning NumPy float32 probabilities."""
+    forward = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True,
+                          input_signature=[tf.TensorSpec((None, *input_shape), tf.float32)])
+    return lambda batch: forward(tf.constant(batch)).numpy().astype(np.float32)

@@ -1,0 +1,38 @@
+"""Parses the train and test CSVs once into a compressed `.npz` cache that every script accepts.
+
+Usage:
+    python csv_to_npz.py train.csv test.csv                  # writes data.npz
+    python csv_to_npz.py train.csv.gz test.csv.gz -o fer2013.npz
+
+The cache holds uint8 images (rows, 48, 48), labels and ids: arrays train_images, train_labels,
+train_ids, test_images and test_ids. Training scripts read its train part, test scripts its test
+part. An existing output file is kept and the new one gets a -1, -2, ... suffix.
+"""
+
+import time
+
+from common import cli, data, files
+
+
+def main():
+    parser = cli.ArgumentParser(__doc__)
+    parser.add_argument("train_csv", help="labelled data: course CSV (label,feature), Kaggle fer2013.csv or .csv.gz")
+    parser.add_argument("test_csv", help="test data: course CSV (id,feature), any labelled CSV or .csv.gz")
+    parser.add_argument("-o", "--output", default="data.npz", help="the .npz file to write")
+    options = parser.parse_args()
+    if not options.output.endswith(".npz"):
+        raise cli.UsageError(f"--output {options.output}: expected a file name ending in .npz")
+
+    started = time.perf_counter()
+    train = data.load_dataset(options.train_csv, require_labels=True)
+    test = data.load_dataset(options.test_csv)
+    parsed = time.perf_counter()
+    output = files.free_path(options.output)
+    data.save_npz(output, train, test)
+    print(f"parsed {len(train)} training and {len(test)} test faces in {parsed - started:.2f} s, "
+          f"wrote them in {time.perf_counter() - parsed:.2f} s")
+    print(output)
+
+
+if __name__ == "__main__":
+    cli.run(main)

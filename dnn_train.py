@@ -1,0 +1,30 @@
+"""Trains the report's DNN (Dense 512-512-512-256-7 on the 2,304 raw pixels, 1,838,599 parameters).
+
+Usage:
+    python dnn_train.py train.csv                     # 20 epochs, batch 128, first 10% validation
+    python dnn_train.py data.npz --val-size 2400 --augment report
+
+Writes <out-dir>/dnn_<val_acc>.h5 (e.g. models/dnn_0.384200.h5) with its _history.csv and
+_settings.json beside it, and prints the model's path as its last line.
+"""
+
+from common import cli, data
+
+
+def main():
+    parser = cli.ArgumentParser(__doc__)
+    parser.add_argument("train_csv", help="labelled data: course CSV, Kaggle fer2013.csv, .csv.gz or .npz")
+    cli.add_training_options(parser, default_val_size=0.1, default_augment="none")
+    options = parser.parse_args()
+
+    dataset = data.load_dataset(options.train_csv, require_labels=True)
+    train_set, val_set = data.split_validation(dataset, options.val_size)
+
+    from common import models, training  # TensorFlow loads only after the input checked out
+
+    model_path = training.train_new_model(models.build_dnn, train_set, val_set, options, prefix="dnn_")
+    print(model_path)
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,50 @@
+"""Continues training a saved model for more epochs, on the same validation rows.
+
+Usage:
+    python retrain.py train.csv models/0.643750.h5 20 30    # epochs 21..30
+    python retrain.py data.npz models/0.643750.h5 20 25 --out-dir models/continued
+
+Writes <val_acc>_<MODEL basename> (e.g. models/0.654167_0.643750.h5) beside MODEL.h5 unless
+--out-dir is given, with the model's history followed by the new epochs and the run's settings.
+The validation size, batch size, seed, augmentation and learning rate default to those saved with
+the model (its _settings.json); options given here override them.
+"""
+
+import os
+
+from common import cli, data, files
+
+
+def main():
+    parser = cli.ArgumentParser(__doc__)
+    parser.add_argument("train_csv", help="the labelled data the model was trained on (.csv, .csv.gz or .npz)")
+    parser.add_argument("model", help="the .h5 model to continue")
+    parser.add_argument("prev_epoch", type=cli.non_negative_int, help="epochs the model has already trained")
+    parser.add_argument("last_epoch", type=cli.positive_int, help="epoch to stop after")
+    cli.add_training_options(parser, from_model=True)
+    options = parser.parse_args()
+    if options.last_epoch <= options.prev_epoch:
+        raise cli.UsageError(f"LAST_EPOCH {options.last_epoch} must be larger than PREV_EPOCH "
+                             f"{options.prev_epoch}")
+    saved_settings = files.read_json(files.settings_path(options.model)) or {}
+    cli.fill_unset_options(options, saved_settings)
+    if options.out_dir is None:
+        options.out_dir = os.path.dirname(options.model) or "."
+
+    dataset = data.load_dataset(options.train_csv, require_labels=True)
+    train_set, val_set = data.split_validation(dataset, options.val_size)
+
+    from common import prediction, training  # TensorFlow loads only after the input checked out
+
+    history = training.read_history(options.model)
+    if history and history[-1][0] != options.prev_epoch:
+        raise cli.UsageError(f"PREV_EPOCH is {options.prev_epoch}, but the history saved with "
+                             f"{options.model} ends at epoch {history[-1][0]}")
+    model = prediction.load_model(options.model)
+    model_path = training.continue_training(model, options.model, train_set, val_set, options,
+                                            options.prev_epoch, options.last_epoch)
+    print(model_path)
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,15 @@
+"""Predicts the class of every face in a test file with a trained model and writes `id,label` rows.
+
+Usage:
+    python test.py test.csv result.csv models/0.643750.h5
+    python test.py data.npz result.csv models/0.643750.h5 --tta   # average with mirrored faces
+
+Any model this toolkit writes works here (CNN or DNN): the input is shaped to what the model's input
+layer declares. The result has the header `id,label` and one row per test id, in id order; an
+existing result file is kept and the new one gets a -1, -2, ... suffix. Prints the result's path.
+"""
+
+from common import cli, test_command
+
+if __name__ == "__main__":
+    cli.run(lambda: test_command.main(__doc__))

@@ -1,0 +1,34 @@
+"""Trains the report's CNN on labelled FER2013-style data and saves it named by its validation accuracy.
+
+Usage:
+    python train.py train.csv                      # the report's recipe: 20 epochs, batch 128
+    python train.py data.npz --epochs 30 --seed 1  # from a csv_to_npz.py cache
+    python train.py train.csv --precision fp32     # plain float32 instead of mixed bfloat16
+
+Writes <out-dir>/<val_acc>.h5 (e.g. models/0.643750.h5), with <val_acc>_history.csv (per-epoch loss
+and accuracy) and <val_acc>_settings.json (every option and timing) beside it, and prints the
+model's path as its last line. Validation rows are the first --val-size rows of the file.
+"""
+
+from common import cli, data
+
+
+def main():
+    parser = cli.ArgumentParser(__doc__)
+    parser.add_argument("train_csv", help="labelled data: course CSV, Kaggle fer2013.csv, .csv.gz or .npz")
+    parser.add_argument("--arch", choices=("seed",), default="seed",
+                        help="architecture; 'seed' is the report's CNN (1,703,047 trainable parameters)")
+    cli.add_training_options(parser)
+    options = parser.parse_args()
+
+    dataset = data.load_dataset(options.train_csv, require_labels=True)
+    train_set, val_set = data.split_validation(dataset, options.val_size)
+
+    from common import models, training  # TensorFlow loads only after the input checked out
+
+    model_path = training.train_new_model(models.ARCHITECTURES[options.arch], train_set, val_set, options)
+    print(model_path)
+
+
+if __name__ == "__main__":
+    cli.run(main)
