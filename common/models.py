@@ -11,7 +11,7 @@ from keras import layers
 from common.data import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
 
 
-def build_seed_cnn(dropout_rate=0.25, dense_dropout_rate=0.4):
+def build_seed_cnn(dropout_rate=0.0, dense_dropout_rate=0.0):
     """The report's CNN: 3 blocks of 3x(Conv3x3+BN+ReLU) with 32/64/128 filters, each block closed by
     MaxPool; then Dense 256-128-64-7. 1,703,047 trainable parameters."""
     inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 1), name="face")

@@ -160,13 +160,15 @@ def restore_optimizer_state(model, model_path):
     optimizer = model.optimizer
     optimizer.build(model.trainable_variables)
     with h5py.File(model_path, "r") as handle:
-        if "optimizer_weights" not in handle:
+        groups = list(handle.get("optimizer_weights", {}).values())
+        if len(groups) != 1 or not isinstance(groups[0], h5py.Group):
             return False
-        saved = handle["optimizer_weights"]
-        if not all(variable.path in saved for variable in optimizer.variables):
+        saved = groups[0]  # named after the saving optimizer ("adam"), which may differ from ours
+        names = [variable.path.split("/", 1)[-1] for variable in optimizer.variables]
+        if not all(name in saved for name in names):
             return False
-        for variable in optimizer.variables:
-            variable.assign(saved[variable.path][()])
+        for variable, name in zip(optimizer.variables, names):
+            variable.assign(saved[name][()])
     return True
 
 

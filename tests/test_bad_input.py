@@ -1,0 +1,121 @@
+"""Every kind of bad input ends with exit code 2, one line naming the file and line or argument, and no
+file written."""
+
+import os
+import subprocess
+import sys
+
+import h5py
+import keras
+import pytest
+
+from conftest import REPO, run_script
+
+GOOD_ROW = "3," + " ".join(["128"] * 2304)
+
+
+def assert_refused(result, *expected_parts):
+    assert result.exit_code == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for part in expected_parts:
+        assert part in lines[0], lines[0]
+
+
+BAD_CSVS = {
+    "empty": ("", "file is empty"),
+    "header only": ("label,feature\n", "no data rows after the header"),
+    "wrong header": ("emotion,feature\n" + GOOD_ROW + "\n", "line 1: expected a header"),
+    "short row": ("label,feature\n" + GOOD_ROW + "\n" + "3," + " ".join(["1"] * 2303) + "\n",
+                  "line 3: expected 2304 pixel values"),
+    "non-numeric pixel": ("label,feature\n" + GOOD_ROW + "\n" + "2," + " ".join(["7"] * 2303) + " x9\n",
+                          "line 3: pixel 2304 is 'x9'"),
+    "pixel above 255": ("label,feature\n" + "1," + "256 " + " ".join(["7"] * 2303) + "\n",
+                        "line 2: pixel 1 is '256'"),
+    "negative pixel": ("label,feature\n" + "1," + "-4 " + " ".join(["7"] * 2303) + "\n",
+                       "line 2: pixel 1 is '-4'"),
+    "label outside 0..6": ("label,feature\n" + GOOD_ROW + "\n" + GOOD_ROW + "\n" + "7," + " ".join(["7"] * 2304) + "\n",
+                           "line 4: label 7 is outside 0..6"),
+    "non-numeric label": ("label,feature\n" + "happy," + " ".join(["7"] * 2304) + "\n",
+                          "line 2: 'happy' is not a label or id"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CSVS, ids=list(BAD_CSVS))
+def test_bad_training_csv_is_refused_with_its_line(tmp_path, case):
+    content, message = BAD_CSVS[case]
+    path = tmp_path / "train.csv"
+    path.write_text(content)
+    out_dir = tmp_path / "models"
+    result = run_script("train.py", path, "--epochs", 1, "--out-dir", out_dir)
+    assert_refused(result, str(path), message)
+    assert not out_dir.exists()
+
+
+def test_missing_file_is_named(tmp_path):
+    missing = tmp_path / "nothere.csv"
+    assert_refused(run_script("train.py", missing), str(missing), "no such file")
+
+
+def test_corrupt_gzip_is_refused(tmp_path):
+    path = tmp_path / "train.csv.gz"
+    path.write_bytes(b"\x1f\x8b\x08\x00 this is not gzip data")
+    assert_refused(run_script("train.py", path), str(path), "cannot be read")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--epochs", "0"], "argument --epochs: expected a positive integer, got '0'"),
+    (["--epochs", "many"], "argument --epochs: expected a positive integer, got 'many'"),
+    (["--val-size", "-5"], "argument --val-size"),
+    (["--batch-size", "1.5"], "argument --batch-size"),
+])
+def test_senseless_training_options_are_refused(train_csv, arguments, message):
+    assert_refused(run_script("train.py", train_csv, *arguments), message)
+
+
+def test_val_size_larger_than_the_data_is_refused(train_csv, tmp_path):
+    result = run_script("train.py", train_csv, "--val-size", 5000, "--out-dir", tmp_path / "m")
+    assert_refused(result, "--val-size 5000 leaves no training rows", str(train_csv))
+
+
+def test_retrain_refuses_epochs_that_make_no_sense(train_csv, trained_model):
+    assert_refused(run_script("retrain.py", train_csv, trained_model, 3, 2),
+                   "LAST_EPOCH 2 must be larger than PREV_EPOCH 3")
+    assert_refused(run_script("retrain.py", train_csv, trained_model, 4, 6),
+                   "PREV_EPOCH is 4", "ends at epoch 1")
+
+
+def write_not_a_model(path):
+    with h5py.File(path, "w") as handle:
+        handle["numbers"] = [1, 2, 3]
+
+
+def write_three_class_model(path):
+    inputs = keras.Input(shape=(48, 48, 1))
+    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inputs))
+    keras.Model(inputs, outputs).save(path)
+
+
+@pytest.mark.parametrize("make_model, message", [
+    (lambda path: open(path, "wb").write(b"garbage, not HDF5"), "not a readable Keras .h5 model"),
+    (write_not_a_model, "not a readable Keras .h5 model"),
+    (write_three_class_model, "expected 7 class probabilities"),
+    (None, "no such model file"),
+], ids=["corrupt", "hdf5 without a model", "three classes", "missing"])
+def test_unusable_models_are_refused_and_no_result_is_written(tmp_path, test_csv, make_model, message):
+    model_path = tmp_path / "model.h5"
+    if make_model is not None:
+        make_model(str(model_path))
+    result_path = tmp_path / "result.csv"
+    assert_refused(run_script("test.py", test_csv, result_path, model_path), str(model_path), message)
+    assert sorted(os.listdir(tmp_path)) == (["model.h5"] if make_model else [])
+
+
+def test_a_real_process_gets_one_line_and_exit_code_2(tmp_path):
+    """The same through a fresh interpreter, as a user would run it."""
+    missing = tmp_path / "missing.csv"
+    process = subprocess.run([sys.executable, "test.py", str(missing), "r.csv", "m.h5"], cwd=REPO,
+                             capture_output=True, text=True, timeout=120)
+    assert process.returncode == 2
+    assert process.stderr == f"test.py: error: {missing}: no such file\n"

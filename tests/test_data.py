@@ -1,0 +1,87 @@
+"""Loading round-trips through every accepted format, and the fast parser agrees with a naive one."""
+
+import gzip
+
+import numpy as np
+import pytest
+
+from common import data
+from common.cli import UsageError
+from conftest import run_script
+
+
+def naive_parse(path):
+    """The obvious per-row parse, as a reference."""
+    with open(path) as handle:
+        lines = handle.read().splitlines()[1:]
+    leading = np.array([int(line.split(",")[0]) for line in lines])
+    pixels = np.array([[int(value) for value in line.split(",")[1].split()] for line in lines])
+    return leading, pixels.reshape(-1, 48, 48)
+
+
+def test_csv_round_trip_matches_a_naive_parse(train_csv, faces):
+    dataset = data.load_dataset(str(train_csv))
+    leading, pixels = naive_parse(train_csv)
+    np.testing.assert_array_equal(dataset.images, pixels)
+    np.testing.assert_array_equal(dataset.labels, leading)
+    np.testing.assert_array_equal(dataset.images, faces[0])
+    assert dataset.images.dtype == np.uint8 and dataset.images.shape == (320, 48, 48)
+    np.testing.assert_array_equal(dataset.ids, np.arange(320))
+
+
+def test_extreme_pixel_values_and_long_ids_parse_exactly(tmp_path):
+    rng = np.random.default_rng(3)
+    images = rng.choice(np.array([0, 1, 9, 10, 99, 100, 254, 255], dtype=np.uint8), size=(5, 48, 48))
+    ids = [7177, 3, 123456789, 0, 42]
+    lines = ["id,feature"] + [f"{i},{' '.join(map(str, image.ravel()))}" for i, image in zip(ids, images)]
+    path = tmp_path / "test.csv"
+    path.write_text("\r\n".join(lines) + "\r\n\n")
+    dataset = data.load_dataset(str(path), part="test")
+    assert dataset.labels is None
+    np.testing.assert_array_equal(dataset.ids, ids)
+    np.testing.assert_array_equal(dataset.images, images)
+
+
+def test_gzip_and_kaggle_formats_give_the_same_faces(tmp_path, train_csv):
+    plain = data.load_dataset(str(train_csv))
+    gzipped = tmp_path / "train.csv.gz"
+    gzipped.write_bytes(gzip.compress(train_csv.read_bytes()))
+    kaggle = tmp_path / "fer2013.csv"
+    rows = train_csv.read_text().splitlines()[1:]
+    kaggle.write_text("emotion,pixels,Usage\n" + "".join(f"{row},Training\n" for row in rows))
+    for path in (gzipped, kaggle):
+        dataset = data.load_dataset(str(path))
+        np.testing.assert_array_equal(dataset.images, plain.images)
+        np.testing.assert_array_equal(dataset.labels, plain.labels)
+
+
+def test_csv_to_npz_round_trip(tmp_path, train_csv, test_csv):
+    output = tmp_path / "cache.npz"
+    result = run_script("csv_to_npz.py", train_csv, test_csv, "-o", output)
+    assert result.exit_code == 0, result.stderr
+    assert result.last_line == str(output)
+    train = data.load_dataset(str(output), part="train", require_labels=True)
+    test = data.load_dataset(str(output), part="test")
+    np.testing.assert_array_equal(train.images, data.load_dataset(str(train_csv)).images)
+    np.testing.assert_array_equal(train.labels, data.load_dataset(str(train_csv)).labels)
+    np.testing.assert_array_equal(test.images, data.load_dataset(str(test_csv)).images)
+    np.testing.assert_array_equal(test.ids, np.arange(40))
+    assert test.labels is None
+    again = run_script("csv_to_npz.py", train_csv, test_csv, "-o", output)
+    assert again.last_line == str(tmp_path / "cache-1.npz")
+
+
+def test_validation_rows_are_the_first_rows(train_csv):
+    dataset = data.load_dataset(str(train_csv))
+    train, val = data.split_validation(dataset, 64)
+    np.testing.assert_array_equal(val.images, dataset.images[:64])
+    np.testing.assert_array_equal(train.labels, dataset.labels[64:])
+    _, tenth = data.split_validation(dataset, 0.1)
+    assert len(tenth) == 32
+    with pytest.raises(UsageError, match="leaves no training rows"):
+        data.split_validation(dataset, 320)
+
+
+def test_unlabelled_file_is_refused_for_training(test_csv):
+    with pytest.raises(UsageError, match="has no labels"):
+        data.load_dataset(str(test_csv), require_labels=True)

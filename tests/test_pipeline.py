@@ -1,0 +1,121 @@
+"""End to end on generated data: train -> model named by its validation accuracy -> predict -> retrain."""
+
+import csv
+import json
+import os
+
+import h5py
+import keras
+import numpy as np
+
+from common import data, files, models, prediction, synthetic, training
+from conftest import run_script
+
+
+def read_rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def test_training_writes_a_model_named_by_its_last_validation_accuracy(trained_model):
+    history = read_rows(files.history_path(trained_model))
+    assert history[0] == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    assert len(history) == 2 and history[1][0] == "1"
+    assert os.path.basename(trained_model) == f"{float(history[1][4]):.6f}.h5"
+    settings = json.load(open(files.settings_path(trained_model)))
+    assert settings["trainable_parameters"] == 1_703_047
+    assert (settings["epochs"], settings["batch_size"], settings["val_size"]) == (1, 64, 64)
+    assert settings["training_rows"] == 256 and settings["validation_rows"] == 64
+    assert settings["dtype_policy"] == "mixed_bfloat16"
+    with h5py.File(trained_model) as handle:
+        assert "model_config" in handle.attrs and "optimizer_weights" in handle
+
+
+def test_test_script_writes_one_prediction_per_id_in_order(tmp_path, test_csv, trained_model):
+    result = run_script("test.py", test_csv, tmp_path / "result.csv", trained_model)
+    assert result.exit_code == 0, result.stderr
+    assert result.last_line == str(tmp_path / "result.csv")
+    rows = read_rows(tmp_path / "result.csv")
+    assert rows[0] == ["id", "label"]
+    assert [int(row[0]) for row in rows[1:]] == list(range(40))
+    assert all(0 <= int(row[1]) <= 6 for row in rows[1:])
+    again = run_script("test.py", test_csv, tmp_path / "result.csv", trained_model, "--tta")
+    assert again.last_line == str(tmp_path / "result-1.csv")
+    assert read_rows(tmp_path / "result.csv") == rows  # the first result was kept
+
+
+def test_one_prediction_path_serves_cnn_and_dnn_models(tmp_path, train_csv, test_csv, trained_model):
+    trained = run_script("dnn_train.py", train_csv, "--epochs", 1, "--out-dir", tmp_path / "m")
+    assert trained.exit_code == 0, trained.stderr
+    dnn_path = trained.last_line
+    assert os.path.basename(dnn_path).startswith("dnn_0.")
+    assert json.load(open(files.settings_path(dnn_path)))["validation_rows"] == 32  # 10% by default
+    for script, model_path in [("dnn_test.py", trained_model), ("test.py", dnn_path),
+                               ("dnn_test.py", dnn_path)]:
+        result_path = tmp_path / f"{script}_{os.path.basename(model_path)}.csv"
+        result = run_script(script, test_csv, result_path, model_path)
+        assert result.exit_code == 0, result.stderr
+        assert len(read_rows(result_path)) == 41
+
+
+def test_prediction_matches_a_plain_keras_predict(test_csv, trained_model):
+    model = prediction.load_model(trained_model)
+    images = data.load_dataset(str(test_csv)).images
+    ours = prediction.predict_probabilities(model, images, batch_size=16)
+    plain = model.predict(images[..., np.newaxis].astype("float32"), verbose=0)
+    np.testing.assert_allclose(ours, plain, atol=1e-5)
+    mirrored = model.predict(images[:, :, ::-1, np.newaxis].astype("float32"), verbose=0)
+    np.testing.assert_allclose(prediction.predict_probabilities(model, images, tta=True),
+                               (plain + mirrored) / 2, atol=1e-5)
+
+
+def test_retrain_continues_from_the_saved_epoch(tmp_path, train_csv, trained_model):
+    result = run_script("retrain.py", train_csv, trained_model, 1, 2, "--out-dir", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert "Adam state restored" in result.stdout
+    new_model = result.last_line
+    history = read_rows(files.history_path(new_model))
+    assert [row[0] for row in history[1:]] == ["1", "2"]
+    assert history[1] == read_rows(files.history_path(trained_model))[1]
+    old_name = os.path.basename(trained_model)
+    assert os.path.basename(new_model) == f"{float(history[2][4]):.6f}_{old_name}"
+    settings = json.load(open(files.settings_path(new_model)))
+    assert settings["continued_from"] == old_name and settings["val_size"] == 64  # from the model
+    with h5py.File(new_model) as handle:
+        (adam_state,) = handle["optimizer_weights"].values()
+        assert adam_state["iteration"][()] == 8  # 4 steps in each epoch: the count went on from 4
+
+
+def test_existing_models_are_never_overwritten(tmp_path):
+    model = models.build_dnn()
+    history = [[1, 1.0, 0.5, 1.0, 0.25]]
+    first = training.save_trained_model(model, str(tmp_path), history, {"run": 1})
+    second = training.save_trained_model(model, str(tmp_path), history, {"run": 2})
+    assert os.path.basename(first) == "0.250000.h5"
+    assert os.path.basename(second) == "0.250000-1.h5"
+    assert json.load(open(files.settings_path(first))) == {"run": 1}
+    assert sorted(os.listdir(tmp_path)) == ["0.250000-1.h5", "0.250000-1_history.csv",
+                                            "0.250000-1_settings.json", "0.250000.h5",
+                                            "0.250000_history.csv", "0.250000_settings.json"]
+
+
+def test_the_same_seed_gives_the_same_initial_weights():
+    def initial_weights(seed):
+        keras.utils.set_random_seed(seed)
+        return models.build_seed_cnn().get_weights()
+
+    first, again, other = initial_weights(5), initial_weights(5), initial_weights(6)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other))
+
+
+def test_a_model_learns_the_generated_expressions(tmp_path):
+    """The synthetic faces are learnable: 15 DNN epochs get well above the 14% of chance."""
+    images, labels = synthetic.generate_faces(1400, seed=7)
+    train_csv = tmp_path / "faces.csv"
+    data.write_csv_dataset(str(train_csv), images, labels)
+    result = run_script("dnn_train.py", train_csv, "--epochs", 15, "--val-size", 200, "--batch-size", 32,
+                        "--out-dir", tmp_path, "--precision", "fp32")
+    assert result.exit_code == 0, result.stderr
+    val_accuracy = float(os.path.basename(result.last_line)[4:12])
+    assert val_accuracy > 0.3, result.stdout
