@@ -10,9 +10,7 @@ The validation size, batch size, seed, augmentation and learning rate default to
 the model (its _settings.json); options given here override them.
 """
 
-import os
-
-from common import cli, data, files
+from common import cli, data
 
 
 def main():
@@ -23,23 +21,13 @@ def main():
     parser.add_argument("last_epoch", type=cli.positive_int, help="epoch to stop after")
     cli.add_training_options(parser, from_model=True)
     options = parser.parse_args()
-    if options.last_epoch <= options.prev_epoch:
-        raise cli.UsageError(f"LAST_EPOCH {options.last_epoch} must be larger than PREV_EPOCH "
-                             f"{options.prev_epoch}")
-    saved_settings = files.read_json(files.settings_path(options.model)) or {}
-    cli.fill_unset_options(options, saved_settings)
-    if options.out_dir is None:
-        options.out_dir = os.path.dirname(options.model) or "."
+    cli.resolve_continuation(options)
 
     dataset = data.load_dataset(options.train_csv, require_labels=True)
     train_set, val_set = data.split_validation(dataset, options.val_size)
 
     from common import prediction, training  # TensorFlow loads only after the input checked out
 
-    history = training.read_history(options.model)
-    if history and history[-1][0] != options.prev_epoch:
-        raise cli.UsageError(f"PREV_EPOCH is {options.prev_epoch}, but the history saved with "
-                             f"{options.model} ends at epoch {history[-1][0]}")
     model = prediction.load_model(options.model)
     model_path = training.continue_training(model, options.model, train_set, val_set, options,
                                             options.prev_epoch, options.last_epoch)

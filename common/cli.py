@@ -1,7 +1,10 @@
 """Command-line plumbing shared by every script: argument parsing, argument types, one-line errors."""
 
 import argparse
+import os
 import sys
+
+from common import files
 
 
 class UsageError(Exception):
@@ -143,3 +146,27 @@ def positive_float(text):
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def add_self_training_options(parser):
+    """Options of the semi-supervised scripts: how many labels to keep, which self-labels to trust."""
+    parser.add_argument("--labeled-ratio", type=fraction, default=1.0,
+                        help="share of the training rows (per class, seeded) whose labels are kept; "
+                             "the rest join the test rows as unlabelled data")
+    parser.add_argument("--threshold", type=fraction, default=0.5,
+                        help="keep a self-label when the predictor's highest class probability is >= this")
+
+
+def resolve_continuation(options):
+    """Checks a retraining run's PREV_EPOCH and LAST_EPOCH against each other and against the model's
+    saved history, then fills unset training options from the model's saved settings."""
+    if options.last_epoch <= options.prev_epoch:
+        raise UsageError(f"LAST_EPOCH {options.last_epoch} must be larger than PREV_EPOCH "
+                         f"{options.prev_epoch}")
+    history = files.read_history(options.model)
+    if history and history[-1][0] != options.prev_epoch:
+        raise UsageError(f"PREV_EPOCH is {options.prev_epoch}, but the history saved with "
+                         f"{options.model} ends at epoch {history[-1][0]}")
+    fill_unset_options(options, files.read_json(files.settings_path(options.model)) or {})
+    if options.out_dir is None:
+        options.out_dir = os.path.dirname(options.model) or "."

@@ -141,6 +141,24 @@ def split_validation(dataset, val_size):
     return dataset.subset(slice(rows, None)), dataset.subset(slice(0, rows))
 
 
+def split_labelled(dataset, labeled_ratio, seed=0):
+    """Keeps the labels of a `labeled_ratio` share of each class (chosen at random with `seed`);
+    returns (labelled rows, the other rows with their labels kept only for measuring)."""
+    rng = np.random.default_rng(seed)
+    keep = np.zeros(len(dataset), dtype=bool)
+    for label in range(NUM_CLASSES):
+        rows = np.flatnonzero(dataset.labels == label)
+        keep[rng.permutation(rows)[: int(round(len(rows) * labeled_ratio))]] = True
+    return dataset.subset(keep), dataset.subset(~keep)
+
+
+def concatenate(first, second, source):
+    """One labelled Dataset holding the rows of both."""
+    return Dataset(np.concatenate([first.images, second.images]),
+                   np.concatenate([first.labels, second.labels]),
+                   np.concatenate([first.ids, second.ids]), source)
+
+
 def validation_row_count(total_rows, val_size):
     """Turns a count or a fraction into the number of validation rows (at least 1)."""
     if isinstance(val_size, float):

@@ -101,6 +101,17 @@ def read_json(path):
         return json.load(handle)
 
 
+def read_history(model_path):
+    """The per-epoch rows saved beside a model ([epoch, loss, accuracy, val_loss, val_accuracy]),
+    or [] when there are none."""
+    path = history_path(model_path)
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))[1:]
+    return [[int(row[0]), *map(float, row[1:])] for row in rows]
+
+
 def _strip_model_suffix(model_path):
     if model_path.endswith(MODEL_SUFFIX):
         return model_path[: -len(MODEL_SUFFIX)]

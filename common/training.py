@@ -143,7 +143,7 @@ def continue_training(model, model_path, train_set, val_set, options, first_epoc
           + ("Adam state restored" if restored else "no saved Adam state, starting a fresh one"))
     rows, summary = fit(model, train_set, val_set, last_epoch, options.batch_size, options.augment,
                         options.seed, initial_epoch=first_epoch)
-    history = read_history(model_path) + rows
+    history = files.read_history(model_path) + rows
     settings = run_settings(options, model, train_set, val_set, summary)
     settings.update(epochs=last_epoch, continued_from=os.path.basename(model_path))
     old_stem = os.path.splitext(os.path.basename(model_path))[0]
@@ -185,15 +185,6 @@ def run_settings(options, model, train_set, val_set, summary):
         "keras_version": keras.__version__, "tensorflow_version": tf.__version__,
     })
     return settings
-
-
-def read_history(model_path):
-    """The history rows saved beside a model, or [] when there is none."""
-    path = files.history_path(model_path)
-    if not os.path.exists(path):
-        return []
-    table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-    return [[int(row[0]), *map(float, row[1:])] for row in table]
 
 
 def _make_augmenter(seed):

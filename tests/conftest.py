@@ -68,3 +68,12 @@ def trained_model(tmp_path_factory, train_csv):
                         "--out-dir", out_dir)
     assert result.exit_code == 0, result.stderr
     return result.last_line
+
+
+@pytest.fixture(scope="session")
+def trained_dnn(tmp_path_factory, train_csv):
+    """A report DNN trained for 1 epoch on the synthetic data: its path."""
+    result = run_script("dnn_train.py", train_csv, "--epochs", 1, "--out-dir",
+                        tmp_path_factory.mktemp("dnn"))
+    assert result.exit_code == 0, result.stderr
+    return result.last_line

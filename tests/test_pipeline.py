@@ -44,10 +44,8 @@ def test_test_script_writes_one_prediction_per_id_in_order(tmp_path, test_csv, t
     assert read_rows(tmp_path / "result.csv") == rows  # the first result was kept
 
 
-def test_one_prediction_path_serves_cnn_and_dnn_models(tmp_path, train_csv, test_csv, trained_model):
-    trained = run_script("dnn_train.py", train_csv, "--epochs", 1, "--out-dir", tmp_path / "m")
-    assert trained.exit_code == 0, trained.stderr
-    dnn_path = trained.last_line
+def test_one_prediction_path_serves_cnn_and_dnn_models(tmp_path, test_csv, trained_model, trained_dnn):
+    dnn_path = trained_dnn
     assert os.path.basename(dnn_path).startswith("dnn_0.")
     assert json.load(open(files.settings_path(dnn_path)))["validation_rows"] == 32  # 10% by default
     for script, model_path in [("dnn_test.py", trained_model), ("test.py", dnn_path),

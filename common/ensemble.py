@@ -1,0 +1,79 @@
+"""Weighted ensembles: reading a model list and combining the models' class probabilities.
+
+A model list has one model a line, `WEIGHT PATH`: the weight a positive number, the path relative
+to the list file's folder or absolute. Blank lines and `#` comments are ignored.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from common.cli import UsageError
+
+
+@dataclasses.dataclass
+class ListedModel:
+    weight: float
+    path: str
+    line_number: int
+
+
+def read_model_list(list_path):
+    """The weighted models of a list file, each checked to exist; a UsageError names the bad line."""
+    if not os.path.isfile(list_path):
+        raise UsageError(f"{list_path}: no such model list")
+    folder = os.path.dirname(os.path.abspath(list_path))
+    listed = []
+    with open(list_path, encoding="utf-8", errors="replace") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            text = line.split("#", 1)[0].strip()
+            if not text:
+                continue
+            fields = text.split(None, 1)
+            if len(fields) != 2:
+                raise UsageError(f"{list_path}: line {line_number}: expected 'WEIGHT PATH', got {text!r}")
+            weight_text, path = fields
+            try:
+                weight = float(weight_text)
+            except ValueError:
+                raise UsageError(f"{list_path}: line {line_number}: weight {weight_text!r} is not a "
+                                 f"number") from None
+            if not weight > 0 or not np.isfinite(weight):
+                raise UsageError(f"{list_path}: line {line_number}: weight {weight_text} must be a "
+                                 f"positive number")
+            path = path if os.path.isabs(path) else os.path.join(folder, path)
+            if not os.path.isfile(path):
+                raise UsageError(f"{list_path}: line {line_number}: model {path} does not exist")
+            listed.append(ListedModel(weight, path, line_number))
+    if not listed:
+        raise UsageError(f"{list_path}: lists no models; expected lines of 'WEIGHT PATH'")
+    return listed
+
+
+class Vote:
+    """Accumulates weighted votes and weighted probabilities, one model at a time."""
+
+    def __init__(self, rows, num_classes):
+        self.votes = np.zeros((rows, num_classes))
+        self.probability_sum = np.zeros((rows, num_classes))
+        self.total_weight = 0.0
+
+    def add(self, probabilities, weight):
+        """Adds one model's (rows, classes) probabilities with its weight."""
+        self.votes[np.arange(len(probabilities)), probabilities.argmax(axis=1)] += weight
+        self.probability_sum += weight * probabilities
+        self.total_weight += weight
+
+    def hard_labels(self):
+        """Each row's class with the largest summed weight of votes; a tie goes to the tied class
+        with the larger weighted probability sum."""
+        tied = self.votes >= self.votes.max(axis=1, keepdims=True) - 1e-12
+        return np.where(tied, self.probability_sum, -np.inf).argmax(axis=1)
+
+    def soft_probabilities(self):
+        """The weighted average of the models' probabilities."""
+        return self.probability_sum / self.total_weight
+
+    def labels(self, soft):
+        return self.soft_probabilities().argmax(axis=1) if soft else self.hard_labels()

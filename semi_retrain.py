@@ -1,0 +1,45 @@
+"""Continues training an existing model on labelled plus confidently self-labelled faces.
+
+Usage:
+    python semi_retrain.py train.csv test.csv models/0.643750.h5 models/semi_0.642500.h5 20 30
+    python semi_retrain.py train.csv test.csv PREDICTOR.h5 EXISTING.h5 20 25 --labeled-ratio 0.5
+
+The training set is built as in semi_train.py (PREDICTOR.h5 labels the unlabelled rows); EXISTING.h5
+trains from epoch PREV_EPOCH to LAST_EPOCH with its Adam state restored and history appended, and is
+written as <val_acc>_<EXISTING basename> beside it unless --out-dir is given. Training options
+default to those saved with EXISTING.h5.
+"""
+
+from common import cli, data
+
+
+def main():
+    parser = cli.ArgumentParser(__doc__)
+    parser.add_argument("train_csv", help="labelled data (.csv, .csv.gz or .npz)")
+    parser.add_argument("test_csv", help="unlabelled test data")
+    parser.add_argument("predictor", help="the .h5 model that labels the unlabelled faces")
+    parser.add_argument("model", help="the .h5 model to continue")
+    parser.add_argument("prev_epoch", type=cli.non_negative_int, help="epochs the model has already trained")
+    parser.add_argument("last_epoch", type=cli.positive_int, help="epoch to stop after")
+    cli.add_self_training_options(parser)
+    cli.add_training_options(parser, from_model=True)
+    options = parser.parse_args()
+    cli.resolve_continuation(options)
+
+    dataset = data.load_dataset(options.train_csv, require_labels=True)
+    train_set, val_set = data.split_validation(dataset, options.val_size)
+    test_set = data.load_dataset(options.test_csv, part="test")
+
+    from common import prediction, self_training, training  # TensorFlow loads now
+
+    model = prediction.load_model(options.model)
+    predictor = prediction.load_model(options.predictor)
+    combined = self_training.build_training_set(train_set, test_set, predictor, options.labeled_ratio,
+                                                options.threshold, options.seed)
+    model_path = training.continue_training(model, options.model, combined, val_set, options,
+                                            options.prev_epoch, options.last_epoch)
+    print(model_path)
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,42 @@
+"""Semi-supervised training: a trained model labels unlabelled faces, and a new CNN trains on the
+labelled rows plus the confidently self-labelled ones.
+
+Usage:
+    python semi_train.py train.csv test.csv models/0.643750.h5                 # all labels kept
+    python semi_train.py train.csv test.csv models/0.612083.h5 --labeled-ratio 0.5 --threshold 0.5
+
+Steps: split off the first --val-size rows for validation (as train.py); keep the labels of a
+--labeled-ratio share of the remaining rows (stratified, seeded by --seed); label the other training
+rows and every test row with PREDICTOR.h5 and keep those whose highest probability is >= --threshold;
+train a new CNN with train.py's recipe. Writes <out-dir>/semi_<val_acc>.h5 with its history and
+settings, prints the self-label counts per class and their accuracy on the hidden-label rows, and
+the model's path as its last line.
+"""
+
+from common import cli, data
+
+
+def main():
+    parser = cli.ArgumentParser(__doc__)
+    parser.add_argument("train_csv", help="labelled data (.csv, .csv.gz or .npz)")
+    parser.add_argument("test_csv", help="unlabelled test data (.csv, .csv.gz or the test part of an .npz)")
+    parser.add_argument("predictor", help="the .h5 model that labels the unlabelled faces")
+    cli.add_self_training_options(parser)
+    cli.add_training_options(parser)
+    options = parser.parse_args()
+
+    dataset = data.load_dataset(options.train_csv, require_labels=True)
+    train_set, val_set = data.split_validation(dataset, options.val_size)
+    test_set = data.load_dataset(options.test_csv, part="test")
+
+    from common import models, prediction, self_training, training  # TensorFlow loads now
+
+    predictor = prediction.load_model(options.predictor)
+    combined = self_training.build_training_set(train_set, test_set, predictor, options.labeled_ratio,
+                                                options.threshold, options.seed)
+    model_path = training.train_new_model(models.build_seed_cnn, combined, val_set, options, prefix="semi_")
+    print(model_path)
+
+
+if __name__ == "__main__":
+    cli.run(main)

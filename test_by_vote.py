@@ -1,0 +1,74 @@
+"""Predicts test faces with a weighted ensemble of models listed in a file, and writes `id,label` rows.
+
+Usage:
+    python test_by_vote.py test.csv result.csv model_list.txt            # weighted hard voting
+    python test_by_vote.py test.csv result.csv model_list.txt --soft --tta
+    python test_by_vote.py test.csv result.csv model_list.txt --eval train.csv   # also score on
+                                                    # the first 2,400 (--val-size) rows of train.csv
+
+model_list.txt has one model a line, `WEIGHT PATH` (path relative to the list's folder or absolute);
+blank lines and # comments are ignored. Hard voting: each model adds its weight to the class it
+predicts; a tie goes to the tied class with the larger weighted probability sum. --soft: the
+weighted average of probabilities. CNN and DNN models can be mixed. Models are loaded one at a time
+and predict in batches, so long lists run in bounded memory. Prints the result's path.
+"""
+
+import os
+
+from common import cli, data, ensemble
+
+
+def main():
+    parser = cli.ArgumentParser(__doc__)
+    parser.add_argument("test_csv", help="faces to classify (.csv, .csv.gz or the test part of an .npz)")
+    parser.add_argument("result_csv", help="where to write the id,label predictions")
+    parser.add_argument("model_list", help="text file of 'WEIGHT PATH' lines")
+    parser.add_argument("--soft", action="store_true", help="average probabilities instead of voting")
+    parser.add_argument("--tta", action="store_true", help="each model also sees the mirrored faces")
+    parser.add_argument("--eval", metavar="LABELLED_CSV",
+                        help="also print each model's and the ensemble's accuracy on the first "
+                             "--val-size rows of this labelled file")
+    parser.add_argument("--val-size", type=cli.validation_size, default=2400,
+                        help="validation rows for --eval: a count or a fraction")
+    parser.add_argument("--batch-size", type=cli.positive_int, default=512, help="faces per prediction batch")
+    options = parser.parse_args()
+
+    listed_models = ensemble.read_model_list(options.model_list)
+    test_set = data.load_dataset(options.test_csv, part="test")
+    val_set = None
+    if options.eval:
+        labelled = data.load_dataset(options.eval, require_labels=True)
+        val_set = data.split_validation(labelled, options.val_size)[1]
+
+    from common import prediction  # TensorFlow loads only after the input checked out
+
+    test_vote = ensemble.Vote(len(test_set), data.NUM_CLASSES)
+    val_vote = ensemble.Vote(len(val_set), data.NUM_CLASSES) if val_set else None
+    for index, listed in enumerate(listed_models, start=1):
+        name = os.path.basename(listed.path)
+        print(f"model {index} of {len(listed_models)}: {name} (weight {listed.weight:g})", flush=True)
+        try:
+            model = prediction.load_model(listed.path)
+        except cli.UsageError as error:
+            raise cli.UsageError(f"{options.model_list}: line {listed.line_number}: {error}") from None
+        test_vote.add(prediction.predict_probabilities(model, test_set.images, options.batch_size,
+                                                       options.tta), listed.weight)
+        if val_vote:
+            probabilities = prediction.predict_probabilities(model, val_set.images, options.batch_size,
+                                                             options.tta)
+            val_vote.add(probabilities, listed.weight)
+            accuracy = (probabilities.argmax(axis=1) == val_set.labels).mean()
+            print(f"  validation accuracy {accuracy:.4f} on {len(val_set)} rows of {options.eval}")
+        del model
+    if val_vote:
+        accuracy = (val_vote.labels(options.soft) == val_set.labels).mean()
+        method = "soft" if options.soft else "hard"
+        print(f"ensemble ({method} voting{', tta' if options.tta else ''}): validation accuracy "
+              f"{accuracy:.4f}")
+    result_path = prediction.write_predictions(options.result_csv, test_set.ids,
+                                               test_vote.labels(options.soft))
+    print(result_path)
+
+
+if __name__ == "__main__":
+    cli.run(main)

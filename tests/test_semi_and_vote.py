@@ -1,0 +1,164 @@
+"""Self-training data selection, the voting arithmetic, and both scripts end to end."""
+
+import csv
+import os
+
+import numpy as np
+import pytest
+
+from common import data, ensemble
+from common.cli import UsageError
+from conftest import run_script
+from test_bad_input import assert_refused
+
+
+def labelled_dataset(counts):
+    labels = np.repeat(np.arange(7), counts)
+    images = np.zeros((len(labels), 48, 48), dtype=np.uint8)
+    return data.Dataset(images, labels, np.arange(len(labels)), "made up")
+
+
+def test_labelled_split_keeps_the_ratio_in_every_class():
+    dataset = labelled_dataset([10, 4, 20, 30, 6, 8, 12])
+    labelled, hidden = data.split_labelled(dataset, 0.5, seed=3)
+    assert np.bincount(labelled.labels).tolist() == [5, 2, 10, 15, 3, 4, 6]
+    assert np.bincount(hidden.labels).tolist() == [5, 2, 10, 15, 3, 4, 6]
+    assert not set(labelled.ids) & set(hidden.ids)
+    again, _ = data.split_labelled(dataset, 0.5, seed=3)
+    np.testing.assert_array_equal(again.ids, labelled.ids)
+    quarter, _ = data.split_labelled(dataset, 0.25, seed=3)
+    assert np.bincount(quarter.labels).tolist() == [2, 1, 5, 8, 2, 2, 3]  # rounded per class
+
+
+def test_self_labels_keep_rows_at_or_above_the_threshold():
+    from common import self_training
+
+    probabilities = np.array([[0.5, 0.3, 0.2, 0, 0, 0, 0],
+                              [0.2, 0.49, 0.31, 0, 0, 0, 0],
+                              [0, 0, 0, 0, 0, 0.9, 0.1],
+                              [0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.4]])
+    rows, labels = self_training.confident_rows(probabilities, 0.5)
+    assert rows.tolist() == [0, 2] and labels.tolist() == [0, 5]
+    rows, labels = self_training.confident_rows(probabilities, 0.4)
+    assert rows.tolist() == [0, 1, 2, 3] and labels.tolist() == [0, 1, 5, 6]
+
+
+def probabilities_for(classes, confidence=0.6):
+    """Rows that put `confidence` on the given class and spread the rest."""
+    rows = np.full((len(classes), 7), (1 - confidence) / 6)
+    rows[np.arange(len(classes)), classes] = confidence
+    return rows
+
+
+def test_weighted_hard_vote():
+    vote = ensemble.Vote(2, 7)
+    vote.add(probabilities_for([1, 2]), weight=1)
+    vote.add(probabilities_for([1, 3]), weight=1)
+    vote.add(probabilities_for([4, 3]), weight=3)
+    assert vote.hard_labels().tolist() == [4, 3]  # weight 3 beats two votes of weight 1
+    np.testing.assert_allclose(vote.votes[0, [1, 4]], [2, 3])
+
+
+def test_a_tie_goes_to_the_larger_summed_probability():
+    vote = ensemble.Vote(1, 7)
+    vote.add(probabilities_for([2], confidence=0.9), weight=1)
+    vote.add(probabilities_for([5], confidence=0.6), weight=1)
+    assert vote.hard_labels().tolist() == [2]
+    vote = ensemble.Vote(1, 7)
+    vote.add(probabilities_for([2], confidence=0.5), weight=1)
+    vote.add(probabilities_for([5], confidence=0.95), weight=1)
+    assert vote.hard_labels().tolist() == [5]
+
+
+def test_soft_vote_is_the_weighted_mean():
+    first = np.array([[0.6, 0.4, 0, 0, 0, 0, 0]])
+    second = np.array([[0.0, 0.7, 0.3, 0, 0, 0, 0]])
+    vote = ensemble.Vote(1, 7)
+    vote.add(first, 3)
+    vote.add(second, 1)
+    np.testing.assert_allclose(vote.soft_probabilities(), (3 * first + second) / 4)
+    assert vote.labels(soft=True).tolist() == [1]  # class 1: (1.2 + 0.7) / 4 beats class 0: 1.8 / 4
+    assert vote.labels(soft=False).tolist() == [0]  # but class 0 has the heavier vote
+
+
+def write_list(folder, text):
+    path = folder / "model_list.txt"
+    path.write_text(text)
+    return path
+
+
+def test_model_list_reads_weights_paths_and_comments(tmp_path):
+    (tmp_path / "a.h5").write_bytes(b"x")
+    os.makedirs(tmp_path / "sub")
+    (tmp_path / "sub" / "b.h5").write_bytes(b"x")
+    path = write_list(tmp_path, "# ensemble\n\n2 a.h5  # best model\n0.5 sub/b.h5\n")
+    listed = ensemble.read_model_list(str(path))
+    assert [(m.weight, m.path, m.line_number) for m in listed] == [
+        (2.0, str(tmp_path / "a.h5"), 3), (0.5, str(tmp_path / "sub" / "b.h5"), 4)]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "lists no models"),
+    ("# only a comment\n", "lists no models"),
+    ("1 a.h5\n2 missing.h5\n", "line 2: model"),
+    ("1 a.h5\nthree a.h5\n", "line 2: weight 'three' is not a number"),
+    ("0 a.h5\n", "line 1: weight 0 must be a positive number"),
+    ("-1 a.h5\n", "line 1: weight -1 must be a positive number"),
+    ("1a.h5\n", "line 1: expected 'WEIGHT PATH'"),
+])
+def test_bad_model_lists_are_refused_and_no_result_is_written(tmp_path, test_csv, text, message):
+    (tmp_path / "a.h5").write_bytes(b"x")
+    path = write_list(tmp_path, text)
+    result = run_script("test_by_vote.py", test_csv, tmp_path / "result.csv", path)
+    assert_refused(result, str(path), message)
+    assert not (tmp_path / "result.csv").exists()
+
+
+def test_a_listed_model_that_is_not_seven_classes_is_named(tmp_path, test_csv, trained_model):
+    (tmp_path / "broken.h5").write_bytes(b"not a model")
+    path = write_list(tmp_path, f"1 {trained_model}\n1 broken.h5\n")
+    result = run_script("test_by_vote.py", test_csv, tmp_path / "result.csv", path)
+    assert_refused(result, f"{path}: line 2:", "not a readable Keras .h5 model")
+    assert not (tmp_path / "result.csv").exists()
+
+
+def test_mixed_cnn_and_dnn_ensemble_end_to_end(tmp_path, train_csv, test_csv, trained_model, trained_dnn):
+    path = write_list(tmp_path, f"2 {trained_model}\n1 {trained_dnn}\n")
+    result = run_script("test_by_vote.py", test_csv, tmp_path / "result.csv", path,
+                        "--eval", train_csv, "--val-size", 64, "--tta")
+    assert result.exit_code == 0, result.stderr
+    assert "model 1 of 2: " + os.path.basename(trained_model) in result.stdout
+    assert result.stdout.count("validation accuracy") == 3
+    assert "ensemble (hard voting, tta): validation accuracy" in result.stdout
+    with open(tmp_path / "result.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["id", "label"] and len(rows) == 41
+
+
+def test_semi_supervised_training_and_retraining(tmp_path, train_csv, test_csv, trained_model):
+    result = run_script("semi_train.py", train_csv, test_csv, trained_model, "--labeled-ratio", 0.5,
+                        "--threshold", 0, "--epochs", 1, "--val-size", 64, "--out-dir", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    # 256 training rows: 128 keep labels (per class rounding aside), the rest + 40 test rows are
+    # unlabelled, and threshold 0 keeps every one of them
+    assert "self-labelled 168 rows with max probability >= 0" in result.stdout
+    assert "self-labels on hidden-label training rows: " in result.stdout
+    model_path = result.last_line
+    assert os.path.basename(model_path).startswith("semi_0.")
+    again = run_script("semi_retrain.py", train_csv, test_csv, trained_model, model_path, 1, 2,
+                       "--labeled-ratio", 0.5, "--threshold", 0.9)
+    assert again.exit_code == 0, again.stderr
+    assert os.path.basename(again.last_line).endswith("_" + os.path.basename(model_path))
+
+
+def test_thresholds_outside_zero_to_one_are_refused(train_csv, test_csv, trained_model):
+    assert_refused(run_script("semi_train.py", train_csv, test_csv, trained_model, "--threshold", 1.5),
+                   "argument --threshold: expected a number between 0 and 1, got '1.5'")
+
+
+def test_unlabelled_data_cannot_evaluate(test_csv, tmp_path, trained_model):
+    path = write_list(tmp_path, f"1 {trained_model}\n")
+    assert_refused(run_script("test_by_vote.py", test_csv, tmp_path / "r.csv", path, "--eval", test_csv),
+                   "has no labels")
+    with pytest.raises(UsageError):
+        ensemble.read_model_list(str(tmp_path / "nothing.txt"))
