@@ -5,6 +5,7 @@ prediction path feeds the stored uint8 pixels as they are, whatever the architec
 output is always float32, also under a mixed-precision policy.
 """
 
+from common import backend  # noqa: F401  (TensorFlow loads quietly, before Keras)
 import keras
 from keras import layers
 

@@ -7,6 +7,7 @@ model's input layer declares ((48, 48, 1) for a CNN, (2304,) for a DNN), so any 
 
 import os
 
+from common import backend  # noqa: F401  (TensorFlow loads quietly, before Keras)
 import keras
 import numpy as np
 import tensorflow as tf
@@ -39,8 +40,19 @@ def load_model(path, compile=False):
     return model
 
 
+def as_float32(model):
+    """A copy of `model` that computes in float32 (for gradients and tiny input changes, where
+    bfloat16's 8-bit mantissa would round the effect away)."""
+    config = model.get_config()
+    for layer in config["layers"]:
+        layer["config"]["dtype"] = "float32"
+    copy = keras.Model.from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def predict_probabilities(model, images, batch_size=PREDICTION_BATCH_SIZE, tta=False):
-    """Class probabilities (rows, 7) for uint8 images (rows, 48, 48).
+    """Class probabilities (rows, 7) for images (rows, 48, 48) of pixel values 0..255.
 
     `tta=True` averages the probabilities of each image and its horizontal mirror.
     """

@@ -11,6 +11,7 @@ import os
 import sys
 import time
 
+from common import backend  # noqa: F401  (TensorFlow loads quietly, before Keras)
 import h5py
 import keras
 import numpy as np

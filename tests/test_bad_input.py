@@ -112,10 +112,19 @@ def test_unusable_models_are_refused_and_no_result_is_written(tmp_path, test_csv
     assert sorted(os.listdir(tmp_path)) == (["model.h5"] if make_model else [])
 
 
-def test_a_real_process_gets_one_line_and_exit_code_2(tmp_path):
-    """The same through a fresh interpreter, as a user would run it."""
+def test_a_real_process_gets_one_line_and_exit_code_2(tmp_path, test_csv):
+    """The same through a fresh interpreter, as a user would run it: before TensorFlow loads (a
+    missing file) and after (a corrupt model), stderr holds the error line alone."""
     missing = tmp_path / "missing.csv"
     process = subprocess.run([sys.executable, "test.py", str(missing), "r.csv", "m.h5"], cwd=REPO,
                              capture_output=True, text=True, timeout=120)
     assert process.returncode == 2
     assert process.stderr == f"test.py: error: {missing}: no such file\n"
+    corrupt = tmp_path / "corrupt.h5"
+    corrupt.write_bytes(b"not a model")
+    process = subprocess.run([sys.executable, "test.py", str(test_csv), str(tmp_path / "r.csv"),
+                              str(corrupt)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert process.returncode == 2
+    assert process.stderr.startswith(f"test.py: error: {corrupt}: not a readable Keras .h5 model")
+    assert process.stderr.count("\n") == 1
+    assert not (tmp_path / "r.csv").exists()

@@ -1,0 +1,126 @@
+"""Figures: model structure, confusion matrix, training curves, saliency maps, filter grids.
+
+matplotlib runs on the non-interactive Agg backend: nothing opens a window. Every figure is saved
+atomically at 120 dpi and never replaces an existing file (a -1, -2, ... suffix is added).
+"""
+
+import shutil
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
+import numpy as np  # noqa: E402
+
+from common import files  # noqa: E402
+from common.data import CLASS_NAMES  # noqa: E402
+
+DPI = 120
+
+
+def save_figure(figure, path):
+    """Saves and closes a figure; returns the path written (suffixed if `path` existed)."""
+    path = files.free_path(path)
+    with files.atomic_output(path) as temporary_path:
+        figure.savefig(temporary_path, dpi=DPI, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def structure(model, path):
+    """The layer graph with shapes through Keras's plot_model (needs pydot and Graphviz's `dot`);
+    without Graphviz, the model summary rendered as text. Returns (path, used_graphviz)."""
+    if shutil.which("dot"):
+        import keras
+
+        path = files.free_path(path)
+        with files.atomic_output(path) as temporary_path:
+            keras.utils.plot_model(model, to_file=temporary_path, show_shapes=True,
+                                   show_layer_names=True, dpi=80)
+        return path, True
+    lines = [f"{'layer (type)':<44}{'output shape':<22}{'parameters':>12}", "-" * 78]
+    for layer in model.layers:
+        shape = str(tuple(layer.output.shape)).replace("None", "batch")
+        lines.append(f"{layer.name + ' (' + type(layer).__name__ + ')':<44}{shape:<22}"
+                     f"{layer.count_params():>12,}")
+    trainable = sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
+    lines += ["-" * 78, f"total parameters {model.count_params():,}; trainable {trainable:,}"]
+    figure = plt.figure(figsize=(8, 0.2 * len(lines) + 0.8))
+    figure.text(0.01, 0.98, f"{model.name}: layers, output shapes, parameters", fontsize=11,
+                weight="bold", va="top")
+    figure.text(0.01, 0.98 - 0.45 / figure.get_figheight(), "\n".join(lines), family="monospace",
+                fontsize=8, va="top")
+    return save_figure(figure, path), False
+
+
+def confusion(counts, path, title):
+    """The row-normalised confusion matrix with counts and percentages in the cells."""
+    recall = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    figure, axes = plt.subplots(figsize=(8, 7))
+    image = axes.imshow(recall, cmap="Blues", vmin=0, vmax=1)
+    for true in range(len(counts)):
+        for predicted in range(len(counts)):
+            colour = "white" if recall[true, predicted] > 0.55 else "black"
+            axes.text(predicted, true, f"{recall[true, predicted]:.0%}\n({counts[true, predicted]})",
+                      ha="center", va="center", fontsize=8, color=colour)
+    axes.set_xticks(range(len(counts)), CLASS_NAMES, rotation=45, ha="right")
+    axes.set_yticks(range(len(counts)), CLASS_NAMES)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    axes.set_title(title)
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of the true class")
+    return save_figure(figure, path)
+
+
+def history(rows, path, title):
+    """Loss and accuracy per epoch, training and validation, side by side."""
+    table = np.asarray(rows, dtype=np.float64)
+    epochs = table[:, 0]
+    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(11, 4))
+    for axes, column, name in ((loss_axes, 1, "loss"), (accuracy_axes, 2, "accuracy")):
+        axes.plot(epochs, table[:, column], marker="o", markersize=3, label=f"training {name}")
+        axes.plot(epochs, table[:, column + 2], marker="o", markersize=3, label=f"validation {name}")
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(name)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    best = int(np.argmax(table[:, 4]))
+    accuracy_axes.annotate(f"best {table[best, 4]:.4f}", (epochs[best], table[best, 4]),
+                           textcoords="offset points", xytext=(-30, 10))
+    figure.suptitle(title)
+    return save_figure(figure, path)
+
+
+def saliency_grid(images, maps, true_labels, predicted_labels, row_numbers, path, method):
+    """Per face: the face, its saliency heat map, and the face masked by the normalised map."""
+    figure, axes = plt.subplots(len(images), 3, figsize=(7.5, 2.4 * len(images)), squeeze=False)
+    for row, (image, heat) in enumerate(zip(images, maps)):
+        scaled = heat / max(float(heat.max()), 1e-12)
+        axes[row, 0].imshow(image, cmap="gray", vmin=0, vmax=255)
+        axes[row, 0].set_title(f"row {row_numbers[row]}: true {CLASS_NAMES[true_labels[row]]}",
+                               fontsize=9)
+        shown = axes[row, 1].imshow(scaled, cmap="jet", vmin=0, vmax=1)
+        axes[row, 1].set_title(f"{method} saliency", fontsize=9)
+        figure.colorbar(shown, ax=axes[row, 1], fraction=0.046, pad=0.04)
+        axes[row, 2].imshow(image * scaled, cmap="gray", vmin=0, vmax=255)
+        axes[row, 2].set_title(f"predicted {CLASS_NAMES[predicted_labels[row]]}", fontsize=9)
+        for column in range(3):
+            axes[row, column].axis("off")
+    figure.suptitle(f"Where the model looks ({method})", y=1.0)
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def image_grid(images, captions, path, title, columns=8, cmaps="gray"):
+    """Small images in a grid, each with a caption; `cmaps` is one colour map or one per image."""
+    cmaps = [cmaps] * len(images) if isinstance(cmaps, str) else cmaps
+    rows = int(np.ceil(len(images) / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False)
+    for index, axis in enumerate(axes.ravel()):
+        axis.axis("off")
+        if index < len(images):
+            axis.imshow(images[index], cmap=cmaps[index])
+            axis.set_title(captions[index], fontsize=7)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return save_figure(figure, path)

@@ -1,0 +1,98 @@
+"""Draws what a trained model is and does: its structure, its confusion matrix on the validation rows,
+its training curves, and saliency maps of selected faces.
+
+Usage:
+    python plot_model.py train.csv models/0.643750.h5
+    python plot_model.py train.csv models/0.643750.h5 --saliency perturb --images 12928,25419
+    python plot_model.py data.npz models/0.643750.h5 --saliency gradcam --out-dir plots
+
+Writes, beside the model unless --out-dir is given:
+    <model>_struct.png  the layer graph with shapes (a rendered text summary without Graphviz)
+    <model>_cm.png      the row-normalised confusion matrix on the first --val-size rows
+    <model>_his.png     loss and accuracy per epoch, from the history saved at training
+    <model>_sm.png      each selected face, its saliency map, and the face masked by the map
+and prints per-class recognition (recall) and prediction (precision), the overall accuracy and the
+most confused pairs. --images are row numbers (from 0) of the data file. Saliency methods:
+'gradient' (|d loss / d pixel|), 'perturb' (the report's: squared loss change when each pixel is
+raised by one grey level) and 'gradcam' (Grad-CAM on the last convolution layer; CNNs only).
+"""
+
+import os
+import time
+
+from common import cli, data, files
+
+REPORT_IMAGES = "12928,25419,7824,27865,18872,16237,1206"
+
+
+def row_numbers(text):
+    """argparse type: comma-separated row numbers."""
+    try:
+        rows = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise cli.argparse.ArgumentTypeError(f"expected comma-separated row numbers, got {text!r}") from None
+    if not rows or min(rows) < 0:
+        raise cli.argparse.ArgumentTypeError(f"expected comma-separated row numbers >= 0, got {text!r}")
+    return rows
+
+
+def main():
+    parser = cli.ArgumentParser(__doc__)
+    parser.add_argument("train_csv", help="the labelled data the model was trained on")
+    parser.add_argument("model", help="a .h5 model written by this toolkit")
+    parser.add_argument("--val-size", type=cli.validation_size, default=2400,
+                        help="validation rows (from the start of the file) for the confusion matrix")
+    parser.add_argument("--images", type=row_numbers, default=row_numbers(REPORT_IMAGES),
+                        help="rows of the data file to draw saliency maps for")
+    parser.add_argument("--saliency", choices=("gradient", "perturb", "gradcam"), default="gradient",
+                        help="saliency method")
+    parser.add_argument("--out-dir", help="folder for the plots (default: the model's folder)")
+    options = parser.parse_args()
+
+    dataset = data.load_dataset(options.train_csv, require_labels=True)
+    _, val_set = data.split_validation(dataset, options.val_size)
+    for row in options.images:
+        if row >= len(dataset):
+            raise cli.UsageError(f"--images: row {row} is out of range; {options.train_csv} has "
+                                 f"{len(dataset)} rows (0..{len(dataset) - 1})")
+    out_dir = options.out_dir or os.path.dirname(options.model) or "."
+    stem = os.path.join(out_dir, os.path.splitext(os.path.basename(options.model))[0])
+
+    from common import explain, plots, prediction  # TensorFlow loads only after the input checked out
+
+    model = prediction.as_float32(prediction.load_model(options.model))
+    if options.saliency == "gradcam":
+        explain.last_conv_layer_name(model)  # refuses a DNN before any plot is drawn
+
+    started = time.perf_counter()
+    path, used_graphviz = plots.structure(model, stem + "_struct.png")
+    note = "" if used_graphviz else " (Graphviz's 'dot' is not installed: a text summary instead)"
+    print(f"structure: {path}{note} [{time.perf_counter() - started:.1f} s]")
+
+    started = time.perf_counter()
+    predicted = prediction.predict_probabilities(model, val_set.images).argmax(axis=1)
+    counts = explain.confusion_matrix(val_set.labels, predicted)
+    print(explain.confusion_report(counts))
+    title = f"{os.path.basename(options.model)}: {len(val_set)} validation rows"
+    path = plots.confusion(counts, stem + "_cm.png", title)
+    print(f"confusion matrix: {path} [{time.perf_counter() - started:.1f} s]")
+
+    started = time.perf_counter()
+    history = files.read_history(options.model)
+    if history:
+        path = plots.history(history, stem + "_his.png", f"{os.path.basename(options.model)}: training")
+        print(f"training curves: {path} [{time.perf_counter() - started:.1f} s]")
+    else:
+        print(f"training curves: skipped, no history file {files.history_path(options.model)}")
+
+    started = time.perf_counter()
+    chosen = dataset.subset(options.images)
+    maps = explain.saliency(model, chosen.images, chosen.labels, options.saliency)
+    predicted = prediction.predict_probabilities(model, chosen.images).argmax(axis=1)
+    path = plots.saliency_grid(chosen.images, maps, chosen.labels, predicted, options.images,
+                               stem + "_sm.png", options.saliency)
+    print(f"saliency maps: {path} [{time.perf_counter() - started:.1f} s]")
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,122 @@
+"""plot_model.py and gradient_ascent.py: the files they write and the numbers behind them."""
+
+import os
+import shutil
+
+import keras
+import numpy as np
+import sklearn.metrics
+
+from common import explain
+from conftest import run_script
+from test_bad_input import assert_refused
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(path, min_width=300, min_height=200):
+    with open(path, "rb") as handle:
+        header = handle.read(24)
+    assert header[:8] == PNG_SIGNATURE, path
+    width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+    assert width >= min_width and height >= min_height, (path, width, height)
+
+
+def test_plot_model_writes_all_four_plots(tmp_path, train_csv, trained_model):
+    result = run_script("plot_model.py", train_csv, trained_model, "--images", "0,5,9",
+                        "--val-size", 64, "--out-dir", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    stem = os.path.splitext(os.path.basename(trained_model))[0]
+    for suffix in ("struct", "cm", "his", "sm"):
+        assert_png(tmp_path / f"{stem}_{suffix}.png")
+    assert "overall accuracy" in result.stdout and "most confused" in result.stdout
+    assert "recognition" in result.stdout and "prediction" in result.stdout
+
+
+def test_missing_history_is_reported_and_skipped(tmp_path, train_csv, trained_model):
+    copy = tmp_path / "copy.h5"
+    shutil.copy(trained_model, copy)
+    result = run_script("plot_model.py", train_csv, copy, "--images", "1", "--val-size", 64,
+                        "--saliency", "gradcam")
+    assert result.exit_code == 0, result.stderr
+    assert f"training curves: skipped, no history file {tmp_path / 'copy_history.csv'}" in result.stdout
+    assert not (tmp_path / "copy_his.png").exists()
+    assert_png(tmp_path / "copy_sm.png")
+
+
+def test_grad_cam_is_refused_for_a_dnn(train_csv, trained_dnn):
+    assert_refused(run_script("plot_model.py", train_csv, trained_dnn, "--images", "1",
+                              "--val-size", 64, "--saliency", "gradcam"), "has no convolution layer")
+
+
+def test_image_rows_out_of_range_are_refused(train_csv, trained_model):
+    assert_refused(run_script("plot_model.py", train_csv, trained_model, "--val-size", 64),  # report's rows
+                   "--images: row 12928 is out of range", "has 320 rows")
+
+
+def test_confusion_matrix_equals_scikit_learns():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 7, 500)
+    predictions = np.where(rng.random(500) < 0.6, labels, rng.integers(0, 7, 500))
+    counts = explain.confusion_matrix(labels, predictions)
+    np.testing.assert_array_equal(counts, sklearn.metrics.confusion_matrix(labels, predictions,
+                                                                           labels=range(7)))
+    pairs = explain.most_confused_pairs(counts)
+    off_diagonal = counts - np.diag(np.diag(counts))
+    assert pairs[0][2] == off_diagonal.max()
+    assert [count for _, _, count in pairs] == sorted((count for _, _, count in pairs), reverse=True)
+
+
+def test_perturbation_saliency_equals_a_slow_per_pixel_reference():
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input(shape=(48, 48, 1))
+    pixels = keras.layers.Rescaling(1 / 255, dtype="float32")(inputs)
+    outputs = keras.layers.Dense(7, activation="softmax", kernel_initializer="random_normal",
+                                 dtype="float32")(keras.layers.Flatten(dtype="float32")(pixels))
+    model = keras.Model(inputs, outputs)
+    image = np.random.default_rng(2).integers(0, 255, size=(48, 48)).astype(np.uint8)
+    label = 4
+    weights, bias = (w.astype(np.float64) for w in model.layers[-1].get_weights())
+
+    def loss(pixels):
+        logits = pixels.ravel() / 255 @ weights + bias
+        return -(logits[label] - np.log(np.exp(logits).sum()))
+
+    base = loss(image.astype(np.float64))
+    reference = np.empty(2304)
+    for pixel in range(2304):
+        changed = image.astype(np.float64).ravel()
+        changed[pixel] += 1
+        reference[pixel] = (loss(changed) - base) ** 2
+    fast = explain.saliency(model, image[np.newaxis], np.array([label]), "perturb")[0]
+    np.testing.assert_allclose(fast.ravel(), reference, rtol=0.05, atol=1e-9)
+    assert np.corrcoef(fast.ravel(), reference)[0, 1] > 0.999
+
+
+def test_gradient_ascent_raises_each_filters_activation(tmp_path, trained_model):
+    from common import prediction
+
+    model = prediction.as_float32(prediction.load_model(trained_model))
+    images, final, start = explain.filter_ascent(model, "block1_conv2", filters=6, steps=20)
+    assert images.shape == (6, 48, 48)
+    assert (final > start).all(), (start, final)
+    result = run_script("gradient_ascent.py", trained_model, "--filters", 8, "--steps", 5,
+                        "--out-dir", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    stem = os.path.splitext(os.path.basename(trained_model))[0]
+    assert result.last_line == str(tmp_path / f"{stem}_block1_conv1.png")
+    assert_png(tmp_path / f"{stem}_block1_conv1.png")
+
+
+def test_activation_maps_of_selected_faces(tmp_path, train_csv, trained_model):
+    result = run_script("gradient_ascent.py", trained_model, "--layer", "block2_conv1", "--filters", 4,
+                        "--steps", 2, "--images", train_csv, "--rows", "0,3", "--out-dir", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    stem = os.path.splitext(os.path.basename(trained_model))[0]
+    assert_png(tmp_path / f"{stem}_block2_conv1_activations.png", min_height=150)
+
+
+def test_unknown_layer_lists_the_convolution_layers(trained_model):
+    result = run_script("gradient_ascent.py", trained_model, "--layer", "conv9")
+    assert_refused(result, "--layer conv9: no such convolution layer; this model has block1_conv1, "
+                           "block1_conv2, block1_conv3, block2_conv1")
