@@ -4,6 +4,7 @@ Usage:
     python train.py train.csv                      # the report's recipe: 20 epochs, batch 128
     python train.py data.npz --epochs 30 --seed 1  # from a csv_to_npz.py cache
     python train.py train.csv --precision fp32     # plain float32 instead of mixed bfloat16
+    python train.py train.csv --labeled-ratio 0.5  # half the labels: semi_train.py's baseline
 
 Writes <out-dir>/<val_acc>.h5 (e.g. models/0.643750.h5), with <val_acc>_history.csv (per-epoch loss
 and accuracy) and <val_acc>_settings.json (every option and timing) beside it, and prints the
@@ -18,11 +19,16 @@ def main():
     parser.add_argument("train_csv", help="labelled data: course CSV, Kaggle fer2013.csv, .csv.gz or .npz")
     parser.add_argument("--arch", choices=("seed",), default="seed",
                         help="architecture; 'seed' is the report's CNN (1,703,047 trainable parameters)")
+    parser.add_argument("--labeled-ratio", type=cli.fraction, default=1.0,
+                        help="train on this share of the training rows' labels only (per class, seeded "
+                             "by --seed; the same rows semi_train.py keeps), e.g. 0.5 for a baseline")
     cli.add_training_options(parser)
     options = parser.parse_args()
 
     dataset = data.load_dataset(options.train_csv, require_labels=True)
     train_set, val_set = data.split_validation(dataset, options.val_size)
+    if options.labeled_ratio < 1:
+        train_set, _ = data.split_labelled(train_set, options.labeled_ratio, options.seed)
 
     from common import models, training  # TensorFlow loads only after the input checked out
 

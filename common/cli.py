@@ -110,6 +110,10 @@ def add_training_options(parser, default_val_size=2400, default_augment="report"
 
     if not from_model:
         parser.add_argument("--epochs", type=positive_int, default=default("epochs"), help="training epochs")
+        parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
+                            help="'default': one device (a GPU when TensorFlow sees one, else the CPU); "
+                                 "'mirrored': data-parallel over all visible GPUs, --batch-size being "
+                                 "the global batch")
     parser.add_argument("--batch-size", type=positive_int, default=default("batch_size"),
                         help=saved("images per batch"))
     parser.add_argument("--val-size", type=validation_size, default=default("val_size"),

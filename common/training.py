@@ -124,8 +124,13 @@ def train_new_model(build_model, train_set, val_set, options, prefix=""):
     """
     keras.utils.set_random_seed(options.seed)
     set_precision(options.precision)
-    model = build_model()
-    compile_model(model, options.learning_rate)
+    if options.strategy == "mirrored":
+        strategy = tf.distribute.MirroredStrategy()
+    else:
+        strategy = tf.distribute.get_strategy()
+    with strategy.scope():
+        model = build_model()
+        compile_model(model, options.learning_rate)
     print(f"{model.name}: {model.count_params():,} parameters; {len(train_set)} training rows, "
           f"{len(val_set)} validation rows from {train_set.source}")
     rows, summary = fit(model, train_set, val_set, options.epochs, options.batch_size,
@@ -183,6 +188,7 @@ def run_settings(options, model, train_set, val_set, summary):
         "trainable_parameters": int(sum(np.prod(weight.shape) for weight in model.trainable_weights)),
         "training_rows": len(train_set), "validation_rows": len(val_set),
         "dtype_policy": keras.mixed_precision.global_policy().name,
+        "devices": [device.name for device in tf.config.list_logical_devices()],
         "keras_version": keras.__version__, "tensorflow_version": tf.__version__,
     })
     return settings

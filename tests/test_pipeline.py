@@ -117,3 +117,12 @@ def test_a_model_learns_the_generated_expressions(tmp_path):
     assert result.exit_code == 0, result.stderr
     val_accuracy = float(os.path.basename(result.last_line)[4:12])
     assert val_accuracy > 0.3, result.stdout
+
+
+def test_labeled_ratio_baseline_with_the_mirrored_strategy(tmp_path, train_csv):
+    result = run_script("train.py", train_csv, "--epochs", 1, "--val-size", 64, "--labeled-ratio", 0.5,
+                        "--strategy", "mirrored", "--out-dir", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    settings = json.load(open(files.settings_path(result.last_line)))
+    assert settings["training_rows"] == 128 and settings["strategy"] == "mirrored"
+    assert settings["labeled_ratio"] == 0.5

@@ -1,0 +1,204 @@
+"""Measures the toolkit's speed against plain baselines, in one run, and writes the table as JSON.
+
+Usage:
+    python benchmarks/speed.py                                   # ../shared/fer2013/train.csv.gz
+    python benchmarks/speed.py --data path/to/train.csv --quick  # under 3 minutes
+
+Rows of the table:
+- parsing the training CSV: the toolkit's loader against a naive per-row `str.split` parse (plain
+  CSV), the loader on the `.csv.gz`, and loading the `.npz` cache;
+- training images/s of the report's CNN after warm-up, batch 128: the toolkit's path (default
+  bf16 policy, tf.data pipeline with on-the-fly augmentation) against plain float32 `model.fit`
+  on the same NumPy arrays, in alternating rounds (the median of each is reported);
+- inference images/s of test.py's prediction path against plain `model.predict`, on the same
+  float32 model, with the share of identical predicted labels.
+Without the real data, generated faces stand in (the output says so). Writes
+benchmarks/results/speed-<date>.json.
+"""
+
+import datetime
+import gzip
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from common import cli, data, files, synthetic  # noqa: E402  (needs the repo on sys.path)
+
+DEFAULT_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                            "shared", "fer2013", "train.csv.gz")
+BATCH_SIZE = 128
+
+
+def timed(function, *arguments):
+    started = time.perf_counter()
+    result = function(*arguments)
+    return result, time.perf_counter() - started
+
+
+def naive_parse(path):
+    """The obvious parse: one `str.split` per row, as a baseline."""
+    labels, pixels = [], []
+    with open(path) as handle:
+        next(handle)
+        for line in handle:
+            label, feature = line.split(",")
+            labels.append(int(label))
+            pixels.append([int(value) for value in feature.split()])
+    return labels, pixels
+
+
+def parsing_rows(csv_gz_path, folder, rounds):
+    """Seconds to parse the plain CSV (toolkit and naive), the .csv.gz, and to load the .npz."""
+    plain_path = os.path.join(folder, "train.csv")
+    with gzip.open(csv_gz_path, "rb") as source, open(plain_path, "wb") as target:
+        shutil.copyfileobj(source, target)
+    toolkit = [timed(data.load_dataset, plain_path)[1] for _ in range(rounds)]
+    naive = timed(naive_parse, plain_path)[1]
+    gz = [timed(data.load_dataset, csv_gz_path)[1] for _ in range(rounds)]
+    dataset = data.load_dataset(plain_path)
+    npz_path = os.path.join(folder, "train.npz")
+    data.save_npz(npz_path, dataset, dataset.subset(slice(0, 10)))
+    npz = [timed(data.load_dataset, npz_path)[1] for _ in range(max(rounds, 3))]
+    return dataset, {
+        "csv_parse_seconds": statistics.median(toolkit),
+        "csv_naive_parse_seconds": naive,
+        "csv_parse_speedup": naive / statistics.median(toolkit),
+        "csv_gz_parse_seconds": statistics.median(gz),
+        "npz_load_seconds": statistics.median(npz),
+    }
+
+
+class BatchTimer:
+    """A Keras callback that times the batches after the first `warmup` ones."""
+
+    def __init__(self, keras, warmup):
+        timer = self
+
+        class Callback(keras.callbacks.Callback):
+            def on_train_batch_begin(self, batch, logs=None):
+                if batch == warmup:
+                    timer.started = time.perf_counter()
+
+            def on_train_batch_end(self, batch, logs=None):
+                timer.finished = time.perf_counter()
+                timer.timed_batches = batch + 1 - warmup
+
+        self.callback = Callback()
+
+    def images_per_second(self):
+        return self.timed_batches * BATCH_SIZE / (self.finished - self.started)
+
+
+def training_throughput(dataset, steps, warmup, path):
+    """Images/s of one training round: 'toolkit' (training.py's pipeline, default precision) or
+    'plain' (float32 model.fit on NumPy arrays)."""
+    import keras
+    import numpy as np
+
+    from common import models, training
+
+    keras.utils.set_random_seed(0)
+    rows = (steps + warmup) * BATCH_SIZE
+    images, labels = dataset.images[:rows], dataset.labels[:rows]
+    timer = BatchTimer(keras, warmup)
+    if path == "toolkit":
+        training.set_precision(cli.TRAINING_DEFAULTS["precision"])
+        model = models.build_seed_cnn()
+        training.compile_model(model, 1e-3)
+        pipeline = training.make_dataset(images, labels, model.input_shape[1:], BATCH_SIZE,
+                                         augment="report", shuffle=True)
+        model.fit(pipeline, epochs=1, steps_per_epoch=steps + warmup, verbose=0, shuffle=False,
+                  callbacks=[timer.callback])
+    else:
+        keras.mixed_precision.set_global_policy("float32")
+        model = models.build_seed_cnn()
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy",
+                      metrics=["accuracy"])
+        x = images[..., np.newaxis].astype(np.float32)
+        y = keras.utils.to_categorical(labels, data.NUM_CLASSES)
+        model.fit(x, y, batch_size=BATCH_SIZE, epochs=1, verbose=0, callbacks=[timer.callback])
+    return timer.images_per_second()
+
+
+def inference_rows(dataset, rows, rounds):
+    """Images/s of prediction.predict_probabilities against model.predict on a float32 model."""
+    import keras
+    import numpy as np
+
+    from common import models, prediction
+
+    keras.mixed_precision.set_global_policy("float32")
+    keras.utils.set_random_seed(0)
+    model = models.build_seed_cnn()
+    images = dataset.images[:rows]
+    ours, plain = [], []
+    for _ in range(rounds):
+        ours_probabilities, seconds = timed(prediction.predict_probabilities, model, images)
+        ours.append(len(images) / seconds)
+        plain_probabilities, seconds = timed(
+            lambda: model.predict(images[..., np.newaxis].astype(np.float32), verbose=0))
+        plain.append(len(images) / seconds)
+    agreement = float((ours_probabilities.argmax(1) == plain_probabilities.argmax(1)).mean())
+    return {
+        "inference_images_per_second": statistics.median(ours),
+        "inference_plain_predict_images_per_second": statistics.median(plain),
+        "inference_speedup": statistics.median(ours) / statistics.median(plain),
+        "inference_label_agreement": agreement,
+    }
+
+
+def main():
+    parser = cli.ArgumentParser(__doc__)
+    parser.add_argument("--data", default=DEFAULT_DATA, help="the training CSV (.csv.gz) to measure on")
+    parser.add_argument("--quick", action="store_true", help="fewer steps and rounds: under 3 minutes")
+    parser.add_argument("--out-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                          "results"), help="folder for the JSON")
+    options = parser.parse_args()
+    rounds, steps, warmup, inference_images = (1, 12, 3, 1024) if options.quick else (3, 40, 5, 7168)
+
+    with tempfile.TemporaryDirectory() as folder:
+        source = options.data
+        if not os.path.exists(source):
+            source = os.path.join(folder, "generated.csv.gz")
+            images, labels = synthetic.generate_faces(8000 if options.quick else 28709, seed=0)
+            data.write_csv_dataset(source, images, labels)
+            print(f"{options.data} not found: generated faces stand in for FER2013")
+        dataset, results = parsing_rows(source, folder, 1 if options.quick else 3)
+
+    from common import backend  # noqa: F401  (TensorFlow loads quietly)
+
+    toolkit, plain = [], []
+    for round_number in range(rounds):  # alternate, so machine noise hits both alike
+        toolkit.append(training_throughput(dataset, steps, warmup, "toolkit"))
+        plain.append(training_throughput(dataset, steps, warmup, "plain"))
+        print(f"training round {round_number + 1}: toolkit {toolkit[-1]:.0f} images/s, "
+              f"plain fp32 fit {plain[-1]:.0f} images/s", flush=True)
+    results.update({
+        "training_images_per_second": statistics.median(toolkit),
+        "training_plain_fp32_images_per_second": statistics.median(plain),
+        "training_speedup": statistics.median(toolkit) / statistics.median(plain),
+        "training_rounds": rounds, "training_timed_steps": steps, "batch_size": BATCH_SIZE,
+        "training_default_precision": cli.TRAINING_DEFAULTS["precision"],
+    })
+    results.update(inference_rows(dataset, inference_images, rounds))
+    results.update({"data": options.data if os.path.exists(options.data) else "generated faces",
+                    "quick": options.quick, "date": datetime.datetime.now().isoformat(timespec="seconds"),
+                    "cpu_count": os.cpu_count()})
+
+    print(f"\n{'measure':<48}{'value':>12}")
+    for name, value in results.items():
+        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+        print(f"{name:<48}{shown:>12}")
+    path = files.free_path(os.path.join(options.out_dir, f"speed-{datetime.date.today()}.json"))
+    files.write_json(path, results)
+    print(path)
+
+
+if __name__ == "__main__":
+    cli.run(main)
