@@ -7,7 +7,8 @@ Usage:
 Writes <val_acc>_<MODEL basename> (e.g. models/0.654167_0.643750.h5) beside MODEL.h5 unless
 --out-dir is given, with the model's history followed by the new epochs and the run's settings.
 The validation size, batch size, seed, augmentation and learning rate default to those saved with
-the model (its _settings.json); options given here override them.
+the model (its _settings.json); options given here override them. The model keeps the precision
+(bf16 or fp32) it was built with.
 """
 
 from common import cli, data
@@ -16,9 +17,9 @@ from common import cli, data
 def main():
     parser = cli.ArgumentParser(__doc__)
     parser.add_argument("train_csv", help="the labelled data the model was trained on (.csv, .csv.gz or .npz)")
-    parser.add_argument("model", help="the .h5 model to continue")
-    parser.add_argument("prev_epoch", type=cli.non_negative_int, help="epochs the model has already trained")
-    parser.add_argument("last_epoch", type=cli.positive_int, help="epoch to stop after")
+    parser.add_argument("model", metavar="MODEL.h5", help="the .h5 model to continue")
+    parser.add_argument("prev_epoch", metavar="PREV_EPOCH", type=cli.non_negative_int, help="epochs the model has already trained")
+    parser.add_argument("last_epoch", metavar="LAST_EPOCH", type=cli.positive_int, help="epoch to stop after")
     cli.add_training_options(parser, from_model=True)
     options = parser.parse_args()
     cli.resolve_continuation(options)

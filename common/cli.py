@@ -14,6 +14,11 @@ class UsageError(Exception):
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Keeps the docstring's usage examples as written and shows every option's default."""
 
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or "default:" in (action.help or ""):
+            return action.help  # an option that is off, or whose help says its default itself
+        return super()._get_help_string(action)
+
 
 class ArgumentParser(argparse.ArgumentParser):
     """An argparse parser whose errors are a single line on stderr with exit code 2."""
@@ -126,15 +131,16 @@ def add_training_options(parser, default_val_size=2400, default_augment="report"
     parser.add_argument("--augment", choices=("report", "none"), default=default("augment"),
                         help=saved("'report': random shift within 0.1 and horizontal flip; 'none': "
                                    "no augmentation"))
-    parser.add_argument("--precision", choices=("bf16", "fp32"), default=default("precision"),
-                        help=saved("'bf16': mixed bfloat16 compute with float32 weights (faster on "
-                                   "CPUs with AVX-512 BF16 and on GPUs); 'fp32': plain float32"))
+    if not from_model:  # a saved model computes with the precision it was built with
+        parser.add_argument("--precision", choices=("bf16", "fp32"), default=default("precision"),
+                            help="'bf16': mixed bfloat16 compute with float32 weights (faster on "
+                                 "CPUs with AVX-512 BF16 and on GPUs); 'fp32': plain float32")
 
 
 def fill_unset_options(options, saved_settings):
     """Gives each training option left unset the value saved with the model, else the default."""
     for name, default in TRAINING_DEFAULTS.items():
-        if getattr(options, name, default) is None:
+        if hasattr(options, name) and getattr(options, name) is None:
             setattr(options, name, saved_settings.get(name, default))
 
 

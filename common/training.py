@@ -187,7 +187,7 @@ def run_settings(options, model, train_set, val_set, summary):
         "architecture": model.name,
         "trainable_parameters": int(sum(np.prod(weight.shape) for weight in model.trainable_weights)),
         "training_rows": len(train_set), "validation_rows": len(val_set),
-        "dtype_policy": keras.mixed_precision.global_policy().name,
+        "dtype_policy": next(layer for layer in model.layers if layer.weights).dtype_policy.name,
         "devices": [device.name for device in tf.config.list_logical_devices()],
         "keras_version": keras.__version__, "tensorflow_version": tf.__version__,
     })
