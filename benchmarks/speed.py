@@ -18,7 +18,6 @@ benchmarks/results/speed-<date>.json.
 
 import datetime
 import gzip
-import json
 import os
 import shutil
 import statistics

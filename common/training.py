@@ -18,10 +18,9 @@ import numpy as np
 import tensorflow as tf
 
 from common import files
-from common.data import IMAGE_SIZE, NUM_CLASSES
+from common.data import NUM_CLASSES
 
 PRECISION_POLICIES = {"bf16": "mixed_bfloat16", "fp32": "float32"}
-AUGMENTATIONS = ("report", "none")
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 
 
