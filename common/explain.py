@@ -63,15 +63,28 @@ def saliency(model, images, labels, method="gradient", batch_size=64):
 
 
 def grad_cam(model, images, layer_name=None):
-    """Grad-CAM maps (rows, 48, 48) in 0..1 for the predicted class of each face."""
+    """Grad-CAM maps (rows, 48, 48) in 0..1 for the predicted class of each face.
+
+    The feature maps are those of the convolution layer after its batch normalisation and
+    activation, when they follow it. The score is the class logit (the input of a final softmax layer) rather than the probability,
+    whose gradient vanishes when the model is sure.
+    """
     layer = conv_layer(model, layer_name or last_conv_layer_name(model))
-    inner = keras.Model(model.input, [layer.output, model.output])
+    following = model.layers[model.layers.index(layer) + 1:]
+    for next_layer in following:  # take the feature map after its batch norm and activation
+        if not isinstance(next_layer, (keras.layers.BatchNormalization, keras.layers.Activation)):
+            break
+        layer = next_layer
+    last = model.layers[-1]
+    scores = last.input if isinstance(last, keras.layers.Activation) else model.output
+    inner = keras.Model(model.input, [layer.output, scores])
     pixels = tf.constant(_model_input(model, images))
     with tf.GradientTape() as tape:
-        activations, probabilities = inner(pixels, training=False)
+        activations, class_scores = inner(pixels, training=False)
         activations = tf.cast(activations, tf.float32)  # (rows, h, w, filters)
-        predicted = tf.argmax(probabilities, axis=1)
-        score = tf.reduce_sum(tf.gather(probabilities, predicted, axis=1, batch_dims=1))
+        class_scores = tf.cast(class_scores, tf.float32)  # (rows, 7)
+        predicted = tf.argmax(class_scores, axis=1)
+        score = tf.reduce_sum(tf.gather(class_scores, predicted, axis=1, batch_dims=1))
     gradients = tape.gradient(score, activations)
     weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)  # (rows, 1, 1, filters)
     cam = tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1))[..., tf.newaxis]
