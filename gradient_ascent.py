@@ -17,7 +17,6 @@ import os
 import time
 
 from common import cli, data
-from plot_model import row_numbers
 
 MAX_ACTIVATION_MAPS = 16  # filters drawn per face with --images
 
@@ -31,7 +30,7 @@ def main():
     parser.add_argument("--step-size", type=cli.positive_float, default=2.0,
                         help="grey levels per step (the gradient is normalised to unit RMS)")
     parser.add_argument("--images", metavar="DATA_CSV", help="also show activation maps of faces from this file")
-    parser.add_argument("--rows", type=row_numbers, default=[0], help="rows of --images to show")
+    parser.add_argument("--rows", type=cli.row_numbers, default=[0], help="rows of --images to show")
     parser.add_argument("--out-dir", help="folder for the plots (default: the model's folder)")
     options = parser.parse_args()
 

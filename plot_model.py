@@ -25,24 +25,13 @@ from common import cli, data, files
 REPORT_IMAGES = "12928,25419,7824,27865,18872,16237,1206"
 
 
-def row_numbers(text):
-    """argparse type: comma-separated row numbers."""
-    try:
-        rows = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise cli.argparse.ArgumentTypeError(f"expected comma-separated row numbers, got {text!r}") from None
-    if not rows or min(rows) < 0:
-        raise cli.argparse.ArgumentTypeError(f"expected comma-separated row numbers >= 0, got {text!r}")
-    return rows
-
-
 def main():
     parser = cli.ArgumentParser(__doc__)
     parser.add_argument("train_csv", help="the labelled data the model was trained on")
     parser.add_argument("model", help="a .h5 model written by this toolkit")
     parser.add_argument("--val-size", type=cli.validation_size, default=2400,
                         help="validation rows (from the start of the file) for the confusion matrix")
-    parser.add_argument("--images", type=row_numbers, default=row_numbers(REPORT_IMAGES),
+    parser.add_argument("--images", type=cli.row_numbers, default=cli.row_numbers(REPORT_IMAGES),
                         help="rows of the data file to draw saliency maps for")
     parser.add_argument("--saliency", choices=("gradient", "perturb", "gradcam"), default="gradient",
                         help="saliency method")

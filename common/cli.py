@@ -62,6 +62,17 @@ positive_int = _integer_at_least(1, "a positive integer")
 non_negative_int = _integer_at_least(0, "an integer >= 0")
 
 
+def row_numbers(text):
+    """argparse type: comma-separated row numbers (from 0), e.g. `12928,25419,7824`."""
+    try:
+        rows = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated row numbers, got {text!r}") from None
+    if not rows or min(rows) < 0:
+        raise argparse.ArgumentTypeError(f"expected comma-separated row numbers >= 0, got {text!r}")
+    return rows
+
+
 def fraction(text):
     """argparse type: a number in [0, 1]."""
     try:
