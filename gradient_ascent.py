@@ -31,7 +31,7 @@ def main():
                         help="grey levels per step (the gradient is normalised to unit RMS)")
     parser.add_argument("--images", metavar="DATA_CSV", help="also show activation maps of faces from this file")
     parser.add_argument("--rows", type=cli.row_numbers, default=[0], help="rows of --images to show")
-    parser.add_argument("--out-dir", help="folder for the plots (default: the model's folder)")
+    parser.add_argument("--out-dir", type=cli.output_folder, help="folder for the plots (default: the model's folder)")
     options = parser.parse_args()
 
     faces = None

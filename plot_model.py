@@ -35,7 +35,7 @@ def main():
                         help="rows of the data file to draw saliency maps for")
     parser.add_argument("--saliency", choices=("gradient", "perturb", "gradcam"), default="gradient",
                         help="saliency method")
-    parser.add_argument("--out-dir", help="folder for the plots (default: the model's folder)")
+    parser.add_argument("--out-dir", type=cli.output_folder, help="folder for the plots (default: the model's folder)")
     options = parser.parse_args()
 
     dataset = data.load_dataset(options.train_csv, require_labels=True)

@@ -41,6 +41,10 @@ def run(main):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except OSError as error:  # disk full, permissions: the system's words, on one line
+        program = sys.argv[0].rsplit("/", 1)[-1]
+        print(f"{program}: error: {error}", file=sys.stderr)
+        sys.exit(1)
 
 
 def _integer_at_least(minimum, expected):
@@ -60,6 +64,13 @@ def _integer_at_least(minimum, expected):
 
 positive_int = _integer_at_least(1, "a positive integer")
 non_negative_int = _integer_at_least(0, "an integer >= 0")
+
+
+def output_folder(text):
+    """argparse type: a folder to write into (created when missing); refuses an existing file."""
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} is a file, expected a folder")
+    return text
 
 
 def row_numbers(text):
@@ -132,7 +143,7 @@ def add_training_options(parser, default_val_size=2400, default_augment="report"
     parser.add_argument("--val-size", type=validation_size, default=default("val_size"),
                         help=saved("validation rows taken from the start of the file: a count (2400) "
                                    "or a fraction (0.1 or 10%%)"))
-    parser.add_argument("--out-dir", default=None if from_model else "models",
+    parser.add_argument("--out-dir", type=output_folder, default=None if from_model else "models",
                         help="folder for the model, history and settings"
                              + (" (default: the model's folder)" if from_model else ""))
     parser.add_argument("--seed", type=int, default=default("seed"),

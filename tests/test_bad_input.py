@@ -74,6 +74,13 @@ def test_senseless_training_options_are_refused(train_csv, arguments, message):
     assert_refused(run_script("train.py", train_csv, *arguments), message)
 
 
+def test_an_output_folder_that_is_a_file_is_refused(train_csv, tmp_path):
+    occupied = tmp_path / "models"
+    occupied.write_text("a file")
+    result = run_script("train.py", train_csv, "--out-dir", occupied)
+    assert_refused(result, f"argument --out-dir: {occupied} is a file, expected a folder")
+
+
 def test_val_size_larger_than_the_data_is_refused(train_csv, tmp_path):
     result = run_script("train.py", train_csv, "--val-size", 5000, "--out-dir", tmp_path / "m")
     assert_refused(result, "--val-size 5000 leaves no training rows", str(train_csv))
