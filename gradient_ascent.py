@@ -16,7 +16,7 @@ model's convolution layers.
 import os
 import time
 
-from common import cli, data
+from common import cli, data, files
 
 MAX_ACTIVATION_MAPS = 16  # filters drawn per face with --images
 
@@ -37,13 +37,8 @@ def main():
     faces = None
     if options.images:
         dataset = data.load_dataset(options.images, part="train")
-        for row in options.rows:
-            if row >= len(dataset):
-                raise cli.UsageError(f"--rows: row {row} is out of range; {options.images} has "
-                                     f"{len(dataset)} rows")
-        faces = dataset.images[options.rows]
-    out_dir = options.out_dir or os.path.dirname(options.model) or "."
-    stem = os.path.join(out_dir, os.path.splitext(os.path.basename(options.model))[0])
+        faces = data.select_rows(dataset, options.rows, "--rows").images
+    stem = files.plot_stem(options.model, options.out_dir)
 
     from common import explain, plots, prediction  # TensorFlow loads only after the input checked out
 

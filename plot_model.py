@@ -40,12 +40,8 @@ def main():
 
     dataset = data.load_dataset(options.train_csv, require_labels=True)
     _, val_set = data.split_validation(dataset, options.val_size)
-    for row in options.images:
-        if row >= len(dataset):
-            raise cli.UsageError(f"--images: row {row} is out of range; {options.train_csv} has "
-                                 f"{len(dataset)} rows (0..{len(dataset) - 1})")
-    out_dir = options.out_dir or os.path.dirname(options.model) or "."
-    stem = os.path.join(out_dir, os.path.splitext(os.path.basename(options.model))[0])
+    chosen = data.select_rows(dataset, options.images, "--images")
+    stem = files.plot_stem(options.model, options.out_dir)
 
     from common import explain, plots, prediction  # TensorFlow loads only after the input checked out
 
@@ -75,7 +71,6 @@ def main():
         print(f"training curves: skipped, no history file {files.history_path(options.model)}")
 
     started = time.perf_counter()
-    chosen = dataset.subset(options.images)
     maps = explain.saliency(model, chosen.images, chosen.labels, options.saliency)
     predicted = prediction.predict_probabilities(model, chosen.images).argmax(axis=1)
     path = plots.saliency_grid(chosen.images, maps, chosen.labels, predicted, options.images,

@@ -141,6 +141,15 @@ def split_validation(dataset, val_size):
     return dataset.subset(slice(rows, None)), dataset.subset(slice(0, rows))
 
 
+def select_rows(dataset, rows, option):
+    """The rows numbered (from 0) in `rows`; a UsageError names `option` when one is out of range."""
+    for row in rows:
+        if row >= len(dataset):
+            raise UsageError(f"{option}: row {row} is out of range; {dataset.source} has "
+                             f"{len(dataset)} rows (0..{len(dataset) - 1})")
+    return dataset.subset(rows)
+
+
 def split_labelled(dataset, labeled_ratio, seed=0):
     """Keeps the labels of a `labeled_ratio` share of each class (chosen at random with `seed`);
     returns (labelled rows, the other rows with their labels kept only for measuring)."""

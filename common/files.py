@@ -31,6 +31,12 @@ def settings_path(model_path):
     return _strip_model_suffix(model_path) + SETTINGS_SUFFIX
 
 
+def plot_stem(model_path, out_dir=None):
+    """Where a model's plots go: `<out_dir or the model's folder>/<model name without .h5>`."""
+    folder = out_dir or os.path.dirname(model_path) or "."
+    return os.path.join(folder, os.path.basename(_strip_model_suffix(model_path)))
+
+
 def free_model_path(folder, stem):
     """`folder/stem.h5`, or `folder/stem-1.h5`, `-2`, ... when that model or its side files exist."""
     suffix_number = 0

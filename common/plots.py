@@ -43,7 +43,9 @@ def structure(model, path):
         shape = str(tuple(layer.output.shape)).replace("None", "batch")
         lines.append(f"{layer.name + ' (' + type(layer).__name__ + ')':<44}{shape:<22}"
                      f"{layer.count_params():>12,}")
-    trainable = sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
+    from common import models  # needs TensorFlow, which a caller with a model has loaded
+
+    trainable = models.trainable_parameter_count(model)
     lines += ["-" * 78, f"total parameters {model.count_params():,}; trainable {trainable:,}"]
     figure = plt.figure(figsize=(8, 0.2 * len(lines) + 0.8))
     figure.text(0.01, 0.98, f"{model.name}: layers, output shapes, parameters", fontsize=11,

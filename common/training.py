@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import files
+from common import files, models
 from common.data import NUM_CLASSES
 
 PRECISION_POLICIES = {"bf16": "mixed_bfloat16", "fp32": "float32"}
@@ -184,7 +184,7 @@ def run_settings(options, model, train_set, val_set, summary):
     settings.update({
         "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
         "architecture": model.name,
-        "trainable_parameters": int(sum(np.prod(weight.shape) for weight in model.trainable_weights)),
+        "trainable_parameters": models.trainable_parameter_count(model),
         "training_rows": len(train_set), "validation_rows": len(val_set),
         "dtype_policy": next(layer for layer in model.layers if layer.weights).dtype_policy.name,
         "devices": [device.name for device in tf.config.list_logical_devices()],
