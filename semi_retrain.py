@@ -5,7 +5,7 @@ Usage:
     python semi_retrain.py train.csv test.csv PREDICTOR.h5 EXISTING.h5 20 25 --labeled-ratio 0.5
 
 The training set is built as in semi_train.py (PREDICTOR.h5 labels the unlabelled rows); EXISTING.h5
-trains from epoch PREV_EPOCH to LAST_EPOCH with its Adam state restored and history appended, and is
+trains from epoch PREV_EPOCH to LAST_EPOCH with its optimizer state restored and history appended, and is
 written as <val_acc>_<EXISTING basename> beside it unless --out-dir is given. Training options
 default to those saved with EXISTING.h5.
 """

@@ -4,11 +4,12 @@ labelled rows plus the confidently self-labelled ones.
 Usage:
     python semi_train.py train.csv test.csv models/0.643750.h5                 # all labels kept
     python semi_train.py train.csv test.csv models/0.612083.h5 --labeled-ratio 0.5 --threshold 0.5
+    python semi_train.py train.csv test.csv models/strong/0.690417.h5 --recipe strong
 
 Steps: split off the first --val-size rows for validation (as train.py); keep the labels of a
 --labeled-ratio share of the remaining rows (stratified, seeded by --seed); label the other training
 rows and every test row with PREDICTOR.h5 and keep those whose highest probability is >= --threshold;
-train a new CNN with train.py's recipe. Writes <out-dir>/semi_<val_acc>.h5 with its history and
+train a new CNN with train.py's options (--recipe, --arch and the rest). Writes <out-dir>/semi_<val_acc>.h5 with its history and
 settings, prints the self-label counts per class and their accuracy on the hidden-label rows, and
 the model's path as its last line.
 """
@@ -22,8 +23,9 @@ def main():
     parser.add_argument("test_csv", help="unlabelled test data (.csv, .csv.gz or the test part of an .npz)")
     parser.add_argument("predictor", help="the .h5 model that labels the unlabelled faces")
     cli.add_self_training_options(parser)
-    cli.add_training_options(parser)
+    cli.add_training_options(parser, recipes=True)
     options = parser.parse_args()
+    cli.apply_recipe(options)
 
     dataset = data.load_dataset(options.train_csv, require_labels=True)
     train_set, val_set = data.split_validation(dataset, options.val_size)
@@ -34,7 +36,8 @@ def main():
     predictor = prediction.load_model(options.predictor)
     combined = self_training.build_training_set(train_set, test_set, predictor, options.labeled_ratio,
                                                 options.threshold, options.seed)
-    model_path = training.train_new_model(models.build_seed_cnn, combined, val_set, options, prefix="semi_")
+    model_path = training.train_new_model(models.ARCHITECTURES[options.arch], combined, val_set, options,
+                                          prefix="semi_")
     print(model_path)
 
 

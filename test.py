@@ -2,7 +2,7 @@
 
 Usage:
     python test.py test.csv result.csv models/0.643750.h5
-    python test.py data.npz result.csv models/0.643750.h5 --tta   # average with mirrored faces
+    python test.py data.npz result.csv models/0.643750.h5 --tta   # average 10 shifted and mirrored views
 
 Any model this toolkit writes works here (CNN or DNN): the input is shaped to what the model's input
 layer declares. The result has the header `id,label` and one row per test id, in id order; an

@@ -24,7 +24,8 @@ def main():
     parser.add_argument("result_csv", help="where to write the id,label predictions")
     parser.add_argument("model_list", help="text file of 'WEIGHT PATH' lines")
     parser.add_argument("--soft", action="store_true", help="average probabilities instead of voting")
-    parser.add_argument("--tta", action="store_true", help="each model also sees the mirrored faces")
+    parser.add_argument("--tta", action="store_true", help="test-time augmentation: each model averages 10 views of each face "
+                             "(it and its mirror, each also shifted 2 pixels each way)")
     parser.add_argument("--eval", metavar="LABELLED_CSV",
                         help="also print each model's and the ensemble's accuracy on the first "
                              "--val-size rows of this labelled file")

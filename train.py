@@ -1,7 +1,9 @@
-"""Trains the report's CNN on labelled FER2013-style data and saves it named by its validation accuracy.
+"""Trains a CNN on labelled FER2013-style data and saves it named by its validation accuracy.
 
 Usage:
-    python train.py train.csv                      # the report's recipe: 20 epochs, batch 128
+    python train.py train.csv                      # the report's CNN and recipe: 20 epochs, batch 128
+    python train.py train.csv --recipe strong      # VGG-style CNN, AdamW + cosine, strong augmentation
+    python train.py train.csv --recipe strong --class-weight balanced  # a recipe, one option changed
     python train.py data.npz --epochs 30 --seed 1  # from a csv_to_npz.py cache
     python train.py train.csv --precision fp32     # plain float32 instead of mixed bfloat16
     python train.py train.csv --labeled-ratio 0.5  # half the labels: semi_train.py's baseline
@@ -17,13 +19,12 @@ from common import cli, data
 def main():
     parser = cli.ArgumentParser(__doc__)
     parser.add_argument("train_csv", help="labelled data: course CSV, Kaggle fer2013.csv, .csv.gz or .npz")
-    parser.add_argument("--arch", choices=("seed",), default="seed",
-                        help="architecture; 'seed' is the report's CNN (1,703,047 trainable parameters)")
     parser.add_argument("--labeled-ratio", type=cli.fraction, default=1.0,
                         help="train on this share of the training rows' labels only (per class, seeded "
                              "by --seed; the same rows semi_train.py keeps), e.g. 0.5 for a baseline")
-    cli.add_training_options(parser)
+    cli.add_training_options(parser, recipes=True)
     options = parser.parse_args()
+    cli.apply_recipe(options)
 
     dataset = data.load_dataset(options.train_csv, require_labels=True)
     train_set, val_set = data.split_validation(dataset, options.val_size)

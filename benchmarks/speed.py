@@ -8,14 +8,17 @@ Rows of the table:
 - parsing the training CSV: the toolkit's loader against a naive per-row `str.split` parse (plain
   CSV), the loader on the `.csv.gz`, and loading the `.npz` cache;
 - training images/s of the report's CNN after warm-up, batch 128: the toolkit's path (default
-  bf16 policy, tf.data pipeline with on-the-fly augmentation) against plain float32 `model.fit`
-  on the same NumPy arrays, in alternating rounds (the median of each is reported);
-- inference images/s of test.py's prediction path against plain `model.predict`, on the same
-  float32 model, with the share of identical predicted labels.
+  bf16 policy, fused batch normalisation, tf.data pipeline with on-the-fly augmentation) against
+  plain float32 `model.fit` of the same CNN built from Keras's own layers, on the same NumPy
+  arrays, in alternating rounds (the median of each is reported);
+- inference images/s of test.py's prediction path (float32 model, fused batch normalisation)
+  against plain `model.predict` of the Keras-layer model with the same weights, with the share of
+  identical predicted labels.
 Without the real data, generated faces stand in (the output says so). Writes
 benchmarks/results/speed-<date>.json.
 """
 
+import argparse
 import datetime
 import gzip
 import os
@@ -109,14 +112,14 @@ def training_throughput(dataset, steps, warmup, path):
     if path == "toolkit":
         training.set_precision(cli.TRAINING_DEFAULTS["precision"])
         model = models.build_seed_cnn()
-        training.compile_model(model, 1e-3)
+        training.compile_model(model, argparse.Namespace(**cli.TRAINING_DEFAULTS))
         pipeline = training.make_dataset(images, labels, model.input_shape[1:], BATCH_SIZE,
                                          augment="report", shuffle=True)
         model.fit(pipeline, epochs=1, steps_per_epoch=steps + warmup, verbose=0, shuffle=False,
                   callbacks=[timer.callback])
     else:
         keras.mixed_precision.set_global_policy("float32")
-        model = models.build_seed_cnn()
+        model = models.build_seed_cnn(fused_batch_norm=False)
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy",
                       metrics=["accuracy"])
         x = images[..., np.newaxis].astype(np.float32)
@@ -135,13 +138,15 @@ def inference_rows(dataset, rows, rounds):
     keras.mixed_precision.set_global_policy("float32")
     keras.utils.set_random_seed(0)
     model = models.build_seed_cnn()
+    plain_model = models.build_seed_cnn(fused_batch_norm=False)  # Keras's own layers, same weights
+    plain_model.set_weights(model.get_weights())
     images = dataset.images[:rows]
     ours, plain = [], []
     for _ in range(rounds):
         ours_probabilities, seconds = timed(prediction.predict_probabilities, model, images)
         ours.append(len(images) / seconds)
         plain_probabilities, seconds = timed(
-            lambda: model.predict(images[..., np.newaxis].astype(np.float32), verbose=0))
+            lambda: plain_model.predict(images[..., np.newaxis].astype(np.float32), verbose=0))
         plain.append(len(images) / seconds)
     agreement = float((ours_probabilities.argmax(1) == plain_probabilities.argmax(1)).mean())
     return {

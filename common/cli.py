@@ -115,48 +115,112 @@ def validation_size(text):
 
 
 TRAINING_DEFAULTS = {"epochs": 20, "batch_size": 128, "val_size": 2400, "seed": 0,
-                     "learning_rate": 1e-3, "augment": "report", "precision": "bf16"}
+                     "learning_rate": 1e-3, "augment": "report", "precision": "bf16",
+                     "keep": "best", "optimizer": "adam", "schedule": "constant", "warmup_epochs": 0,
+                     "label_smoothing": 0.0, "weight_decay": 0.0, "class_weight": "none"}
+
+CNN_ARCHITECTURES = ("seed", "vgg")  # the keys of models.ARCHITECTURES that train.py offers
+
+RECIPES = {
+    # the report's recipe: its CNN, Adam at a constant 1e-3, shift + flip augmentation, 20 epochs
+    "report": dict(TRAINING_DEFAULTS, arch="seed"),
+    # the stronger recipe: a VGG-style net, AdamW with warm-up and cosine decay, label smoothing,
+    # affine warps and random erasing, 40 epochs
+    "strong": dict(TRAINING_DEFAULTS, arch="vgg", epochs=40, optimizer="adamw", learning_rate=2e-3,
+                   schedule="cosine", warmup_epochs=2, label_smoothing=0.1, weight_decay=0.05,
+                   augment="strong"),
+}
 
 
-def add_training_options(parser, default_val_size=2400, default_augment="report", from_model=False):
+def add_training_options(parser, default_val_size=2400, default_augment="report", from_model=False,
+                         recipes=False):
     """The options every training script shares, with defaults that reproduce the report's recipe.
 
-    `from_model=True` (retraining): options left unset are None, to be filled by `fill_unset_options`
-    from the settings saved with the model.
+    `recipes=True` adds `--recipe` and `--arch`: options left unset take the recipe's value (call
+    `apply_recipe` after parsing). `from_model=True` (retraining): options left unset are None, to
+    be filled by `fill_unset_options` from the settings saved with the model.
     """
     defaults = dict(TRAINING_DEFAULTS, val_size=default_val_size, augment=default_augment)
 
     def default(name):
-        return None if from_model else defaults[name]
+        return None if from_model or recipes else defaults[name]
 
-    def saved(help_text):
-        return help_text + " (default: the model's saved setting)" if from_model else help_text
+    def saved(help_text, name=None):
+        if from_model:
+            return help_text + " (default: the model's saved setting)"
+        if recipes and name is not None:
+            values = {recipe: settings[name] for recipe, settings in RECIPES.items()}
+            if len(set(map(str, values.values()))) == 1:
+                return f"{help_text} (default: {values['report']})"
+            return help_text + " (default: " + ", ".join(
+                f"{value} in --recipe {recipe}" for recipe, value in values.items()) + ")"
+        return help_text
 
+    if recipes:
+        parser.add_argument("--recipe", choices=tuple(RECIPES), default="report",
+                            help="a named set of defaults for the options below: 'report' reproduces "
+                                 "the report's CNN and recipe; 'strong' is the stronger recipe")
+        parser.add_argument("--arch", choices=CNN_ARCHITECTURES, default=None,
+                            help=saved("architecture: 'seed' is the report's CNN (1,703,047 trainable "
+                                       "parameters), 'vgg' a VGG-style CNN (1,978,279)", "arch"))
     if not from_model:
-        parser.add_argument("--epochs", type=positive_int, default=default("epochs"), help="training epochs")
+        parser.add_argument("--epochs", type=positive_int, default=default("epochs"),
+                            help=saved("training epochs", "epochs"))
         parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
                             help="'default': one device (a GPU when TensorFlow sees one, else the CPU); "
                                  "'mirrored': data-parallel over all visible GPUs, --batch-size being "
                                  "the global batch")
     parser.add_argument("--batch-size", type=positive_int, default=default("batch_size"),
-                        help=saved("images per batch"))
+                        help=saved("images per batch", "batch_size"))
     parser.add_argument("--val-size", type=validation_size, default=default("val_size"),
                         help=saved("validation rows taken from the start of the file: a count (2400) "
-                                   "or a fraction (0.1 or 10%%)"))
+                                   "or a fraction (0.1 or 10%%)", "val_size"))
     parser.add_argument("--out-dir", type=output_folder, default=None if from_model else "models",
                         help="folder for the model, history and settings"
                              + (" (default: the model's folder)" if from_model else ""))
     parser.add_argument("--seed", type=int, default=default("seed"),
-                        help=saved("seeds weight initialisation, shuffling and augmentation"))
+                        help=saved("seeds weight initialisation, shuffling and augmentation", "seed"))
+    parser.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default=default("optimizer"),
+                        help=saved("'adam' (the report's), 'adamw' (decoupled weight decay) or 'sgd' "
+                                   "(Nesterov momentum 0.9)", "optimizer"))
     parser.add_argument("--learning-rate", type=positive_float, default=default("learning_rate"),
-                        help=saved("Adam's learning rate"))
-    parser.add_argument("--augment", choices=("report", "none"), default=default("augment"),
-                        help=saved("'report': random shift within 0.1 and horizontal flip; 'none': "
-                                   "no augmentation"))
+                        help=saved("the optimiser's learning rate (the peak, with a schedule)",
+                                   "learning_rate"))
+    parser.add_argument("--schedule", choices=("constant", "cosine"), default=default("schedule"),
+                        help=saved("'constant' learning rate, or 'cosine': linear warm-up over "
+                                   "--warmup-epochs, then cosine decay to zero at the last epoch",
+                                   "schedule"))
+    parser.add_argument("--warmup-epochs", type=non_negative_int, default=default("warmup_epochs"),
+                        help=saved("warm-up epochs of the cosine schedule", "warmup_epochs"))
+    parser.add_argument("--label-smoothing", type=fraction, default=default("label_smoothing"),
+                        help=saved("share of each one-hot target spread evenly over the classes",
+                                   "label_smoothing"))
+    parser.add_argument("--weight-decay", type=non_negative_float, default=default("weight_decay"),
+                        help=saved("decoupled weight decay of the kernels (0: none)", "weight_decay"))
+    parser.add_argument("--augment", choices=("report", "strong", "none"), default=default("augment"),
+                        help=saved("'report': random shift within 0.1 and horizontal flip; 'strong': "
+                                   "shift, zoom and rotation within 10%%/10%%/10 degrees, flip, and random "
+                                   "erasing; 'none'", "augment"))
+    parser.add_argument("--class-weight", choices=("none", "balanced"), default=default("class_weight"),
+                        help=saved("'balanced' weighs each class's rows by rows / (7 x class rows), "
+                                   "lifting the rare Disgust class; 'none': every row weighs 1",
+                                   "class_weight"))
+    parser.add_argument("--keep", choices=("best", "last"), default=default("keep"),
+                        help=saved("which epoch's weights the saved model holds: 'best' validation "
+                                   "accuracy or 'last'; the file is named by that epoch's accuracy",
+                                   "keep"))
     if not from_model:  # a saved model computes with the precision it was built with
         parser.add_argument("--precision", choices=("bf16", "fp32"), default=default("precision"),
-                            help="'bf16': mixed bfloat16 compute with float32 weights (faster on "
-                                 "CPUs with AVX-512 BF16 and on GPUs); 'fp32': plain float32")
+                            help=saved("'bf16': mixed bfloat16 compute with float32 weights (faster on "
+                                       "CPUs with AVX-512 BF16 and on GPUs); 'fp32': plain float32",
+                                       "precision"))
+
+
+def apply_recipe(options):
+    """Gives each option left unset the value of the chosen `--recipe`."""
+    for name, value in RECIPES[options.recipe].items():
+        if getattr(options, name, value) is None:
+            setattr(options, name, value)
 
 
 def fill_unset_options(options, saved_settings):
@@ -174,6 +238,17 @@ def positive_float(text):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def non_negative_float(text):
+    """argparse type: a number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
     return value
 
 

@@ -7,20 +7,57 @@ output is always float32, also under a mixed-precision policy.
 
 from common import backend  # noqa: F401  (TensorFlow loads quietly, before Keras)
 import keras
+import tensorflow as tf
 from keras import layers
 
 from common.data import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
 
 
-def build_seed_cnn(dropout_rate=0.0, dense_dropout_rate=0.0):
+@keras.saving.register_keras_serializable(package="fer")
+class FusedBatchNormalization(layers.BatchNormalization):
+    """Keras's BatchNormalization computed by TensorFlow's fused kernel on (batch, height, width,
+    channels) maps: the same weights, the same results up to rounding, in the input's own precision.
+
+    Keras's layer upcasts bfloat16 maps to float32 and normalises with several separate ops, which
+    costs about as much as the convolutions on a CPU; the fused kernel reads and writes each map once.
+    Any other input (a mask, renormalisation, a different axis or rank) takes Keras's own path.
+    The batch variance used for the moving average has Bessel's correction, as in TensorFlow's kernel
+    (a factor n/(n-1) with n >= 128 * 3 * 3 pixels per channel here).
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if mask is not None or self.renorm or len(inputs.shape) != 4 or self.axis not in (-1, 3):
+            return super().call(inputs, training=training, mask=mask)
+        channels = inputs.shape[-1]
+        scale = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones((channels,), tf.float32)
+        offset = tf.cast(self.beta, tf.float32) if self.center else tf.zeros((channels,), tf.float32)
+        if training and self.trainable:
+            outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+                inputs, scale, offset, epsilon=self.epsilon, is_training=True)
+            self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+            self.moving_variance.assign(self.moving_variance * self.momentum
+                                        + variance * (1.0 - self.momentum))
+        else:
+            outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                inputs, scale, offset, mean=tf.cast(self.moving_mean, tf.float32),
+                variance=tf.cast(self.moving_variance, tf.float32), epsilon=self.epsilon,
+                is_training=False)
+        return tf.cast(outputs, self.compute_dtype)
+
+
+def build_seed_cnn(dropout_rate=0.0, dense_dropout_rate=0.0, fused_batch_norm=True):
     """The report's CNN: 3 blocks of 3x(Conv3x3+BN+ReLU) with 32/64/128 filters, each block closed by
-    MaxPool; then Dense 256-128-64-7. 1,703,047 trainable parameters."""
+    MaxPool; then Dense 256-128-64-7. 1,703,047 trainable parameters.
+
+    `fused_batch_norm=False` builds it with Keras's own BatchNormalization (the same weights), as a
+    plain-Keras baseline."""
+    batch_normalization = FusedBatchNormalization if fused_batch_norm else layers.BatchNormalization
     inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
     x = layers.Rescaling(1.0 / 255, name="scale_pixels")(inputs)
     for block, filters in enumerate((32, 64, 128), start=1):
         for conv in range(1, 4):
             x = layers.Conv2D(filters, 3, padding="same", name=f"block{block}_conv{conv}")(x)
-            x = layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
+            x = batch_normalization(name=f"block{block}_bn{conv}")(x)
             x = layers.Activation("relu", name=f"block{block}_relu{conv}")(x)
         x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)  # 48 -> 24 -> 12 -> 6
         x = layers.Dropout(dropout_rate, name=f"block{block}_dropout")(x)
@@ -31,6 +68,28 @@ def build_seed_cnn(dropout_rate=0.0, dense_dropout_rate=0.0):
     x = layers.Dense(NUM_CLASSES, name="logits")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="seed_cnn")
+
+
+def build_vgg_cnn(dropout_rate=0.4):
+    """A VGG-style CNN for the stronger recipe: 4 stages of Conv3x3+BN+ReLU (2, 2, 3, 3 convs with
+    32/64/128/256 filters), each closed by MaxPool, then global average pooling, Dense 256 with
+    dropout, and the 7-way softmax. 1,978,279 trainable parameters; about as fast to train as the seed
+    CNN, since its wider layers work on smaller maps."""
+    inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
+    x = layers.Rescaling(1.0 / 255, name="scale_pixels")(inputs)
+    for stage, (filters, convs) in enumerate(((32, 2), (64, 2), (128, 3), (256, 3)), start=1):
+        for conv in range(1, convs + 1):
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                              name=f"stage{stage}_conv{conv}")(x)
+            x = FusedBatchNormalization(name=f"stage{stage}_bn{conv}")(x)
+            x = layers.Activation("relu", name=f"stage{stage}_relu{conv}")(x)
+        x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)  # 48 -> 24 -> 12 -> 6 -> 3
+    x = layers.GlobalAveragePooling2D(name="average_pool")(x)  # (3, 3, 256) -> (256,)
+    x = layers.Dense(256, activation="relu", name="dense256")(x)
+    x = layers.Dropout(dropout_rate, name="dense256_dropout")(x)
+    x = layers.Dense(NUM_CLASSES, name="logits")(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="vgg_cnn")
 
 
 def build_dnn(dropout_rate=0.2):
@@ -47,6 +106,7 @@ def build_dnn(dropout_rate=0.2):
 
 ARCHITECTURES = {
     "seed": build_seed_cnn,
+    "vgg": build_vgg_cnn,
     "dnn": build_dnn,
 }
 

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import files
+from common import files, models  # noqa: F401  (models registers its layers for loading)
 from common.cli import UsageError
 from common.data import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
 
@@ -51,20 +51,38 @@ def as_float32(model):
     return copy
 
 
+TTA_SHIFTS = ((0, 0), (0, 2), (0, -2), (2, 0), (-2, 0))  # (down, right) pixels of each view
+
+
 def predict_probabilities(model, images, batch_size=PREDICTION_BATCH_SIZE, tta=False):
     """Class probabilities (rows, 7) for images (rows, 48, 48) of pixel values 0..255.
 
-    `tta=True` averages the probabilities of each image and its horizontal mirror.
+    `tta=True` averages the probabilities of 10 views of each image: the image and its horizontal
+    mirror, each as it is and shifted by 2 pixels right, left, down and up (edges repeated).
     """
     input_shape = tuple(model.input_shape[1:])
     predict_batch = _compiled_forward_pass(model, input_shape)
     probabilities = np.empty((len(images), NUM_CLASSES), dtype=np.float32)
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size].astype(np.float32)  # (batch, 48, 48)
-        views = [batch, batch[:, :, ::-1]] if tta else [batch]
+        views = tta_views(batch) if tta else [batch]
         view_probabilities = [predict_batch(view.reshape(-1, *input_shape)) for view in views]
         probabilities[start:start + len(batch)] = np.mean(view_probabilities, axis=0)
     return probabilities
+
+
+def tta_views(images):
+    """The test-time views of images (batch, height, width): each of TTA_SHIFTS applied to the images
+    and to their mirrors."""
+    views = []
+    for oriented in (images, images[:, :, ::-1]):
+        padding = max(max(abs(down), abs(right)) for down, right in TTA_SHIFTS)
+        padded = np.pad(oriented, ((0, 0), (padding, padding), (padding, padding)), mode="edge")
+        height, width = images.shape[1:]
+        for down, right in TTA_SHIFTS:  # content moves down/right: the window moves up/left
+            top, left = padding - down, padding - right
+            views.append(padded[:, top:top + height, left:left + width])
+    return views
 
 
 def write_predictions(result_path, ids, labels):

@@ -10,7 +10,8 @@ def main(description):
     parser.add_argument("result_csv", help="where to write the id,label predictions")
     parser.add_argument("model", help="a .h5 model written by this toolkit (CNN or DNN)")
     parser.add_argument("--tta", action="store_true",
-                        help="test-time augmentation: average the probabilities of each face and its mirror")
+                        help="test-time augmentation: average the probabilities of 10 views of each face "
+                             "(it and its mirror, each also shifted 2 pixels right, left, down and up)")
     parser.add_argument("--batch-size", type=cli.positive_int, default=512, help="faces per prediction batch")
     options = parser.parse_args()
 

@@ -30,10 +30,43 @@ def set_precision(precision):
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[precision])
 
 
-def compile_model(model, learning_rate):
-    """Adam and categorical cross-entropy, as in the report."""
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-                  loss="categorical_crossentropy", metrics=["accuracy"])
+def compile_model(model, options, steps_per_epoch=None):
+    """Compiles `model` with the optimiser, learning-rate schedule, loss and weight decay `options`
+    name (see `cli.add_training_options`); the report's recipe is Adam at a constant 1e-3 with plain
+    categorical cross-entropy. A schedule needs `steps_per_epoch`."""
+    learning_rate = learning_rate_schedule(options, steps_per_epoch)
+    weight_decay = options.weight_decay or None
+    if options.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True,
+                                         weight_decay=weight_decay)
+    elif options.optimizer == "adamw":
+        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=options.weight_decay)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate, weight_decay=weight_decay)
+    if weight_decay:  # decay the convolution and dense kernels, not BN scales/offsets or biases
+        optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=options.label_smoothing)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+
+
+def learning_rate_schedule(options, steps_per_epoch):
+    """`constant`: --learning-rate throughout. `cosine`: a linear warm-up from 1% of --learning-rate
+    over --warmup-epochs, then a cosine decay to zero at the last of --epochs."""
+    if options.schedule == "constant":
+        return options.learning_rate
+    warmup_steps = options.warmup_epochs * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=options.learning_rate * 0.01, warmup_target=options.learning_rate,
+        warmup_steps=warmup_steps, decay_steps=max(options.epochs * steps_per_epoch - warmup_steps, 1),
+        alpha=0.0)
+
+
+def balanced_class_weights(labels):
+    """Class weights `rows / (classes * rows of the class)`, so every class weighs the same in the
+    loss (Disgust, 1.5% of FER2013, gets about 9.5); a class with no rows gets weight 1."""
+    counts = np.bincount(labels, minlength=NUM_CLASSES)
+    return {label: (len(labels) / (NUM_CLASSES * count) if count else 1.0)
+            for label, count in enumerate(counts.tolist())}
 
 
 def make_dataset(images, labels, model_input_shape, batch_size, augment="none", shuffle=False,
@@ -41,18 +74,24 @@ def make_dataset(images, labels, model_input_shape, batch_size, augment="none", 
     """A tf.data pipeline of (pixels shaped for the model, one-hot labels) batches.
 
     `augment="report"`: random shift within 10% of the size in both directions (nearest-pixel fill)
-    and a random horizontal flip, drawn anew for every batch.
+    and a random horizontal flip. `augment="strong"`: one random affine warp per face (shift within
+    10%, zoom within 10%, rotation within 10 degrees, horizontal flip; bilinear, nearest-pixel fill)
+    followed by random erasing (half the faces get a grey rectangle of 2-12% of the area). Drawn
+    anew for every batch, seeded by `seed`.
     """
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))  # (48, 48) uint8, int64
     if shuffle:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
     augmenter = _make_augmenter(seed) if augment == "report" else None
+    generator = tf.random.Generator.from_seed(seed) if augment == "strong" else None
 
     def prepare(batch_images, batch_labels):
         batch_images = tf.cast(batch_images, tf.float32)[..., tf.newaxis]  # (batch, 48, 48, 1)
         if augmenter is not None:
             batch_images = augmenter(batch_images, training=True)
+        if generator is not None:
+            batch_images = random_erasing(random_affine(batch_images, generator), generator)
         batch_images = tf.reshape(batch_images, (-1, *model_input_shape))  # flat for a DNN
         return batch_images, tf.one_hot(batch_labels, NUM_CLASSES)
 
@@ -60,19 +99,74 @@ def make_dataset(images, labels, model_input_shape, batch_size, augment="none", 
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def fit(model, train_set, val_set, epochs, batch_size, augment, seed, initial_epoch=0):
-    """Trains `model` from `initial_epoch` up to `epochs` and returns the history rows of those epochs.
+def random_affine(images, generator, shift=0.1, zoom=0.1, degrees=10.0):
+    """Warps each image of (batch, height, width, 1) by its own random shift, zoom, rotation and
+    horizontal flip, composed into one projective transform (one resampling per image)."""
+    batch = tf.shape(images)[0]
+    height, width = float(images.shape[1]), float(images.shape[2])
 
-    Prints Keras's per-epoch lines and a closing summary (best and last validation accuracy, wall
-    time, training images per second).
+    def uniform(low, high):
+        return generator.uniform((batch,), low, high)
+
+    angle = uniform(-degrees, degrees) * (np.pi / 180)
+    scale = 1.0 / uniform(1.0 - zoom, 1.0 + zoom)  # output -> input: zooming in samples less area
+    flip = tf.where(generator.uniform((batch,)) < 0.5, -1.0, 1.0)
+    shift_x, shift_y = uniform(-shift, shift) * width, uniform(-shift, shift) * height
+    # input = centre + rotation(angle) * scale * diag(flip, 1) * (output - centre) + shift
+    a0, a1 = tf.cos(angle) * scale * flip, -tf.sin(angle) * scale
+    b0, b1 = tf.sin(angle) * scale * flip, tf.cos(angle) * scale
+    centre_x, centre_y = (width - 1) / 2, (height - 1) / 2
+    a2 = centre_x - a0 * centre_x - a1 * centre_y + shift_x
+    b2 = centre_y - b0 * centre_x - b1 * centre_y + shift_y
+    zeros = tf.zeros_like(a0)
+    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)  # (batch, 8)
+    warped = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="NEAREST")
+    return tf.ensure_shape(warped, images.shape)
+
+
+def random_erasing(images, generator, probability=0.5, area=(0.02, 0.12), aspect=(0.3, 3.3)):
+    """Paints a random rectangle (area and aspect ratio drawn from the ranges) of one random grey
+    level over each image of (batch, height, width, 1) with the given probability."""
+    batch = tf.shape(images)[0]
+    height, width = images.shape[1], images.shape[2]
+    rectangle_area = generator.uniform((batch,), *area) * (height * width)
+    log_aspect = generator.uniform((batch,), float(np.log(aspect[0])), float(np.log(aspect[1])))
+    half_height = tf.sqrt(rectangle_area * tf.exp(log_aspect)) / 2
+    half_width = tf.sqrt(rectangle_area / tf.exp(log_aspect)) / 2
+    centre_y = generator.uniform((batch,), 0.0, float(height))
+    centre_x = generator.uniform((batch,), 0.0, float(width))
+    rows = tf.range(height, dtype=tf.float32)[tf.newaxis, :, tf.newaxis]  # (1, height, 1)
+    columns = tf.range(width, dtype=tf.float32)[tf.newaxis, tf.newaxis, :]  # (1, 1, width)
+    inside = ((tf.abs(rows - centre_y[:, None, None]) <= half_height[:, None, None])
+              & (tf.abs(columns - centre_x[:, None, None]) <= half_width[:, None, None]))
+    erase = inside & (generator.uniform((batch,)) < probability)[:, None, None]  # (batch, h, w)
+    grey = generator.uniform((batch,), 0.0, 255.0)[:, None, None, None]
+    return tf.where(erase[..., tf.newaxis], grey, images)
+
+
+def fit(model, train_set, val_set, options, initial_epoch=0):
+    """Trains `model` from `initial_epoch` up to `options.epochs` and returns the history rows of
+    those epochs and a summary of the run.
+
+    `options.keep == "best"` leaves the model with the weights of its epoch of highest validation
+    accuracy (the summary's `kept_epoch`); "last" with those of the last epoch. Prints Keras's
+    per-epoch lines and a closing summary (best, last and kept validation accuracy, wall time,
+    training images per second).
     """
+    epochs, batch_size, keep = options.epochs, options.batch_size, options.keep
     input_shape = tuple(model.input_shape[1:])
-    train_data = make_dataset(train_set.images, train_set.labels, input_shape, batch_size, augment,
-                              shuffle=True, seed=seed)
+    train_data = make_dataset(train_set.images, train_set.labels, input_shape, batch_size,
+                              options.augment, shuffle=True, seed=options.seed)
+    class_weight = (balanced_class_weights(train_set.labels) if options.class_weight == "balanced"
+                    else None)
     val_data = make_dataset(val_set.images, val_set.labels, input_shape, batch_size)
+    best_weights = BestWeights()
     started = time.perf_counter()
     keras_history = model.fit(train_data, validation_data=val_data, epochs=epochs,
-                              initial_epoch=initial_epoch, shuffle=False,
+                              initial_epoch=initial_epoch, shuffle=False, callbacks=[best_weights],
+                              class_weight=class_weight,
                               verbose=1 if sys.stdout.isatty() else 2)
     wall_seconds = time.perf_counter() - started
     metrics = keras_history.history
@@ -80,24 +174,45 @@ def fit(model, train_set, val_set, epochs, batch_size, augment, seed, initial_ep
             for index, epoch in enumerate(range(initial_epoch + 1, epochs + 1))]
     val_accuracies = [row[-1] for row in rows]
     best_index = int(np.argmax(val_accuracies))
+    kept_index = best_index if keep == "best" else len(rows) - 1
+    if keep == "best":
+        model.set_weights(best_weights.weights)
     images_per_second = len(train_set) * len(rows) / wall_seconds
     print(f"best val accuracy {val_accuracies[best_index]:.4f} (epoch {rows[best_index][0]}), "
-          f"last {val_accuracies[-1]:.4f}; {wall_seconds:.0f} s for {len(rows)} epochs, "
-          f"{images_per_second:.0f} training images/s")
+          f"last {val_accuracies[-1]:.4f}, kept epoch {rows[kept_index][0]}; {wall_seconds:.0f} s "
+          f"for {len(rows)} epochs, {images_per_second:.0f} training images/s")
     summary = {"wall_seconds": round(wall_seconds, 1),
                "training_images_per_second": round(images_per_second, 1),
                "best_val_accuracy": val_accuracies[best_index],
-               "best_epoch": rows[best_index][0]}
+               "best_epoch": rows[best_index][0],
+               "last_val_accuracy": val_accuracies[-1],
+               "kept_epoch": rows[kept_index][0],
+               "kept_val_accuracy": val_accuracies[kept_index]}
     return rows, summary
 
 
+class BestWeights(keras.callbacks.Callback):
+    """Holds a copy of the weights of the epoch with the highest validation accuracy so far."""
+
+    def __init__(self):
+        super().__init__()
+        self.best_accuracy, self.weights = -1.0, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        accuracy = (logs or {}).get("val_accuracy", -1.0)
+        if accuracy > self.best_accuracy:
+            self.best_accuracy, self.weights = accuracy, self.model.get_weights()
+
+
 def save_trained_model(model, out_dir, history_rows, settings, prefix=""):
-    """Writes `<out_dir>/<prefix><last val acc>.h5` with `_history.csv` and `_settings.json` beside it.
+    """Writes `<out_dir>/<prefix><val acc>.h5` with `_history.csv` and `_settings.json` beside it,
+    named by the validation accuracy of the weights it holds (`settings["kept_val_accuracy"]`, else
+    the last epoch's).
 
     Returns the model's path. Never replaces an existing file: a `-1`, `-2`, ... suffix is added.
     """
-    last_val_accuracy = history_rows[-1][-1]
-    model_path = files.free_model_path(out_dir, files.model_stem(last_val_accuracy, prefix))
+    val_accuracy = settings.get("kept_val_accuracy", history_rows[-1][-1])
+    model_path = files.free_model_path(out_dir, files.model_stem(val_accuracy, prefix))
     return _save(model, model_path, history_rows, settings)
 
 
@@ -129,11 +244,10 @@ def train_new_model(build_model, train_set, val_set, options, prefix=""):
         strategy = tf.distribute.get_strategy()
     with strategy.scope():
         model = build_model()
-        compile_model(model, options.learning_rate)
+        compile_model(model, options, steps_per_epoch(train_set, options))
     print(f"{model.name}: {model.count_params():,} parameters; {len(train_set)} training rows, "
           f"{len(val_set)} validation rows from {train_set.source}")
-    rows, summary = fit(model, train_set, val_set, options.epochs, options.batch_size,
-                        options.augment, options.seed)
+    rows, summary = fit(model, train_set, val_set, options)
     settings = run_settings(options, model, train_set, val_set, summary)
     return save_trained_model(model, options.out_dir, rows, settings, prefix)
 
@@ -142,23 +256,28 @@ def continue_training(model, model_path, train_set, val_set, options, first_epoc
     """Trains a loaded model from `first_epoch` to `last_epoch` and saves it as
     `<val acc>_<old model name>` with the old history followed by the new epochs."""
     keras.utils.set_random_seed(options.seed)
-    compile_model(model, options.learning_rate)
+    options.epochs = last_epoch  # a cosine schedule spans epochs 1..LAST_EPOCH, resumed at its step
+    compile_model(model, options, steps_per_epoch(train_set, options))
     restored = restore_optimizer_state(model, model_path)
     print(f"continuing {model_path} at epoch {first_epoch + 1}; "
-          + ("Adam state restored" if restored else "no saved Adam state, starting a fresh one"))
-    rows, summary = fit(model, train_set, val_set, last_epoch, options.batch_size, options.augment,
-                        options.seed, initial_epoch=first_epoch)
+          + ("optimizer state restored" if restored else "no matching saved optimizer state, "
+                                                     "starting a fresh one"))
+    rows, summary = fit(model, train_set, val_set, options, initial_epoch=first_epoch)
     history = files.read_history(model_path) + rows
     settings = run_settings(options, model, train_set, val_set, summary)
     settings.update(epochs=last_epoch, continued_from=os.path.basename(model_path))
     old_stem = os.path.splitext(os.path.basename(model_path))[0]
-    new_stem = files.model_stem(rows[-1][-1]) + "_" + old_stem
+    new_stem = files.model_stem(summary["kept_val_accuracy"]) + "_" + old_stem
     model_path = files.free_model_path(options.out_dir, new_stem)
     return _save(model, model_path, history, settings)
 
 
+def steps_per_epoch(train_set, options):
+    return -(-len(train_set) // options.batch_size)
+
+
 def restore_optimizer_state(model, model_path):
-    """Loads the Adam moments and step count saved in a `.h5` into the model's (fresh) optimizer.
+    """Loads the optimizer moments and step count saved in a `.h5` into the model's (fresh) optimizer.
 
     Returns False, leaving the fresh optimizer as it is, when the file holds no matching state.
     """

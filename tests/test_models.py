@@ -25,3 +25,40 @@ def test_models_output_probabilities_from_raw_pixels():
     probabilities = np.asarray(model(pixels, training=False))
     assert probabilities.shape == (3, 7)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_vgg_cnn_shape_and_parameter_count():
+    model = models.build_vgg_cnn()
+    assert models.trainable_parameter_count(model) == 1_978_279
+    assert model.input_shape == (None, 48, 48, 1) and model.output_shape == (None, 7)
+
+
+def test_every_train_py_architecture_has_a_builder():
+    from common import cli
+
+    assert set(cli.CNN_ARCHITECTURES) <= set(models.ARCHITECTURES)
+    assert {recipe["arch"] for recipe in cli.RECIPES.values()} <= set(cli.CNN_ARCHITECTURES)
+
+
+def test_fused_batch_normalization_matches_keras_batch_normalization():
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    maps = rng.normal(2.0, 3.0, size=(32, 6, 6, 5)).astype("float32")
+    keras_layer, fused_layer = keras.layers.BatchNormalization(), models.FusedBatchNormalization()
+    keras_layer.build(maps.shape)
+    fused_layer.build(maps.shape)
+    weights = [rng.uniform(0.5, 1.5, 5).astype("float32") for _ in range(4)]
+    keras_layer.set_weights(weights)
+    fused_layer.set_weights(weights)
+    for training in (False, True):  # inference first, while the moving statistics still agree
+        np.testing.assert_allclose(fused_layer(maps, training=training),
+                                   keras_layer(maps, training=training), atol=1e-4)
+    # moving averages after one step: equal means, variances within Bessel's factor n/(n-1)
+    for fused_weight, keras_weight in zip(fused_layer.get_weights(), keras_layer.get_weights()):
+        np.testing.assert_allclose(fused_weight, keras_weight, rtol=1e-3)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(fused_layer(maps, training=True) ** 2 * np.arange(5))
+    gradients = tape.gradient(loss, fused_layer.trainable_variables)
+    assert all(float(tf.norm(gradient)) > 0 for gradient in gradients)  # gamma and beta learn

@@ -62,15 +62,29 @@ def test_prediction_matches_a_plain_keras_predict(test_csv, trained_model):
     ours = prediction.predict_probabilities(model, images, batch_size=16)
     plain = model.predict(images[..., np.newaxis].astype("float32"), verbose=0)
     np.testing.assert_allclose(ours, plain, atol=1e-5)
-    mirrored = model.predict(images[:, :, ::-1, np.newaxis].astype("float32"), verbose=0)
+    views = prediction.tta_views(images.astype("float32"))
+    per_view = [model.predict(view[..., np.newaxis], verbose=0) for view in views]
     np.testing.assert_allclose(prediction.predict_probabilities(model, images, tta=True),
-                               (plain + mirrored) / 2, atol=1e-5)
+                               np.mean(per_view, axis=0), atol=1e-5)
+
+
+def test_tta_views_are_the_faces_and_mirrors_shifted_with_repeated_edges():
+    images = np.arange(2 * 6 * 6, dtype=np.float32).reshape(2, 6, 6)
+    views = prediction.tta_views(images)
+    assert len(views) == 10 and all(view.shape == images.shape for view in views)
+    np.testing.assert_array_equal(views[0], images)
+    right = views[prediction.TTA_SHIFTS.index((0, 2))]
+    np.testing.assert_array_equal(right[:, :, 2:], images[:, :, :-2])  # content moved right
+    np.testing.assert_array_equal(right[:, :, 0], images[:, :, 0])  # edge column repeated
+    up = views[prediction.TTA_SHIFTS.index((-2, 0))]
+    np.testing.assert_array_equal(up[:, :-2], images[:, 2:])
+    np.testing.assert_array_equal(views[5], images[:, :, ::-1])  # the mirrors follow
 
 
 def test_retrain_continues_from_the_saved_epoch(tmp_path, train_csv, trained_model):
     result = run_script("retrain.py", train_csv, trained_model, 1, 2, "--out-dir", tmp_path)
     assert result.exit_code == 0, result.stderr
-    assert "Adam state restored" in result.stdout
+    assert "optimizer state restored" in result.stdout
     new_model = result.last_line
     history = read_rows(files.history_path(new_model))
     assert [row[0] for row in history[1:]] == ["1", "2"]

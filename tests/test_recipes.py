@@ -1,0 +1,94 @@
+"""Recipe options: the strong augmentation, schedules, class weights, --recipe and what gets saved."""
+
+import argparse
+import json
+
+import numpy as np
+import tensorflow as tf
+
+from common import cli, files, training
+from conftest import run_script
+
+
+def test_random_affine_is_the_identity_when_every_range_is_zero():
+    images = np.random.default_rng(0).uniform(0, 255, (4, 48, 48, 1)).astype("float32")
+    generator = tf.random.Generator.from_seed(0)
+    warped = training.random_affine(tf.constant(images), generator, shift=0.0, zoom=0.0, degrees=0.0)
+    flipped = np.any(np.abs(warped.numpy() - images) > 1e-3, axis=(1, 2, 3))
+    for index, was_flipped in enumerate(flipped):  # only the random mirror remains
+        expected = images[index, :, ::-1] if was_flipped else images[index]
+        np.testing.assert_allclose(warped[index], expected, atol=1e-3)
+
+
+def test_random_erasing_paints_one_grey_rectangle_on_about_half_the_faces():
+    images = tf.fill((400, 48, 48, 1), -1.0)  # a value the grey level (0..255) never takes
+    erased = training.random_erasing(images, tf.random.Generator.from_seed(1)).numpy()
+    painted = erased[..., 0] != -1.0
+    share_painted = painted.any(axis=(1, 2)).mean()
+    assert 0.4 < share_painted < 0.6
+    for face, mask in zip(erased[..., 0], painted):
+        if mask.any():
+            rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+            assert mask.sum() == len(rows) * len(columns)  # a filled rectangle
+            assert len(np.unique(face[mask])) == 1  # of one grey level
+            assert mask.mean() <= 0.13
+
+
+def test_balanced_class_weights_equalise_the_classes():
+    labels = np.array([0] * 60 + [1] * 6 + [3] * 134)
+    weights = training.balanced_class_weights(labels)
+    counts = np.bincount(labels, minlength=7)
+    assert weights[1] == 200 / (7 * 6) and weights[2] == 1.0  # an absent class keeps weight 1
+    totals = [weights[label] * counts[label] for label in (0, 1, 3)]
+    np.testing.assert_allclose(totals, 200 / 7)
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    options = argparse.Namespace(schedule="cosine", learning_rate=0.01, warmup_epochs=2, epochs=10)
+    schedule = training.learning_rate_schedule(options, steps_per_epoch=5)
+    rates = [float(schedule(step)) for step in (0, 10, 30, 50)]
+    np.testing.assert_allclose(rates, [1e-4, 0.01, 0.005, 0.0], atol=1e-6)
+    options.schedule = "constant"
+    assert training.learning_rate_schedule(options, 5) == 0.01
+
+
+def test_recipe_fills_only_the_options_left_unset():
+    parser = cli.ArgumentParser("test")
+    cli.add_training_options(parser, recipes=True)
+    strong = parser.parse_args(["--recipe", "strong", "--epochs", "3", "--class-weight", "balanced"])
+    cli.apply_recipe(strong)
+    assert (strong.arch, strong.epochs, strong.optimizer, strong.augment) == ("vgg", 3, "adamw", "strong")
+    assert strong.class_weight == "balanced" and strong.label_smoothing == 0.1
+    report = parser.parse_args([])
+    cli.apply_recipe(report)
+    assert vars(report) == dict(cli.RECIPES["report"], recipe="report", out_dir="models",
+                                strategy="default")
+
+
+def test_strong_recipe_trains_and_records_how_the_model_was_made(tmp_path, train_csv):
+    result = run_script("train.py", train_csv, "--recipe", "strong", "--epochs", 2, "--val-size", 64,
+                        "--class-weight", "balanced", "--keep", "last", "--out-dir", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    settings = json.load(open(files.settings_path(result.last_line)))
+    assert settings["architecture"] == "vgg_cnn" and settings["recipe"] == "strong"
+    assert (settings["optimizer"], settings["schedule"], settings["augment"]) == ("adamw", "cosine", "strong")
+    assert settings["label_smoothing"] == 0.1 and settings["weight_decay"] == 0.05
+    assert settings["class_weight"] == "balanced" and settings["kept_epoch"] == 2
+    assert result.last_line.endswith(files.model_stem(settings["last_val_accuracy"]) + ".h5")
+
+
+def test_keep_best_saves_the_weights_of_the_best_validation_epoch(tmp_path, train_csv):
+    from common import data, prediction
+
+    result = run_script("train.py", train_csv, "--epochs", 4, "--val-size", 64, "--batch-size", 64,
+                        "--out-dir", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    history = np.loadtxt(files.history_path(result.last_line), delimiter=",", skiprows=1)
+    best_row = int(np.argmax(history[:, 4]))
+    settings = json.load(open(files.settings_path(result.last_line)))
+    assert settings["keep"] == "best" and settings["kept_epoch"] == best_row + 1
+    assert result.last_line.endswith(files.model_stem(history[best_row, 4]) + ".h5")
+    val_set = data.split_validation(data.load_dataset(str(train_csv)), 64)[1]
+    model = prediction.load_model(result.last_line)
+    predicted = prediction.predict_probabilities(model, val_set.images).argmax(axis=1)
+    assert abs((predicted == val_set.labels).mean() - history[best_row, 4]) <= 1 / 64
