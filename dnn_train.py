@@ -16,6 +16,7 @@ def main():
     parser.add_argument("train_csv", help="labelled data: course CSV, Kaggle fer2013.csv, .csv.gz or .npz")
     cli.add_training_options(parser, default_val_size=0.1, default_augment="none")
     options = parser.parse_args()
+    cli.check_training_options(options)
 
     dataset = data.load_dataset(options.train_csv, require_labels=True)
     train_set, val_set = data.split_validation(dataset, options.val_size)

@@ -47,23 +47,27 @@ def run(main):
         sys.exit(1)
 
 
-def _integer_at_least(minimum, expected):
-    """An argparse type for integers >= minimum; `expected` describes them in the error."""
+def _number_where(convert, accepts, expected):
+    """An argparse type: `convert` (int or float) the text and check that the value `accepts`;
+    `expected` describes the values in the error."""
 
     def parse(text):
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-        if value < minimum:
+        if not accepts(value):
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return value
 
     return parse
 
 
-positive_int = _integer_at_least(1, "a positive integer")
-non_negative_int = _integer_at_least(0, "an integer >= 0")
+positive_int = _number_where(int, lambda value: value >= 1, "a positive integer")
+non_negative_int = _number_where(int, lambda value: value >= 0, "an integer >= 0")
+fraction = _number_where(float, lambda value: 0.0 <= value <= 1.0, "a number between 0 and 1")
+positive_float = _number_where(float, lambda value: value > 0, "a positive number")
+non_negative_float = _number_where(float, lambda value: value >= 0, "a number >= 0")
 
 
 def output_folder(text):
@@ -82,17 +86,6 @@ def row_numbers(text):
     if not rows or min(rows) < 0:
         raise argparse.ArgumentTypeError(f"expected comma-separated row numbers >= 0, got {text!r}")
     return rows
-
-
-def fraction(text):
-    """argparse type: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
-    return value
 
 
 def validation_size(text):
@@ -217,10 +210,18 @@ def add_training_options(parser, default_val_size=2400, default_augment="report"
 
 
 def apply_recipe(options):
-    """Gives each option left unset the value of the chosen `--recipe`."""
+    """Gives each option left unset the value of the chosen `--recipe`, then checks them."""
     for name, value in RECIPES[options.recipe].items():
         if getattr(options, name, value) is None:
             setattr(options, name, value)
+    check_training_options(options)
+
+
+def check_training_options(options):
+    """Refuses option combinations that no single option's type can catch."""
+    if options.schedule == "cosine" and options.warmup_epochs >= options.epochs:
+        raise UsageError(f"--warmup-epochs {options.warmup_epochs} leaves no epoch for the cosine "
+                         f"decay of --epochs {options.epochs}; use fewer warm-up epochs")
 
 
 def fill_unset_options(options, saved_settings):
@@ -228,28 +229,6 @@ def fill_unset_options(options, saved_settings):
     for name, default in TRAINING_DEFAULTS.items():
         if hasattr(options, name) and getattr(options, name) is None:
             setattr(options, name, saved_settings.get(name, default))
-
-
-def positive_float(text):
-    """argparse type: a number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def non_negative_float(text):
-    """argparse type: a number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
 
 
 def add_self_training_options(parser):
