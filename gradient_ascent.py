@@ -42,7 +42,7 @@ def main():
 
     from common import explain, plots, prediction  # TensorFlow loads only after the input checked out
 
-    model = prediction.as_float32(prediction.load_model(options.model))
+    model = prediction.with_precision(prediction.load_model(options.model), "fp32")
     layer_name = options.layer or explain.conv_layer_names(model)[0]
     explain.conv_layer(model, layer_name)  # an unknown name lists the model's convolution layers
 

@@ -45,7 +45,7 @@ def main():
 
     from common import explain, plots, prediction  # TensorFlow loads only after the input checked out
 
-    model = prediction.as_float32(prediction.load_model(options.model))
+    model = prediction.with_precision(prediction.load_model(options.model), "fp32")
     if options.saliency == "gradcam":
         explain.last_conv_layer_name(model)  # refuses a DNN before any plot is drawn
 

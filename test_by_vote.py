@@ -24,14 +24,12 @@ def main():
     parser.add_argument("result_csv", help="where to write the id,label predictions")
     parser.add_argument("model_list", help="text file of 'WEIGHT PATH' lines")
     parser.add_argument("--soft", action="store_true", help="average probabilities instead of voting")
-    parser.add_argument("--tta", action="store_true", help="test-time augmentation: each model averages 10 views of each face "
-                             "(it and its mirror, each also shifted 2 pixels each way)")
     parser.add_argument("--eval", metavar="LABELLED_CSV",
                         help="also print each model's and the ensemble's accuracy on the first "
                              "--val-size rows of this labelled file")
     parser.add_argument("--val-size", type=cli.validation_size, default=2400,
                         help="validation rows for --eval: a count or a fraction")
-    parser.add_argument("--batch-size", type=cli.positive_int, default=512, help="faces per prediction batch")
+    cli.add_prediction_options(parser)
     options = parser.parse_args()
 
     listed_models = ensemble.read_model_list(options.model_list)
@@ -49,7 +47,7 @@ def main():
         name = os.path.basename(listed.path)
         print(f"model {index} of {len(listed_models)}: {name} (weight {listed.weight:g})", flush=True)
         try:
-            model = prediction.load_model(listed.path)
+            model = prediction.with_precision(prediction.load_model(listed.path), options.precision)
         except cli.UsageError as error:
             raise cli.UsageError(f"{options.model_list}: line {listed.line_number}: {error}") from None
         test_vote.add(prediction.predict_probabilities(model, test_set.images, options.batch_size,

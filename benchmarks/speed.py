@@ -11,9 +11,10 @@ Rows of the table:
   bf16 policy, fused batch normalisation, tf.data pipeline with on-the-fly augmentation) against
   plain float32 `model.fit` of the same CNN built from Keras's own layers, on the same NumPy
   arrays, in alternating rounds (the median of each is reported);
-- inference images/s of test.py's prediction path (float32 model, fused batch normalisation)
-  against plain `model.predict` of the Keras-layer model with the same weights, with the share of
-  identical predicted labels.
+- inference images/s of test.py's prediction path (float32 model, fused batch normalisation; and
+  the same model with `--precision bf16`) against plain `model.predict` of the Keras-layer model
+  with the same weights, with the share of identical predicted labels (an untrained model: its
+  near ties make the bf16 agreement a worst case).
 Without the real data, generated faces stand in (the output says so). Writes
 benchmarks/results/speed-<date>.json.
 """
@@ -129,7 +130,8 @@ def training_throughput(dataset, steps, warmup, path):
 
 
 def inference_rows(dataset, rows, rounds):
-    """Images/s of prediction.predict_probabilities against model.predict on a float32 model."""
+    """Images/s of prediction.predict_probabilities (float32, and the same model in bfloat16)
+    against model.predict of a float32 model built from Keras's own layers, with the same weights."""
     import keras
     import numpy as np
 
@@ -138,22 +140,28 @@ def inference_rows(dataset, rows, rounds):
     keras.mixed_precision.set_global_policy("float32")
     keras.utils.set_random_seed(0)
     model = models.build_seed_cnn()
+    bf16_model = prediction.with_precision(model, "bf16")
     plain_model = models.build_seed_cnn(fused_batch_norm=False)  # Keras's own layers, same weights
     plain_model.set_weights(model.get_weights())
     images = dataset.images[:rows]
-    ours, plain = [], []
-    for _ in range(rounds):
+    ours, bf16, plain = [], [], []
+    for _ in range(rounds):  # alternate, so machine noise hits all alike
         ours_probabilities, seconds = timed(prediction.predict_probabilities, model, images)
         ours.append(len(images) / seconds)
+        bf16_probabilities, seconds = timed(prediction.predict_probabilities, bf16_model, images)
+        bf16.append(len(images) / seconds)
         plain_probabilities, seconds = timed(
             lambda: plain_model.predict(images[..., np.newaxis].astype(np.float32), verbose=0))
         plain.append(len(images) / seconds)
-    agreement = float((ours_probabilities.argmax(1) == plain_probabilities.argmax(1)).mean())
+    plain_labels = plain_probabilities.argmax(1)
     return {
         "inference_images_per_second": statistics.median(ours),
         "inference_plain_predict_images_per_second": statistics.median(plain),
         "inference_speedup": statistics.median(ours) / statistics.median(plain),
-        "inference_label_agreement": agreement,
+        "inference_label_agreement": float((ours_probabilities.argmax(1) == plain_labels).mean()),
+        "inference_bf16_images_per_second": statistics.median(bf16),
+        "inference_bf16_speedup": statistics.median(bf16) / statistics.median(plain),
+        "inference_bf16_label_agreement": float((bf16_probabilities.argmax(1) == plain_labels).mean()),
     }
 
 

@@ -240,6 +240,18 @@ def add_self_training_options(parser):
                         help="keep a self-label when the predictor's highest class probability is >= this")
 
 
+def add_prediction_options(parser):
+    """Options of the scripts that predict: test-time augmentation, batch size, precision."""
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation: average the probabilities of 10 views of each face "
+                             "(it and its mirror, each also shifted 2 pixels right, left, down and up)")
+    parser.add_argument("--batch-size", type=positive_int, default=512, help="faces per prediction batch")
+    parser.add_argument("--precision", choices=("saved", "bf16", "fp32"), default="saved",
+                        help="compute as the model was saved ('saved'; bfloat16 for models trained with "
+                             "the default --precision bf16), or in 'bf16' (about twice as fast for a "
+                             "float32 model; a few nearly tied labels may change) or 'fp32'")
+
+
 def resolve_continuation(options):
     """Checks a retraining run's PREV_EPOCH and LAST_EPOCH against each other and against the model's
     saved history, then fills unset training options from the model's saved settings."""

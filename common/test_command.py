@@ -9,17 +9,14 @@ def main(description):
                                          "CSV, .csv.gz, or the test part of a csv_to_npz.py .npz")
     parser.add_argument("result_csv", help="where to write the id,label predictions")
     parser.add_argument("model", help="a .h5 model written by this toolkit (CNN or DNN)")
-    parser.add_argument("--tta", action="store_true",
-                        help="test-time augmentation: average the probabilities of 10 views of each face "
-                             "(it and its mirror, each also shifted 2 pixels right, left, down and up)")
-    parser.add_argument("--batch-size", type=cli.positive_int, default=512, help="faces per prediction batch")
+    cli.add_prediction_options(parser)
     options = parser.parse_args()
 
     dataset = data.load_dataset(options.test_csv, part="test")
 
     from common import prediction  # TensorFlow loads only after the input checked out
 
-    model = prediction.load_model(options.model)
+    model = prediction.with_precision(prediction.load_model(options.model), options.precision)
     probabilities = prediction.predict_probabilities(model, dataset.images, options.batch_size, options.tta)
     result_path = prediction.write_predictions(options.result_csv, dataset.ids, probabilities.argmax(axis=1))
     print(f"predicted {len(dataset)} faces from {dataset.source} with {options.model}")

@@ -140,3 +140,17 @@ def test_labeled_ratio_baseline_with_the_mirrored_strategy(tmp_path, train_csv):
     settings = json.load(open(files.settings_path(result.last_line)))
     assert settings["training_rows"] == 128 and settings["strategy"] == "mirrored"
     assert settings["labeled_ratio"] == 0.5
+
+
+def test_prediction_precision_copies_compute_in_the_asked_precision(test_csv, trained_model):
+    model = prediction.load_model(trained_model)  # trained with the default bf16 policy
+    assert prediction.with_precision(model, "saved") is model
+    images = data.load_dataset(str(test_csv)).images
+    saved = prediction.predict_probabilities(model, images)
+    for precision, compute_dtype in (("fp32", "float32"), ("bf16", "bfloat16")):
+        copy = prediction.with_precision(model, precision)
+        assert copy.get_layer("block1_conv1").compute_dtype == compute_dtype
+        assert copy.layers[-1].compute_dtype == "float32"
+        probabilities = prediction.predict_probabilities(copy, images)
+        assert probabilities.dtype == np.float32
+        np.testing.assert_allclose(probabilities, saved, atol=0.05)  # bfloat16 rounding at most
