@@ -66,14 +66,16 @@ def test_recipe_fills_only_the_options_left_unset():
 
 
 def test_strong_recipe_trains_and_records_how_the_model_was_made(tmp_path, train_csv):
-    result = run_script("train.py", train_csv, "--recipe", "strong", "--epochs", 2, "--val-size", 64,
-                        "--class-weight", "balanced", "--keep", "last", "--out-dir", tmp_path)
+    result = run_script("train.py", train_csv, "--recipe", "strong", "--epochs", 2, "--warmup-epochs", 1,
+                        "--val-size", 64, "--class-weight", "balanced", "--keep", "last",
+                        "--out-dir", tmp_path)
     assert result.exit_code == 0, result.stderr
     settings = json.load(open(files.settings_path(result.last_line)))
     assert settings["architecture"] == "vgg_cnn" and settings["recipe"] == "strong"
     assert (settings["optimizer"], settings["schedule"], settings["augment"]) == ("adamw", "cosine", "strong")
     assert settings["label_smoothing"] == 0.1 and settings["weight_decay"] == 0.05
     assert settings["class_weight"] == "balanced" and settings["kept_epoch"] == 2
+    assert settings["warmup_epochs"] == 1
     assert result.last_line.endswith(files.model_stem(settings["last_val_accuracy"]) + ".h5")
 
 
