@@ -1,9 +1,11 @@
-"""Training: precision policy, the tf.data input pipeline with on-the-fly augmentation, fit, and saving.
+"""Training: precision policy, optimiser and learning-rate schedule, the tf.data input pipeline with
+on-the-fly augmentation, fit, and saving.
 
 One training path serves `train.py`, `retrain.py`, `dnn_train.py` and the semi-supervised scripts:
 `fit` runs Keras's `model.fit` on a shuffled, augmented, prefetched `tf.data` pipeline and
-returns the per-epoch history; `save_trained_model` writes the model named by its last validation
-accuracy, its history and its settings, atomically and without replacing anything.
+returns the per-epoch history; `save_trained_model` writes the model named by the validation
+accuracy of the epoch it keeps (`--keep`), its history and its settings, atomically and without
+replacing anything.
 """
 
 import logging
