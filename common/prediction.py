@@ -80,11 +80,11 @@ def predict_probabilities(model, images, batch_size=PREDICTION_BATCH_SIZE, tta=F
 def tta_views(images):
     """The test-time views of images (batch, height, width): each of TTA_SHIFTS applied to the images
     and to their mirrors."""
+    padding = max(max(abs(down), abs(right)) for down, right in TTA_SHIFTS)
+    height, width = images.shape[1:]
     views = []
     for oriented in (images, images[:, :, ::-1]):
-        padding = max(max(abs(down), abs(right)) for down, right in TTA_SHIFTS)
         padded = np.pad(oriented, ((0, 0), (padding, padding), (padding, padding)), mode="edge")
-        height, width = images.shape[1:]
         for down, right in TTA_SHIFTS:  # content moves down/right: the window moves up/left
             top, left = padding - down, padding - right
             views.append(padded[:, top:top + height, left:left + width])

@@ -267,7 +267,7 @@ def continue_training(model, model_path, train_set, val_set, options, first_epoc
     rows, summary = fit(model, train_set, val_set, options, initial_epoch=first_epoch)
     history = files.read_history(model_path) + rows
     settings = run_settings(options, model, train_set, val_set, summary)
-    settings.update(epochs=last_epoch, continued_from=os.path.basename(model_path))
+    settings["continued_from"] = os.path.basename(model_path)
     old_stem = os.path.splitext(os.path.basename(model_path))[0]
     new_stem = files.model_stem(summary["kept_val_accuracy"]) + "_" + old_stem
     model_path = files.free_model_path(options.out_dir, new_stem)
