@@ -10,7 +10,7 @@ written as <val_acc>_<EXISTING basename> beside it unless --out-dir is given. Tr
 default to those saved with EXISTING.h5.
 """
 
-from common import cli, data
+from common import cli, self_training
 
 
 def main():
@@ -26,16 +26,10 @@ def main():
     options = parser.parse_args()
     cli.resolve_continuation(options)
 
-    dataset = data.load_dataset(options.train_csv, require_labels=True)
-    train_set, val_set = data.split_validation(dataset, options.val_size)
-    test_set = data.load_dataset(options.test_csv, part="test")
-
-    from common import prediction, self_training, training  # TensorFlow loads now
+    from common import prediction, training  # TensorFlow loads now
 
     model = prediction.load_model(options.model)
-    predictor = prediction.load_model(options.predictor)
-    combined = self_training.build_training_set(train_set, test_set, predictor, options.labeled_ratio,
-                                                options.threshold, options.seed)
+    combined, val_set = self_training.load_training_sets(options)
     model_path = training.continue_training(model, options.model, combined, val_set, options,
                                             options.prev_epoch, options.last_epoch)
     print(model_path)

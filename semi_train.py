@@ -14,7 +14,7 @@ settings, prints the self-label counts per class and their accuracy on the hidde
 the model's path as its last line.
 """
 
-from common import cli, data
+from common import cli, self_training
 
 
 def main():
@@ -27,15 +27,10 @@ def main():
     options = parser.parse_args()
     cli.apply_recipe(options)
 
-    dataset = data.load_dataset(options.train_csv, require_labels=True)
-    train_set, val_set = data.split_validation(dataset, options.val_size)
-    test_set = data.load_dataset(options.test_csv, part="test")
+    combined, val_set = self_training.load_training_sets(options)
 
-    from common import models, prediction, self_training, training  # TensorFlow loads now
+    from common import models, training
 
-    predictor = prediction.load_model(options.predictor)
-    combined = self_training.build_training_set(train_set, test_set, predictor, options.labeled_ratio,
-                                                options.threshold, options.seed)
     model_path = training.train_new_model(models.ARCHITECTURES[options.arch], combined, val_set, options,
                                           prefix="semi_")
     print(model_path)
