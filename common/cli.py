@@ -112,7 +112,7 @@ TRAINING_DEFAULTS = {"epochs": 20, "batch_size": 128, "val_size": 2400, "seed": 
                      "keep": "best", "optimizer": "adam", "schedule": "constant", "warmup_epochs": 0,
                      "label_smoothing": 0.0, "weight_decay": 0.0, "class_weight": "none"}
 
-CNN_ARCHITECTURES = ("seed", "vgg")  # the keys of models.ARCHITECTURES that train.py offers
+CNN_ARCHITECTURES = ("seed", "vgg", "resnet")  # the keys of models.ARCHITECTURES that train.py offers
 
 RECIPES = {
     # the report's recipe: its CNN, Adam at a constant 1e-3, shift + flip augmentation, 20 epochs
@@ -155,7 +155,8 @@ def add_training_options(parser, default_val_size=2400, default_augment="report"
                                  "the report's CNN and recipe; 'strong' is the stronger recipe")
         parser.add_argument("--arch", choices=CNN_ARCHITECTURES, default=None,
                             help=saved("architecture: 'seed' is the report's CNN (1,703,047 trainable "
-                                       "parameters), 'vgg' a VGG-style CNN (1,978,279)", "arch"))
+                                       "parameters), 'vgg' a VGG-style CNN (1,978,279), 'resnet' a "
+                                       "ResNet-style CNN (2,694,439)", "arch"))
     if not from_model:
         parser.add_argument("--epochs", type=positive_int, default=default("epochs"),
                             help=saved("training epochs", "epochs"))

@@ -92,6 +92,41 @@ def build_vgg_cnn(dropout_rate=0.4):
     return keras.Model(inputs, outputs, name="vgg_cnn")
 
 
+def build_resnet_cnn(dropout_rate=0.4):
+    """A ResNet-style CNN, a second family for ensembles: a stem of two Conv3x3 (32 filters) and
+    MaxPool, then 3 stages of basic residual blocks (two Conv3x3+BN, the input added back before the
+    last ReLU) with 64/128/256 filters and 1/2/2 blocks; the first block of stages 2 and 3 halves the
+    map with a stride-2 conv and a 1x1 projection on the shortcut. Global average pooling, dropout,
+    the 7-way softmax. 2,694,439 trainable parameters."""
+
+    def conv_bn(x, filters, kernel_size, strides, name):
+        x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False,
+                          name=f"{name}_conv")(x)
+        return FusedBatchNormalization(name=f"{name}_bn")(x)
+
+    inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
+    x = layers.Rescaling(1.0 / 255, name="scale_pixels")(inputs)
+    for index in (1, 2):
+        x = layers.Activation("relu", name=f"stem{index}_relu")(conv_bn(x, 32, 3, 1, f"stem{index}"))
+    x = layers.MaxPooling2D(2, name="stem_pool")(x)  # 48 -> 24
+    for stage, (filters, blocks) in enumerate(((64, 1), (128, 2), (256, 2)), start=1):
+        for block in range(1, blocks + 1):
+            name = f"stage{stage}_block{block}"
+            strides = 2 if stage > 1 and block == 1 else 1  # stages 2 and 3: 24 -> 12 -> 6
+            shortcut = x
+            if block == 1:
+                shortcut = conv_bn(x, filters, 1, strides, f"{name}_projection")
+            x = layers.Activation("relu", name=f"{name}_relu1")(conv_bn(x, filters, 3, strides, f"{name}_a"))
+            x = conv_bn(x, filters, 3, 1, f"{name}_b")
+            x = layers.Add(name=f"{name}_add")([x, shortcut])
+            x = layers.Activation("relu", name=f"{name}_relu2")(x)
+    x = layers.GlobalAveragePooling2D(name="average_pool")(x)  # (6, 6, 256) -> (256,)
+    x = layers.Dropout(dropout_rate, name="average_pool_dropout")(x)
+    x = layers.Dense(NUM_CLASSES, name="logits")(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="resnet_cnn")
+
+
 def build_dnn(dropout_rate=0.2):
     """The report's DNN: Dense 512-512-512-256-7 on the 2,304 raw pixels. 1,838,599 parameters."""
     inputs = keras.Input(shape=(NUM_PIXELS,), name="pixels")
@@ -107,6 +142,7 @@ def build_dnn(dropout_rate=0.2):
 ARCHITECTURES = {
     "seed": build_seed_cnn,
     "vgg": build_vgg_cnn,
+    "resnet": build_resnet_cnn,
     "dnn": build_dnn,
 }
 

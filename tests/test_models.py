@@ -33,6 +33,15 @@ def test_vgg_cnn_shape_and_parameter_count():
     assert model.input_shape == (None, 48, 48, 1) and model.output_shape == (None, 7)
 
 
+def test_resnet_cnn_parameter_count_and_residual_stages():
+    model = models.build_resnet_cnn()
+    assert models.trainable_parameter_count(model) == 2_694_439
+    assert model.input_shape == (None, 48, 48, 1) and model.output_shape == (None, 7)
+    # each residual block adds its input back; the stages work on 24, 12 and 6 pixel maps
+    add_shapes = [layer.output.shape[1:] for layer in model.layers if layer.name.endswith("_add")]
+    assert add_shapes == [(24, 24, 64), (12, 12, 128), (12, 12, 128), (6, 6, 256), (6, 6, 256)]
+
+
 def test_every_train_py_architecture_has_a_builder():
     from common import cli
 
