@@ -101,6 +101,7 @@ def write_predictions(result_path, ids, labels):
 
 def _compiled_forward_pass(model, input_shape):
     """A graph-compiled `model(x, training=False)` returning NumPy float32 probabilities."""
-    forward = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True,
-                          input_signature=[tf.TensorSpec((None, *input_shape), tf.float32)])
+    # traced once, here, for any batch size: calls then run the graph without retracing checks
+    forward = tf.function(lambda batch: model(batch, training=False)).get_concrete_function(
+        tf.TensorSpec((None, *input_shape), tf.float32))
     return lambda batch: forward(tf.constant(batch)).numpy().astype(np.float32)
