@@ -52,6 +52,15 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
     assert training.learning_rate_schedule(options, 5) == 0.01
 
 
+def test_continuing_a_cosine_run_restarts_warm_at_the_saved_step():
+    # retrain.py stretches the decay to LAST_EPOCH and resumes at the saved step: 20 -> 40 epochs
+    options = argparse.Namespace(schedule="cosine", learning_rate=0.01, warmup_epochs=2, epochs=40)
+    schedule = training.learning_rate_schedule(options, steps_per_epoch=5)
+    resumed, final = float(schedule(20 * 5)), float(schedule(40 * 5))
+    np.testing.assert_allclose(resumed, 0.01 * 0.5 * (1 + np.cos(np.pi * 18 / 38)), rtol=1e-5)
+    assert 0.5 < resumed / 0.01 < 0.6 and final == 0.0
+
+
 def test_recipe_fills_only_the_options_left_unset():
     parser = cli.ArgumentParser("test")
     cli.add_training_options(parser, recipes=True)
