@@ -247,7 +247,8 @@ def train_new_model(build_model, train_set, val_set, options, prefix=""):
     with strategy.scope():
         model = build_model()
         compile_model(model, options, steps_per_epoch(train_set, options))
-    print(f"{model.name}: {model.count_params():,} parameters; {len(train_set)} training rows, "
+    print(f"{model.name}: {models.trainable_parameter_count(model):,} trainable parameters "
+          f"({model.count_params():,} in all); {len(train_set)} training rows, "
           f"{len(val_set)} validation rows from {train_set.source}")
     rows, summary = fit(model, train_set, val_set, options)
     settings = run_settings(options, model, train_set, val_set, summary)

@@ -140,6 +140,7 @@ def test_labeled_ratio_baseline_with_the_mirrored_strategy(tmp_path, train_csv):
     settings = json.load(open(files.settings_path(result.last_line)))
     assert settings["training_rows"] == 128 and settings["strategy"] == "mirrored"
     assert settings["labeled_ratio"] == 0.5
+    assert "seed_cnn: 1,703,047 trainable parameters (1,704,391 in all); 128 training rows" in result.stdout
 
 
 def test_prediction_precision_copies_compute_in_the_asked_precision(test_csv, trained_model):
