@@ -41,24 +41,26 @@ def main():
 
     from common import prediction  # TensorFlow loads only after the input checked out
 
+    for listed in listed_models:  # every model is checked before any predicts
+        try:
+            prediction.load_model(listed.path)
+        except cli.UsageError as error:
+            raise cli.UsageError(f"{options.model_list}: line {listed.line_number}: {error}") from None
     test_vote = ensemble.Vote(len(test_set), data.NUM_CLASSES)
     val_vote = ensemble.Vote(len(val_set), data.NUM_CLASSES) if val_set else None
     for index, listed in enumerate(listed_models, start=1):
         name = os.path.basename(listed.path)
         print(f"model {index} of {len(listed_models)}: {name} (weight {listed.weight:g})", flush=True)
-        try:
-            model = prediction.with_precision(prediction.load_model(listed.path), options.precision)
-        except cli.UsageError as error:
-            raise cli.UsageError(f"{options.model_list}: line {listed.line_number}: {error}") from None
-        test_vote.add(prediction.predict_probabilities(model, test_set.images, options.batch_size,
-                                                       options.tta), listed.weight)
+        model = prediction.with_precision(prediction.load_model(listed.path), options.precision)
+        predictor = prediction.ModelPredictor(model, listed.pixel_scale or options.pixel_scale)
+        test_vote.add(predictor.probabilities(test_set.images, options.batch_size, options.tta),
+                      listed.weight)
         if val_vote:
-            probabilities = prediction.predict_probabilities(model, val_set.images, options.batch_size,
-                                                             options.tta)
+            probabilities = predictor.probabilities(val_set.images, options.batch_size, options.tta)
             val_vote.add(probabilities, listed.weight)
             accuracy = (probabilities.argmax(axis=1) == val_set.labels).mean()
             print(f"  validation accuracy {accuracy:.4f} on {len(val_set)} rows of {options.eval}")
-        del model
+        del model, predictor
     if val_vote:
         accuracy = (val_vote.labels(options.soft) == val_set.labels).mean()
         method = "soft" if options.soft else "hard"

@@ -251,6 +251,10 @@ def add_prediction_options(parser):
                         help="compute as the model was saved ('saved'; bfloat16 for models trained with "
                              "the default --precision bf16), or in 'bf16' (about twice as fast for a "
                              "float32 model; a few nearly tied labels may change) or 'fp32'")
+    parser.add_argument("--pixel-scale", choices=("raw", "unit", "symmetric"), default="raw",
+                        help="pixel values the model expects: 'raw' 0..255 (every model of this "
+                             "toolkit), 'unit' 0..1 or 'symmetric' -1..1 (e.g. mini-Xception); a "
+                             "model list can set it per line with pixel-scale=NAME")
 
 
 def resolve_continuation(options):

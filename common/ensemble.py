@@ -1,7 +1,9 @@
 """Weighted ensembles: reading a model list and combining the models' class probabilities.
 
 A model list has one model a line, `WEIGHT PATH`: the weight a positive number, the path relative
-to the list file's folder or absolute. Blank lines and `#` comments are ignored.
+to the list file's folder or absolute. A line may end with `pixel-scale=raw|unit|symmetric` for a
+model from elsewhere that expects pixel values 0..255, 0..1 or -1..1 (this toolkit's models take
+raw values). Blank lines and `#` comments are ignored.
 """
 
 import dataclasses
@@ -12,11 +14,22 @@ import numpy as np
 from common.cli import UsageError
 
 
+MODEL_SUFFIXES = (".h5", ".keras")
+PIXEL_SCALE_PREFIX = "pixel-scale="
+PIXEL_SCALE_NAMES = ("raw", "unit", "symmetric")
+
+
 @dataclasses.dataclass
 class ListedModel:
     weight: float
     path: str
     line_number: int
+    pixel_scale: str | None = None  # None: the command line's --pixel-scale
+
+
+def is_model_list(path):
+    """True for a model list, False for a model file (named `.h5` or `.keras`)."""
+    return not path.lower().endswith(MODEL_SUFFIXES)
 
 
 def read_model_list(list_path):
@@ -25,30 +38,44 @@ def read_model_list(list_path):
         raise UsageError(f"{list_path}: no such model list")
     folder = os.path.dirname(os.path.abspath(list_path))
     listed = []
-    with open(list_path, encoding="utf-8", errors="replace") as handle:
+    with open(list_path, encoding="utf-8-sig", errors="replace") as handle:
         for line_number, line in enumerate(handle, start=1):
             text = line.split("#", 1)[0].strip()
-            if not text:
-                continue
-            fields = text.split(None, 1)
-            if len(fields) != 2:
-                raise UsageError(f"{list_path}: line {line_number}: expected 'WEIGHT PATH', got {text!r}")
-            weight_text, path = fields
-            try:
-                weight = float(weight_text)
-            except ValueError:
-                raise UsageError(f"{list_path}: line {line_number}: weight {weight_text!r} is not a "
-                                 f"number") from None
-            if not weight > 0 or not np.isfinite(weight):
-                raise UsageError(f"{list_path}: line {line_number}: weight {weight_text} must be a "
-                                 f"positive number")
-            path = path if os.path.isabs(path) else os.path.join(folder, path)
-            if not os.path.isfile(path):
-                raise UsageError(f"{list_path}: line {line_number}: model {path} does not exist")
-            listed.append(ListedModel(weight, path, line_number))
+            if text:
+                listed.append(_parse_line(list_path, folder, line_number, text))
     if not listed:
         raise UsageError(f"{list_path}: lists no models; expected lines of 'WEIGHT PATH'")
     return listed
+
+
+def _parse_line(list_path, folder, line_number, text):
+    """One `WEIGHT PATH [pixel-scale=NAME]` line as a ListedModel; a UsageError names the line."""
+    where = f"{list_path}: line {line_number}"
+    pixel_scale = None
+    fields = text.split(None, 1)
+    last_two = fields[-1].rsplit(None, 1)
+    if len(fields) == 2 and len(last_two) == 2 and last_two[1].startswith(PIXEL_SCALE_PREFIX):
+        path_text, option = last_two
+        pixel_scale = option[len(PIXEL_SCALE_PREFIX):]
+        if pixel_scale not in PIXEL_SCALE_NAMES:
+            raise UsageError(f"{where}: {option!r}: expected {PIXEL_SCALE_PREFIX}"
+                             + "|".join(PIXEL_SCALE_NAMES))
+        fields = [fields[0], path_text.strip()]
+    if len(fields) != 2 or not fields[1]:
+        raise UsageError(f"{where}: expected 'WEIGHT PATH', got {text!r}")
+    weight_text, path = fields
+    try:
+        weight = float(weight_text)
+    except ValueError:
+        raise UsageError(f"{where}: weight {weight_text!r} is not a number") from None
+    if not weight > 0 or not np.isfinite(weight):
+        raise UsageError(f"{where}: weight {weight_text} must be a positive number")
+    path = path if os.path.isabs(path) else os.path.join(folder, path)
+    if os.path.isdir(path):
+        raise UsageError(f"{where}: {path} is a folder, expected a model file")
+    if not os.path.isfile(path):
+        raise UsageError(f"{where}: model {path} does not exist")
+    return ListedModel(weight, path, line_number, pixel_scale)
 
 
 class Vote:

@@ -9,9 +9,12 @@ import contextlib
 import csv
 import json
 import os
+import shutil
 import tempfile
 
 MODEL_SUFFIX = ".h5"
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PRETRAINED_FOLDER = os.path.join(REPOSITORY, "pretrained")
 HISTORY_SUFFIX = "_history.csv"
 SETTINGS_SUFFIX = "_settings.json"
 
@@ -19,6 +22,34 @@ SETTINGS_SUFFIX = "_settings.json"
 def model_stem(val_accuracy, prefix=""):
     """The file stem of a model named by its validation accuracy, e.g. `0.643750` or `dnn_0.383120`."""
     return f"{prefix}{val_accuracy:.6f}"
+
+
+def pretrained_model_path():
+    """The model that comes with the toolkit: the one `.h5` file in `pretrained/`."""
+    names = sorted(name for name in os.listdir(PRETRAINED_FOLDER) if name.endswith(MODEL_SUFFIX)) \
+        if os.path.isdir(PRETRAINED_FOLDER) else []
+    if len(names) != 1:
+        from common.cli import UsageError
+        raise UsageError(f"{PRETRAINED_FOLDER}: expected exactly one .h5 model (the shipped one), "
+                         f"found {len(names)}; give a model explicitly")
+    return os.path.join(PRETRAINED_FOLDER, names[0])
+
+
+def check_writable_folder(folder, needed_bytes=0):
+    """Creates `folder` when missing and proves it writable with a probe file; a UsageError says
+    what is wrong (not a folder, not writable, too little room)."""
+    from common.cli import UsageError
+    try:
+        os.makedirs(folder, exist_ok=True)
+        descriptor, probe = tempfile.mkstemp(prefix=".write-probe-", dir=folder)
+        os.close(descriptor)
+        os.unlink(probe)
+    except OSError as error:
+        raise UsageError(f"{folder}: cannot write there ({error.strerror or error})") from None
+    free = shutil.disk_usage(folder).free
+    if free < needed_bytes:
+        raise UsageError(f"{folder}: {free / 1e6:.0f} MB free, about {needed_bytes / 1e6:.0f} MB "
+                         f"needed; free some space or choose another folder")
 
 
 def history_path(model_path):

@@ -3,6 +3,10 @@
 Every model takes raw pixel values 0..255 (a `Rescaling` layer inside divides by 255), so the
 prediction path feeds the stored uint8 pixels as they are, whatever the architecture. The softmax
 output is always float32, also under a mixed-precision policy.
+
+Models train with `FusedBatchNormalization` (a speed-up) and are written to disk with Keras's own
+`BatchNormalization` holding the same weights (`with_batch_norm`), so every saved file opens in
+plain Keras.
 """
 
 from common import backend  # noqa: F401  (TensorFlow loads quietly, before Keras)
@@ -145,6 +149,30 @@ ARCHITECTURES = {
     "resnet": build_resnet_cnn,
     "dnn": build_dnn,
 }
+
+
+BATCH_NORM_CLASSES = {True: "FusedBatchNormalization", False: "BatchNormalization"}
+
+
+def with_batch_norm(model, fused):
+    """`model` with its batch normalisation computed by `FusedBatchNormalization` (`fused=True`, the
+    training speed-up) or by Keras's own `BatchNormalization` (`fused=False`, what files on disk
+    hold so that plain Keras opens them). The weights are shared values, copied; the model itself is
+    returned when it already is as asked."""
+    config = model.get_config()
+    wanted = BATCH_NORM_CLASSES[fused]
+    changed = False
+    for layer in config["layers"]:
+        if layer["class_name"] in BATCH_NORM_CLASSES.values() and layer["class_name"] != wanted:
+            layer["class_name"] = wanted
+            layer["module"] = "common.models" if fused else "keras.layers"
+            layer["registered_name"] = "fer>FusedBatchNormalization" if fused else None
+            changed = True
+    if not changed:
+        return model
+    copy = keras.Model.from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def trainable_parameter_count(model):

@@ -1,10 +1,13 @@
 """The one prediction path: load a model safely, shape the input for it, predict class probabilities.
 
-Every model this toolkit writes takes raw pixel values; the input is reshaped to whatever the
-model's input layer declares ((48, 48, 1) for a CNN, (2304,) for a DNN), so any model works with
-`test.py`, `dnn_test.py` and the ensemble script.
+Faces arrive as (rows, 48, 48) pixel values 0..255. Every model this toolkit writes takes raw pixel
+values shaped as its input layer declares ((48, 48, 1) for a CNN, (2304,) for a DNN). A 7-class
+Keras classifier from elsewhere works too: its input may be another size (faces are resized to it,
+bilinear) or have 3 channels (the grey face repeated), and `pixel_scale` says which pixel values it
+expects: "raw" 0..255, "unit" 0..1 or "symmetric" -1..1.
 """
 
+import dataclasses
 import os
 
 from common import backend  # noqa: F401  (TensorFlow loads quietly, before Keras)
@@ -12,32 +15,41 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import files, models  # noqa: F401  (models registers its layers for loading)
+from common import ensemble, files, models  # noqa: F401  (models registers its layers for loading)
 from common.cli import UsageError
 from common.data import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
 
-PREDICTION_BATCH_SIZE = 512
+PIXEL_SCALES = {"raw": (1.0, 0.0), "unit": (1.0 / 255, 0.0), "symmetric": (2.0 / 255, -1.0)}
 
 
 def load_model(path, compile=False):
-    """Loads a Keras `.h5` model, or raises a UsageError that says why it cannot be used here."""
+    """Loads a Keras model file (`.h5` or `.keras`) in Keras's safe mode, or raises a UsageError that
+    says why it cannot be used here."""
     if not os.path.exists(path):
         raise UsageError(f"{path}: no such model file")
     if os.path.isdir(path):
-        raise UsageError(f"{path}: is a folder, expected a .h5 model file")
+        raise UsageError(f"{path}: is a folder, expected a .h5 or .keras model file")
     try:
-        model = keras.models.load_model(path, compile=compile)
+        model = keras.models.load_model(path, compile=compile, safe_mode=True)
     except Exception as error:  # h5py, Keras and TensorFlow raise many kinds for a bad file
-        reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
-        raise UsageError(f"{path}: not a readable Keras .h5 model ({reason})") from None
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise UsageError(f"{path}: not a usable Keras model file ({reason})") from None
+    check_model_shapes(model, path)
+    return model
+
+
+def check_model_shapes(model, path):
+    """Refuses a model whose input cannot be fed a grey face or whose output is not 7 classes."""
     input_shape = tuple(model.input_shape[1:])
-    if int(np.prod(input_shape)) != NUM_PIXELS:
-        raise UsageError(f"{path}: the model takes input of shape {input_shape}, expected "
-                         f"{IMAGE_SIZE}x{IMAGE_SIZE} = {NUM_PIXELS} pixels")
+    flat = input_shape == (NUM_PIXELS,)
+    image = len(input_shape) == 3 and input_shape[2] in (1, 3)
+    if not (flat or image):
+        raise UsageError(f"{path}: the model takes input of shape {input_shape}, expected an image "
+                         f"(height, width, 1 or 3 channels) or {NUM_PIXELS} = {IMAGE_SIZE}x{IMAGE_SIZE} "
+                         f"flat pixels")
     if tuple(model.output_shape[1:]) != (NUM_CLASSES,):
         raise UsageError(f"{path}: the model outputs shape {tuple(model.output_shape[1:])}, "
                          f"expected {NUM_CLASSES} class probabilities")
-    return model
 
 
 def with_precision(model, precision):
@@ -50,9 +62,9 @@ def with_precision(model, precision):
         return model
     config = model.get_config()
     for layer in config["layers"]:
-        if layer["class_name"] != "InputLayer" and layer["name"] != model.layers[-1].name:
+        if layer["class_name"] != "InputLayer" and layer["config"]["name"] != model.layers[-1].name:
             layer["config"]["dtype"] = "float32" if precision == "fp32" else "mixed_bfloat16"
-    copy = keras.Model.from_config(config)
+    copy = type(model).from_config(config)
     copy.set_weights(model.get_weights())
     return copy
 
@@ -60,21 +72,65 @@ def with_precision(model, precision):
 TTA_SHIFTS = ((0, 0), (0, 2), (0, -2), (2, 0), (-2, 0))  # (down, right) pixels of each view
 
 
-def predict_probabilities(model, images, batch_size=PREDICTION_BATCH_SIZE, tta=False):
+def predict_probabilities(model, images, batch_size=512, tta=False, pixel_scale="raw"):
     """Class probabilities (rows, 7) for images (rows, 48, 48) of pixel values 0..255.
 
     `tta=True` averages the probabilities of 10 views of each image: the image and its horizontal
     mirror, each as it is and shifted by 2 pixels right, left, down and up (edges repeated).
     """
-    input_shape = tuple(model.input_shape[1:])
-    predict_batch = _compiled_forward_pass(model, input_shape)
-    probabilities = np.empty((len(images), NUM_CLASSES), dtype=np.float32)
-    for start in range(0, len(images), batch_size):
-        batch = images[start:start + batch_size].astype(np.float32)  # (batch, 48, 48)
-        views = tta_views(batch) if tta else [batch]
-        view_probabilities = [predict_batch(view.reshape(-1, *input_shape)) for view in views]
-        probabilities[start:start + len(batch)] = np.mean(view_probabilities, axis=0)
-    return probabilities
+    return ModelPredictor(model, pixel_scale).probabilities(images, batch_size, tta)
+
+
+class ModelPredictor:
+    """One model's forward pass, traced once, fed faces of any count."""
+
+    def __init__(self, model, pixel_scale="raw"):
+        self.model = model
+        self.forward = _compiled_forward_pass(model, pixel_scale)
+
+    def probabilities(self, images, batch_size=512, tta=False):
+        """Class probabilities (rows, 7) for images (rows, 48, 48) of pixel values 0..255."""
+        probabilities = np.empty((len(images), NUM_CLASSES), dtype=np.float32)
+        for start in range(0, len(images), batch_size):
+            batch = images[start:start + batch_size].astype(np.float32)  # (batch, 48, 48)
+            views = tta_views(batch) if tta else [batch]
+            probabilities[start:start + len(batch)] = np.mean([self.forward(view) for view in views],
+                                                              axis=0)
+        return probabilities
+
+
+@dataclasses.dataclass
+class Classifier:
+    """One model or a weighted list of models behind one call: the weighted average of their
+    probabilities (a single model's own probabilities)."""
+
+    predictors: list
+    weights: list
+    name: str
+
+    def probabilities(self, images, batch_size=512, tta=False):
+        total = sum(self.weights)
+        return sum(weight / total * predictor.probabilities(images, batch_size, tta)
+                   for predictor, weight in zip(self.predictors, self.weights))
+
+
+def load_classifier(path, precision="saved", pixel_scale="raw"):
+    """A Classifier from a model file, or from a model list (`WEIGHT PATH [pixel-scale=...]` lines,
+    see `common.ensemble`); every model is loaded and checked before any predicts."""
+    if ensemble.is_model_list(path):
+        listed = ensemble.read_model_list(path)
+    else:
+        listed = [ensemble.ListedModel(1.0, path, 0)]
+    predictors = []
+    for item in listed:
+        try:
+            model = with_precision(load_model(item.path), precision)
+        except UsageError as error:
+            if item.line_number:
+                raise UsageError(f"{path}: line {item.line_number}: {error}") from None
+            raise
+        predictors.append(ModelPredictor(model, item.pixel_scale or pixel_scale))
+    return Classifier(predictors, [item.weight for item in listed], path)
 
 
 def tta_views(images):
@@ -99,9 +155,25 @@ def write_predictions(result_path, ids, labels):
     return result_path
 
 
-def _compiled_forward_pass(model, input_shape):
-    """A graph-compiled `model(x, training=False)` returning NumPy float32 probabilities."""
+def _compiled_forward_pass(model, pixel_scale="raw"):
+    """A graph-compiled `model(faces shaped for it, training=False)` taking (batch, 48, 48) float32
+    pixels 0..255 and returning NumPy float32 probabilities."""
+    input_shape = tuple(model.input_shape[1:])
+    multiplier, offset = PIXEL_SCALES[pixel_scale]
+
+    def shape_for_model(faces):  # (batch, 48, 48) -> (batch, *input_shape)
+        if len(input_shape) == 1:
+            return tf.reshape(faces, (-1, NUM_PIXELS)) * multiplier + offset
+        height, width, channels = input_shape
+        height, width = height or IMAGE_SIZE, width or IMAGE_SIZE  # None: any size, fed 48x48
+        faces = faces[..., tf.newaxis]  # (batch, 48, 48, 1)
+        if (height, width) != (IMAGE_SIZE, IMAGE_SIZE):
+            faces = tf.image.resize(faces, (height, width), method="bilinear")
+        if channels == 3:
+            faces = tf.tile(faces, (1, 1, 1, 3))
+        return faces * multiplier + offset
+
     # traced once, here, for any batch size: calls then run the graph without retracing checks
-    forward = tf.function(lambda batch: model(batch, training=False)).get_concrete_function(
-        tf.TensorSpec((None, *input_shape), tf.float32))
-    return lambda batch: forward(tf.constant(batch)).numpy().astype(np.float32)
+    forward = tf.function(lambda faces: model(shape_for_model(faces), training=False)).get_concrete_function(
+        tf.TensorSpec((None, IMAGE_SIZE, IMAGE_SIZE), tf.float32))
+    return lambda faces: forward(tf.constant(faces)).numpy().astype(np.float32)

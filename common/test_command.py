@@ -1,6 +1,6 @@
 """The command behind `test.py` and `dnn_test.py`: one argument set, one prediction path for every model."""
 
-from common import cli, data
+from common import cli, data, files
 
 
 def main(description):
@@ -8,16 +8,21 @@ def main(description):
     parser.add_argument("test_csv", help="faces to classify: course test CSV (id,feature), any labelled "
                                          "CSV, .csv.gz, or the test part of a csv_to_npz.py .npz")
     parser.add_argument("result_csv", help="where to write the id,label predictions")
-    parser.add_argument("model", help="a .h5 model written by this toolkit (CNN or DNN)")
+    parser.add_argument("model", nargs="?",
+                        help="a .h5 or .keras model: one of this toolkit (CNN or DNN) or a 7-class Keras "
+                             "classifier from elsewhere, see --pixel-scale (default: the model in "
+                             "pretrained/)")
     cli.add_prediction_options(parser)
     options = parser.parse_args()
 
     dataset = data.load_dataset(options.test_csv, part="test")
+    model_path = options.model or files.pretrained_model_path()
 
     from common import prediction  # TensorFlow loads only after the input checked out
 
-    model = prediction.with_precision(prediction.load_model(options.model), options.precision)
-    probabilities = prediction.predict_probabilities(model, dataset.images, options.batch_size, options.tta)
+    model = prediction.with_precision(prediction.load_model(model_path), options.precision)
+    probabilities = prediction.predict_probabilities(model, dataset.images, options.batch_size, options.tta,
+                                                     options.pixel_scale)
     result_path = prediction.write_predictions(options.result_csv, dataset.ids, probabilities.argmax(axis=1))
-    print(f"predicted {len(dataset)} faces from {dataset.source} with {options.model}")
+    print(f"predicted {len(dataset)} faces from {dataset.source} with {model_path}")
     print(result_path)

@@ -221,15 +221,24 @@ def save_trained_model(model, out_dir, history_rows, settings, prefix=""):
 def _save(model, model_path, history_rows, settings):
     files.write_csv(files.history_path(model_path), HISTORY_COLUMNS, history_rows)
     files.write_json(files.settings_path(model_path), settings)
+    save_portable_model(model, model_path)
+    return model_path
+
+
+def save_portable_model(model, model_path, include_optimizer=True):
+    """Writes `model` to a new `.h5` file (Keras's HDF5 format) that plain Keras opens: its batch
+    normalisation as Keras's own layer, the optimizer state included unless asked not to."""
+    portable = models.with_batch_norm(model, fused=False)
+    if include_optimizer and portable is not model and getattr(model, "optimizer", None):
+        portable.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
     with files.atomic_output(model_path) as temporary_path:
         absl_logger = logging.getLogger("absl")  # silences the "HDF5 is legacy" notice; .h5 is chosen
         level = absl_logger.level
         absl_logger.setLevel(logging.ERROR)
         try:
-            model.save(temporary_path)  # `.h5`: Keras's legacy HDF5 format, optimizer state included
+            portable.save(temporary_path, include_optimizer=include_optimizer)
         finally:
             absl_logger.setLevel(level)
-    return model_path
 
 
 def train_new_model(build_model, train_set, val_set, options, prefix=""):
@@ -259,6 +268,7 @@ def continue_training(model, model_path, train_set, val_set, options, first_epoc
     """Trains a loaded model from `first_epoch` to `last_epoch` and saves it as
     `<val acc>_<old model name>` with the old history followed by the new epochs."""
     keras.utils.set_random_seed(options.seed)
+    model = models.with_batch_norm(model, fused=True)  # files hold Keras's layer; train the fast one
     options.epochs = last_epoch  # a cosine schedule spans epochs 1..LAST_EPOCH, resumed at its step
     compile_model(model, options, steps_per_epoch(train_set, options))
     restored = restore_optimizer_state(model, model_path)

@@ -110,8 +110,8 @@ def write_three_class_model(path):
 
 
 @pytest.mark.parametrize("make_model, message", [
-    (lambda path: open(path, "wb").write(b"garbage, not HDF5"), "not a readable Keras .h5 model"),
-    (write_not_a_model, "not a readable Keras .h5 model"),
+    (lambda path: open(path, "wb").write(b"garbage, not HDF5"), "not a usable Keras model file"),
+    (write_not_a_model, "not a usable Keras model file"),
     (write_three_class_model, "expected 7 class probabilities"),
     (None, "no such model file"),
 ], ids=["corrupt", "hdf5 without a model", "three classes", "missing"])
@@ -137,6 +137,6 @@ def test_a_real_process_gets_one_line_and_exit_code_2(tmp_path, test_csv):
     process = subprocess.run([sys.executable, "test.py", str(test_csv), str(tmp_path / "r.csv"),
                               str(corrupt)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert process.returncode == 2
-    assert process.stderr.startswith(f"test.py: error: {corrupt}: not a readable Keras .h5 model")
+    assert process.stderr.startswith(f"test.py: error: {corrupt}: not a usable Keras model file")
     assert process.stderr.count("\n") == 1
     assert not (tmp_path / "r.csv").exists()

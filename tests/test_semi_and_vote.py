@@ -118,7 +118,7 @@ def test_a_listed_model_that_is_not_seven_classes_is_named(tmp_path, test_csv, t
     (tmp_path / "broken.h5").write_bytes(b"not a model")
     path = write_list(tmp_path, f"1 {trained_model}\n1 broken.h5\n")
     result = run_script("test_by_vote.py", test_csv, tmp_path / "result.csv", path)
-    assert_refused(result, f"{path}: line 2:", "not a readable Keras .h5 model")
+    assert_refused(result, f"{path}: line 2:", "not a usable Keras model file")
     assert not (tmp_path / "result.csv").exists()
 
 

@@ -1,0 +1,103 @@
+"""Deployable copies of a model through Keras's and TensorFlow's own exporters, each checked after
+writing against the toolkit's prediction path.
+
+Every copy computes in float32 (a bfloat16-trained model is cast; the weights are float32 already)
+and takes what the model takes: raw pixel values 0..255 shaped as its input layer declares
+((batch, 48, 48, 1) for the CNNs), and returns the seven class probabilities.
+
+- `h5`: Keras's HDF5 file without optimizer state, which any Keras 3 opens (`keras.models.load_model`);
+- `saved_model`: a TensorFlow SavedModel folder (`model.export`) with a `serve` endpoint, for
+  TensorFlow Serving and `tf.saved_model.load`;
+- `tflite`: a TensorFlow Lite flat buffer (converted from that SavedModel), for phones and small boards;
+- `onnx`: an ONNX graph (`model.export(format="onnx")`, through tf2onnx), for ONNX Runtime.
+"""
+
+import os
+import shutil
+import tempfile
+
+from common import backend  # noqa: F401  (TensorFlow loads quietly, before Keras)
+import numpy as np
+import tensorflow as tf
+
+from common import files, models, prediction, training
+
+FORMATS = ("h5", "saved_model", "tflite", "onnx")
+SUFFIXES = {"h5": "_portable.h5", "saved_model": "_saved_model", "tflite": ".tflite", "onnx": ".onnx"}
+
+
+def default_export_path(model_path, export_format):
+    """`models/0.69.h5` -> `models/0.69.tflite` (or `_saved_model`, `.onnx`, `_portable.h5`)."""
+    return files.free_path(os.path.splitext(model_path)[0] + SUFFIXES[export_format])
+
+
+def export_model(model, export_format, path):
+    """Writes a float32 copy of `model` in `export_format` to `path` (a folder for saved_model);
+    nothing appears at `path` unless the export succeeds."""
+    portable = models.with_batch_norm(prediction.with_precision(model, "fp32"), fused=False)
+    portable(np.zeros((1, *portable.input_shape[1:]), np.float32))  # the exporters want a called model
+    if export_format == "h5":
+        training.save_portable_model(portable, path, include_optimizer=False)
+        return
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(path))) as workspace:
+        saved_model = os.path.join(workspace, "saved_model")
+        if export_format in ("saved_model", "tflite"):
+            portable.export(saved_model, format="tf_saved_model", verbose=False)
+        if export_format == "saved_model":
+            os.rename(saved_model, path)
+        elif export_format == "tflite":
+            flat_buffer = tf.lite.TFLiteConverter.from_saved_model(saved_model).convert()
+            with files.atomic_output(path) as temporary_path, open(temporary_path, "wb") as handle:
+                handle.write(flat_buffer)
+        else:
+            onnx_path = os.path.join(workspace, "model.onnx")
+            portable.export(onnx_path, format="onnx", verbose=False)
+            shutil.move(onnx_path, path)
+
+
+def exported_probabilities(export_format, path, model_inputs):
+    """Runs an exported copy on `model_inputs` (already shaped for the model, float32) with the
+    runtime it is made for; returns (rows, 7) probabilities."""
+    if export_format == "h5":
+        import keras
+
+        return keras.models.load_model(path, compile=False).predict(model_inputs, verbose=0)
+    if export_format == "saved_model":
+        loaded = tf.saved_model.load(path)  # held: its functions use the variables it owns
+        return loaded.serve(tf.constant(model_inputs)).numpy()
+    if export_format == "tflite":
+        return _tflite_probabilities(path, model_inputs)
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+    return session.run(None, {input_name: model_inputs})[0]
+
+
+def _tflite_probabilities(path, model_inputs):
+    interpreter = tf.lite.Interpreter(model_path=path)
+    input_index = interpreter.get_input_details()[0]["index"]
+    interpreter.resize_tensor_input(input_index, model_inputs.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(input_index, model_inputs)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+def check_export(model, export_format, path, images):
+    """Labels of the export against the toolkit's float32 prediction path on `images` (rows, 48, 48):
+    returns (agreement with float32, agreement with the model's saved precision)."""
+    model_inputs = images.astype(np.float32).reshape(-1, *model.input_shape[1:])
+    exported = np.argmax(exported_probabilities(export_format, path, model_inputs), axis=1)
+    fp32_labels = prediction.predict_probabilities(prediction.with_precision(model, "fp32"),
+                                                   images).argmax(axis=1)
+    saved_labels = prediction.predict_probabilities(model, images).argmax(axis=1)
+    return float(np.mean(exported == fp32_labels)), float(np.mean(exported == saved_labels))
+
+
+def remove_export(path):
+    """Removes an export that failed its check (a file or, for saved_model, a folder)."""
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    elif os.path.exists(path):
+        os.unlink(path)

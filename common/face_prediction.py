@@ -1,0 +1,158 @@
+"""The run behind `predict.py`: every face of every image and video frame, classified in batches,
+written as one `predictions.csv` row each, with annotated copies of the images (and, when asked,
+of the videos).
+"""
+
+import dataclasses
+import os
+import sys
+
+import cv2
+import pandas as pd
+
+from common import faces, files
+from common.cli import UsageError
+
+PREDICTION_COLUMNS = ("source", "frame", "face", "x", "y", "width", "height", "label", "emotion",
+                      *faces.EMOTIONS)
+PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+
+
+@dataclasses.dataclass
+class RunSummary:
+    images: int = 0
+    videos: int = 0
+    frames: int = 0
+    faces: int = 0
+    without_face: list = dataclasses.field(default_factory=list)
+    written: list = dataclasses.field(default_factory=list)
+
+
+class FacePredictionRun:
+    """Reads sources one after another; faces are classified in batches across them."""
+
+    def __init__(self, classifier, detector, out_dir, tta=False, every=1, annotate_images=True,
+                 annotate_videos=False, batch_size=256):
+        self.detector, self.out_dir, self.every = detector, out_dir, every
+        self.annotate_images, self.annotate_videos = annotate_images, annotate_videos
+        self.batches = faces.BatchedClassification(classifier, self._on_classified, batch_size, tta)
+        self.rows, self.summary = [], RunSummary()
+        self.faces_by_source = {}
+
+    def add(self, source):
+        """Reads one image or video and queues its faces. A file the user named must be readable
+        (a UsageError otherwise); one found in a folder that cannot be read is skipped with a
+        warning on stderr."""
+        try:
+            self._read(source)
+        except UsageError as error:
+            if source.named:
+                raise
+            self.faces_by_source.pop(source.path, None)
+            print(f"warning: {error}; skipped", file=sys.stderr)
+
+    def _read(self, source):
+        self.faces_by_source[source.path] = 0
+        if source.kind == "image":
+            self.summary.images += 1
+            image = faces.read_image(source.path)
+            kept = image if self.annotate_images else None  # held until its faces are classified
+            self.batches.add((source, 0, kept, None), faces.find_faces(image, self.detector), kept)
+        else:
+            self._add_video(source)
+
+    def _add_video(self, source):
+        self.summary.videos += 1
+        if not self.annotate_videos:
+            self._queue_frames(source, writer=None)
+            return
+        out_path = files.free_path(self._output_path(source, "_faces.mp4"))
+        with files.atomic_output(out_path) as temporary_path:
+            writer = _VideoWriter(temporary_path, faces.video_rate(source.path) / self.every)
+            try:
+                self._queue_frames(source, writer)
+                self.batches.flush()  # every frame of this video is written before the file closes
+            finally:
+                writer.release()
+        self.summary.written.append(out_path)
+
+    def _queue_frames(self, source, writer):
+        for frame_number, frame in faces.video_frames(source.path, self.every):
+            self.summary.frames += 1
+            kept = frame if writer else None
+            self.batches.add((source, frame_number, kept, writer), faces.find_faces(frame, self.detector),
+                             kept)
+
+    def _on_classified(self, item, found):
+        source, frame_number, image, writer = item
+        self.summary.faces += len(found)
+        self.faces_by_source[source.path] += len(found)
+        for index, face in enumerate(found):
+            x, y, width, height = face.box
+            self.rows.append([source.path, frame_number, index, x, y, width, height, face.label,
+                              face.emotion, *face.probabilities.tolist()])
+        if writer is not None:
+            writer.write(faces.annotate(image, found))
+        elif image is not None and found:
+            out_path = files.free_path(self._output_path(source, "_faces.png"))
+            with files.atomic_output(out_path) as temporary_path:
+                cv2.imwrite(temporary_path, faces.annotate(image, found), PNG_FAST)
+            self.summary.written.append(out_path)
+
+    def _output_path(self, source, suffix):
+        stem = os.path.splitext(os.path.basename(source.path))[0]
+        return os.path.join(self.out_dir, stem + suffix)
+
+    def finish(self):
+        """Classifies what is queued, writes `predictions.csv` and returns the run's summary."""
+        self.batches.flush()
+        self.summary.without_face = [path for path, count in self.faces_by_source.items() if not count]
+        table = pd.DataFrame(self.rows, columns=PREDICTION_COLUMNS)
+        csv_path = files.free_path(os.path.join(self.out_dir, "predictions.csv"))
+        with files.atomic_output(csv_path) as temporary_path:
+            table.to_csv(temporary_path, index=False, float_format="%.4f")
+        self.summary.written.insert(0, csv_path)
+        return self.summary
+
+
+class _VideoWriter:
+    """cv2.VideoWriter opened at the first frame, when the frame size is known (MPEG-4 part 2)."""
+
+    def __init__(self, path, rate):
+        self.path, self.rate, self.writer = path, rate, None
+
+    def write(self, frame):
+        if self.writer is None:
+            height, width = frame.shape[:2]
+            self.writer = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.rate,
+                                          (width, height))
+        self.writer.write(frame)
+
+    def release(self):
+        if self.writer is not None:
+            self.writer.release()
+
+
+def describe(summary, limit=10):
+    """The run's closing lines: what was read and found, and the inputs with no face."""
+    lines = [f"read {summary.images} images and {summary.frames} frames of {summary.videos} videos; "
+             f"found {summary.faces} faces"]
+    if summary.without_face:
+        shown = ", ".join(summary.without_face[:limit])
+        more = len(summary.without_face) - limit
+        lines.append(f"no face in {len(summary.without_face)} inputs: {shown}"
+                     + (f" and {more} more" if more > 0 else ""))
+    return lines
+
+
+def progress(sources):
+    """The sources, with Keras's progress bar on a terminal when there are several."""
+    if len(sources) < 2 or not sys.stdout.isatty():
+        yield from sources
+        return
+    import keras
+
+    bar = keras.utils.Progbar(len(sources), unit_name="input")
+    for index, source in enumerate(sources, start=1):
+        yield source
+        bar.update(index)

@@ -1,0 +1,289 @@
+"""Faces in photos and videos: which inputs to read, finding faces, cutting each out the way FER2013's
+faces were cut (a square around the face with a small margin, greyscale, 48x48 by area
+interpolation), and classifying them in batches through the one prediction path.
+
+For a notebook:
+
+    from common import faces
+    found = faces.classify_faces("examples/astronaut.jpg")      # the shipped model, Haar detector
+    for face in found:
+        print(face.box, face.emotion, face.probabilities.round(3))
+
+Nothing here loads TensorFlow until a model is needed, so input checks run before it.
+"""
+
+import dataclasses
+import os
+
+import cv2
+import numpy as np
+
+from common.cli import UsageError
+from common.data import CLASS_NAMES, IMAGE_SIZE
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".webp", ".tif", ".tiff", ".pgm",
+                  ".ppm", ".pbm", ".pnm", ".jp2", ".sr", ".ras")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+EMOTIONS = tuple(name.lower() for name in CLASS_NAMES)
+FACE_MARGIN = 0.1  # the crop's side is the detection's longer side plus this share on each side
+HAAR_CASCADE = "haarcascade_frontalface_default.xml"  # ships inside opencv-python(-headless) 4.x
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One input: a still image or a video, and whether the user named it (else found in a folder)."""
+
+    path: str
+    kind: str  # "image" or "video"
+    named: bool
+
+
+@dataclasses.dataclass
+class Face:
+    """A face found in an image: its box (x, y, width, height) in the image's pixels, its 48x48 grey
+    crop and its seven class probabilities (0 Angry ... 6 Neutral)."""
+
+    box: tuple
+    crop: np.ndarray
+    probabilities: np.ndarray | None = None
+
+    @property
+    def label(self):
+        return int(np.argmax(self.probabilities))
+
+    @property
+    def emotion(self):
+        return EMOTIONS[self.label]
+
+
+def collect_sources(paths):
+    """The images and videos to read, in the order given (a folder's files sorted by name, not
+    descending into subfolders), and one warning per folder file that is neither.
+
+    A path that does not exist, a named file OpenCV cannot read, or a folder with nothing to read
+    raises a UsageError naming it.
+    """
+    sources, warnings = [], []
+    for path in paths:
+        if not os.path.exists(path):
+            raise UsageError(f"{path}: no such file or folder")
+        if os.path.isdir(path):
+            found = _folder_sources(path, warnings)
+            if not found:
+                raise UsageError(f"{path}: the folder holds no images or videos (looked for "
+                                 f"{', '.join(IMAGE_SUFFIXES[:4] + VIDEO_SUFFIXES[:4])}, ...)")
+            sources.extend(found)
+        else:
+            sources.append(_named_source(path))
+    return sources, warnings
+
+
+def _folder_sources(folder, warnings):
+    found = []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path) or name.startswith("."):
+            continue
+        kind = _kind_by_suffix(path)
+        if kind is None:
+            warnings.append(f"{path}: skipped, neither an image nor a video")
+        else:
+            found.append(Source(path, kind, named=False))
+    return found
+
+
+def _named_source(path):
+    """A file the user named: checked now to be an image or video OpenCV can open."""
+    kind = _kind_by_suffix(path)
+    if kind != "video" and cv2.haveImageReader(path):
+        return Source(path, "image", named=True)
+    if kind != "image":
+        capture = cv2.VideoCapture(path)
+        readable = capture.isOpened() and capture.read()[0]
+        capture.release()
+        if readable:
+            return Source(path, "video", named=True)
+    what = {"image": "an image", "video": "a video"}.get(kind, "an image or a video")
+    raise UsageError(f"{path}: cannot be read as {what} by OpenCV")
+
+
+def _kind_by_suffix(path):
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    return None
+
+
+def read_image(path):
+    """A colour image (height, width, 3) uint8 in OpenCV's BGR order, or a UsageError."""
+    image = cv2.imread(path, cv2.IMREAD_COLOR)  # greyscale, 16-bit and alpha images become 8-bit BGR
+    if image is None:
+        raise UsageError(f"{path}: cannot be read as an image by OpenCV")
+    return image
+
+
+def video_frames(path, every=1):
+    """Yields (frame number from 0, BGR frame) of every `every`-th frame of a video; a UsageError
+    when the video cannot be opened or holds no decodable frame."""
+    capture = cv2.VideoCapture(path)
+    if not capture.isOpened():
+        raise UsageError(f"{path}: cannot be read as a video by OpenCV")
+    try:
+        frame_number = 0
+        while True:
+            read, frame = capture.read()
+            if not read:
+                break
+            if frame_number % every == 0:
+                yield frame_number, frame
+            frame_number += 1
+    finally:
+        capture.release()
+    if frame_number == 0:
+        raise UsageError(f"{path}: no frame could be decoded from the video")
+
+
+def video_rate(path):
+    """Frames per second of a video (25 when the file does not say)."""
+    capture = cv2.VideoCapture(path)
+    rate = capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    return rate if rate and np.isfinite(rate) and rate > 0 else 25.0
+
+
+class HaarDetector:
+    """OpenCV's frontal-face Haar cascade, as shipped with OpenCV: nothing to download."""
+
+    margin = FACE_MARGIN  # the cascade's box is tighter than FER2013's faces
+
+    def __init__(self):
+        path = os.path.join(cv2.data.haarcascades, HAAR_CASCADE)
+        self.cascade = cv2.CascadeClassifier(path)
+        if self.cascade.empty():
+            raise UsageError(f"{path}: OpenCV's face detector could not be loaded; reinstall "
+                             f"opencv-python-headless 4.x")
+
+    def boxes(self, grey):
+        """Face boxes (x, y, width, height) in a grey image, largest first."""
+        equalised = cv2.equalizeHist(grey)  # evens out lighting for the cascade only
+        smallest = max(24, min(grey.shape) // 40)
+        found = self.cascade.detectMultiScale(equalised, scaleFactor=1.1, minNeighbors=5,
+                                              minSize=(smallest, smallest))
+        boxes = [tuple(int(value) for value in box) for box in found]
+        return sorted(boxes, key=lambda box: -box[2] * box[3])
+
+
+class WholeImage:
+    """The detector of `--detector none`: every image already is one face, cut as it is."""
+
+    margin = 0.0
+
+    def boxes(self, grey):
+        return [(0, 0, grey.shape[1], grey.shape[0])]
+
+
+DETECTORS = {"haar": HaarDetector, "none": WholeImage}
+
+
+def to_grey(image):
+    """A grey (height, width) uint8 image from a BGR, BGRA or grey one."""
+    if image.ndim == 2:
+        return image
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+def crop_face(grey, box, margin=FACE_MARGIN):
+    """The 48x48 uint8 face of `box` cut from a grey image as FER2013's faces were: a square
+    centred on the box, its side the box's longer side plus `margin` of it on each side (edges
+    repeated where it leaves the image), resized by area interpolation."""
+    x, y, width, height = box
+    side = max(1, int(round(max(width, height) * (1 + 2 * margin))))
+    left = int(round(x + width / 2 - side / 2))
+    top = int(round(y + height / 2 - side / 2))
+    pad = max(0, -left, -top, left + side - grey.shape[1], top + side - grey.shape[0])
+    if pad:
+        grey = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        left, top = left + pad, top + pad
+    square = grey[top:top + side, left:left + side]
+    interpolation = cv2.INTER_AREA if side >= IMAGE_SIZE else cv2.INTER_LINEAR
+    return cv2.resize(square, (IMAGE_SIZE, IMAGE_SIZE), interpolation=interpolation)
+
+
+def find_faces(image, detector):
+    """The faces `detector` finds in a BGR or grey image, each with its 48x48 crop."""
+    grey = to_grey(image)
+    return [Face(box, crop_face(grey, box, detector.margin)) for box in detector.boxes(grey)]
+
+
+def classify_faces(image, classifier=None, detector="haar", tta=False):
+    """The faces in `image` (a path, or a BGR or grey array as OpenCV gives) with their class
+    probabilities. `classifier`: a model path, a model list path, a Keras model, a
+    `prediction.Classifier`, or None for the shipped pretrained model."""
+    from common import files, prediction  # TensorFlow loads only when something is classified
+
+    if isinstance(image, (str, os.PathLike)):
+        image = read_image(os.fspath(image))
+    if classifier is None:
+        classifier = files.pretrained_model_path()
+    if isinstance(classifier, (str, os.PathLike)):
+        classifier = prediction.load_classifier(os.fspath(classifier))
+    elif not isinstance(classifier, prediction.Classifier):
+        classifier = prediction.Classifier([prediction.ModelPredictor(classifier)], [1.0], "model")
+    found = find_faces(image, DETECTORS[detector]())
+    if found:
+        probabilities = classifier.probabilities(np.stack([face.crop for face in found]), tta=tta)
+        for face, face_probabilities in zip(found, probabilities):
+            face.probabilities = face_probabilities
+    return found
+
+
+def annotate(image, found):
+    """A BGR copy of `image` with each face's box, emotion and probability drawn on it."""
+    canvas = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
+    thickness = max(1, round(max(canvas.shape[:2]) / 400))
+    for face in found:
+        x, y, width, height = face.box
+        cv2.rectangle(canvas, (x, y), (x + width, y + height), (0, 200, 0), thickness)
+        text = f"{face.emotion} {face.probabilities[face.label]:.2f}"
+        scale = max(0.4, width / 200)
+        (text_width, text_height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale,
+                                                              thickness)
+        top = y - text_height - baseline if y - text_height - baseline >= 0 else y + height
+        cv2.rectangle(canvas, (x, top), (x + text_width, top + text_height + baseline), (0, 200, 0),
+                      cv2.FILLED)
+        cv2.putText(canvas, text, (x, top + text_height), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (0, 0, 0), thickness, cv2.LINE_AA)
+    return canvas
+
+
+class BatchedClassification:
+    """Collects the faces of many images and frames, classifies them in batches, and hands each
+    image or frame back with its classified faces, in the order they came (`on_classified(item,
+    faces)`). A batch closes at `batch_size` faces or when the images held pass `max_bytes`."""
+
+    def __init__(self, classifier, on_classified, batch_size=256, tta=False, max_bytes=256 << 20):
+        self.classifier, self.on_classified = classifier, on_classified
+        self.batch_size, self.tta, self.max_bytes = batch_size, tta, max_bytes
+        self.pending, self.face_count, self.held_bytes = [], 0, 0
+
+    def add(self, item, found, image=None):
+        self.pending.append((item, found))
+        self.face_count += len(found)
+        self.held_bytes += 0 if image is None else image.nbytes
+        if self.face_count >= self.batch_size or self.held_bytes >= self.max_bytes:
+            self.flush()
+
+    def flush(self):
+        found_all = [face for _, found in self.pending for face in found]
+        if found_all:
+            crops = np.stack([face.crop for face in found_all])  # (faces, 48, 48)
+            probabilities = self.classifier.probabilities(crops, tta=self.tta)
+            for face, face_probabilities in zip(found_all, probabilities):
+                face.probabilities = face_probabilities
+        pending, self.pending, self.face_count, self.held_bytes = self.pending, [], 0, 0
+        for item, found in pending:
+            self.on_classified(item, found)

@@ -1,0 +1,70 @@
+"""Writes a deployable copy of a model and checks it against the toolkit's own prediction.
+
+Usage:
+    python export.py models/0.694167.h5 --format tflite          # -> models/0.694167.tflite
+    python export.py models/0.694167.h5 --format saved_model -o serving/fer/1
+    python export.py models/0.694167.h5 --format onnx --faces data.npz
+    python export.py models/0.694167.h5 --format h5               # a plain-Keras file, no optimizer state
+
+Formats: 'h5' (Keras's HDF5 file without optimizer state, for any Keras 3), 'saved_model' (a
+TensorFlow SavedModel folder with a `serve` endpoint), 'tflite' (TensorFlow Lite), 'onnx' (ONNX,
+through tf2onnx; needs `pip install tf2onnx onnxruntime`). Every copy computes in float32 and takes
+raw pixel values 0..255 shaped as the model's input ((batch, 48, 48, 1) for the CNNs), returning
+the seven class probabilities. After writing, the copy is run on --faces (default: 512 generated
+faces) with its own runtime and its labels are compared with test.py's float32 labels: the export is
+refused (exit 1, nothing left) below 99.5% agreement. Without -o the copy goes beside the model; an
+existing path is never replaced.
+"""
+
+import importlib.util
+import os
+import sys
+
+from common import cli, data, ensemble, synthetic
+
+MIN_AGREEMENT = 0.995
+CHECK_FACES = 512
+
+
+def main():
+    parser = cli.ArgumentParser(__doc__)
+    parser.add_argument("model", help="a .h5 or .keras model written by this toolkit")
+    parser.add_argument("--format", required=True, choices=("h5", "saved_model", "tflite", "onnx"),
+                        help="what to write")
+    parser.add_argument("-o", "--output", help="where to write it (default: beside the model)")
+    parser.add_argument("--faces", help="faces to check the copy on: a data file (.csv, .csv.gz, the "
+                                        "test part of an .npz) (default: 512 generated faces)")
+    options = parser.parse_args()
+
+    if not os.path.isfile(options.model) or ensemble.is_model_list(options.model):
+        raise cli.UsageError(f"{options.model}: no such model file (expected a .h5 or .keras file)")
+    if options.format == "onnx" and not all(map(importlib.util.find_spec, ("tf2onnx", "onnxruntime"))):
+        raise cli.UsageError("--format onnx needs tf2onnx and onnxruntime: pip install tf2onnx onnxruntime")
+    if options.format == "h5" and options.output and not options.output.endswith(".h5"):
+        raise cli.UsageError(f"-o {options.output}: an h5 export must be named *.h5")
+    if options.output and os.path.exists(options.output):
+        raise cli.UsageError(f"-o {options.output}: already exists; remove it or choose another path")
+    images = (data.load_dataset(options.faces, part="test").images if options.faces
+              else synthetic.generate_faces(CHECK_FACES, seed=0)[0])
+
+    from common import exporting, prediction  # TensorFlow loads only after the input checked out
+
+    model = prediction.load_model(options.model)
+    if int(model.input_shape[1:].__len__()) not in (1, 3) or model.input_shape[1:3] not in (
+            (data.IMAGE_SIZE, data.IMAGE_SIZE), (data.NUM_PIXELS,)):
+        raise cli.UsageError(f"{options.model}: takes input {model.input_shape[1:]}; export.py writes "
+                             f"models of this toolkit (48x48 faces or 2,304 pixels)")
+    path = options.output or exporting.default_export_path(options.model, options.format)
+    exporting.export_model(model, options.format, path)
+    fp32_agreement, saved_agreement = exporting.check_export(model, options.format, path, images)
+    print(f"labels of the {options.format} copy on {len(images)} faces agree with test.py's: "
+          f"{fp32_agreement:.2%} with --precision fp32, {saved_agreement:.2%} with the saved precision")
+    if fp32_agreement < MIN_AGREEMENT:
+        exporting.remove_export(path)
+        print(f"export.py: error: agreement below {MIN_AGREEMENT:.1%}; the copy was removed", file=sys.stderr)
+        sys.exit(1)
+    print(path)
+
+
+if __name__ == "__main__":
+    cli.run(main)

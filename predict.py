@@ -1,0 +1,73 @@
+"""Finds the faces in photos, folders and videos and tells the expression of each.
+
+Usage:
+    python predict.py examples/astronaut.jpg                   # the shipped model, Haar face detector
+    python predict.py photos/ clip.mp4 --every 5 --out results  # a folder's images and videos
+    python predict.py crops/ --detector none                    # every image already is one face
+    python predict.py photo.jpg --model models/0.694167.h5 --tta
+    python predict.py photo.jpg --model model_list.txt          # a weighted ensemble
+
+Each face is cut out as FER2013's faces were (a square around the detected face with a 10% margin
+on each side, greyscale, 48x48) and classified by the same prediction path as test.py. Writes, in
+--out: predictions.csv (one row per face: source,frame,face,x,y,width,height,label,emotion and the
+seven probabilities), <name>_faces.png for each image with a face (boxes and emotions drawn on
+it) and, with --annotate-video, <name>_faces.mp4 for each video. Existing files are kept; new ones
+get a -1, -2, ... suffix. Folders are read one level deep, files sorted by name; a file there that
+is neither an image nor a video is skipped with a warning.
+"""
+
+import os
+import sys
+
+from common import cli, faces, files
+
+
+def main():
+    parser = cli.ArgumentParser(__doc__)
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="image files (jpg, png, bmp, webp, tiff, ...), video files (mp4, avi, mov, "
+                             "mkv, ...) or folders of them")
+    parser.add_argument("--model", help="a .h5 or .keras model, or a model list of 'WEIGHT PATH' lines "
+                                        "(soft voting) (default: the model in pretrained/)")
+    parser.add_argument("--out", type=cli.output_folder, default="predictions",
+                        help="folder for predictions.csv and the annotated copies (created if missing)")
+    parser.add_argument("--detector", choices=tuple(faces.DETECTORS), default="haar",
+                        help="'haar': OpenCV's frontal-face cascade; 'none': each image is one face")
+    parser.add_argument("--every", type=cli.positive_int, default=1,
+                        help="read every N-th frame of a video")
+    parser.add_argument("--annotate-video", action="store_true",
+                        help="also write each video with the faces' boxes and emotions drawn on it")
+    parser.add_argument("--no-annotate", action="store_true",
+                        help="write predictions.csv only, no annotated image copies")
+    cli.add_prediction_options(parser)
+    parser.set_defaults(batch_size=256)
+    options = parser.parse_args()
+
+    sources, warnings = faces.collect_sources(options.inputs)
+    model_path = options.model or files.pretrained_model_path()
+    if not os.path.isfile(model_path):
+        raise cli.UsageError(f"--model {model_path}: no such model file or model list")
+    files.check_writable_folder(options.out)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+    from common import face_prediction, prediction  # TensorFlow loads only after the input checked out
+
+    classifier = prediction.load_classifier(model_path, options.precision, options.pixel_scale)
+    run = face_prediction.FacePredictionRun(
+        classifier, faces.DETECTORS[options.detector](), options.out, tta=options.tta,
+        every=options.every, annotate_images=not options.no_annotate,
+        annotate_videos=options.annotate_video, batch_size=options.batch_size)
+    for source in face_prediction.progress(sources):
+        run.add(source)
+    summary = run.finish()
+    print("\n".join(face_prediction.describe(summary)))
+    annotated = summary.written[1:]
+    if annotated:
+        print(f"{len(annotated)} annotated copies in {options.out}, e.g. {annotated[0]}")
+    print(f"model: {model_path}")
+    print(summary.written[0])
+
+
+if __name__ == "__main__":
+    cli.run(main)

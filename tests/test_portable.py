@@ -1,0 +1,118 @@
+"""Model files any Keras opens, deployable exports, and 7-class models from elsewhere."""
+
+import csv
+import importlib.util
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from common import models, prediction, synthetic, training
+from conftest import run_script
+
+PLAIN_KERAS_LABELS = """
+import sys
+import keras, numpy as np
+model = keras.models.load_model(sys.argv[1], compile=False)
+images = np.load(sys.argv[2])
+print(" ".join(map(str, model.predict(images[..., None].astype("float32"), verbose=0).argmax(1))))
+"""
+
+
+def test_a_trained_model_opens_in_plain_keras_with_test_py_labels(tmp_path, test_csv, trained_model):
+    images = synthetic.generate_faces(40, seed=1)[0]  # the faces of test_csv
+    np.save(tmp_path / "faces.npy", images)
+    script = tmp_path / "plain.py"
+    script.write_text(PLAIN_KERAS_LABELS)
+    process = subprocess.run([sys.executable, str(script), trained_model, str(tmp_path / "faces.npy")],
+                             capture_output=True, text=True, cwd=tmp_path,
+                             env={**os.environ, "PYTHONPATH": ""})  # the toolkit is not importable
+    assert process.returncode == 0, process.stderr[-2000:]
+    plain_labels = process.stdout.split()
+    assert run_script("test.py", test_csv, tmp_path / "result.csv", trained_model).exit_code == 0
+    with open(tmp_path / "result.csv", newline="") as handle:
+        assert [row["label"] for row in csv.DictReader(handle)] == plain_labels
+
+
+def test_files_hold_keras_batch_normalization_and_training_the_fused_one():
+    model = models.build_vgg_cnn()
+    portable = models.with_batch_norm(model, fused=False)
+    kinds = {type(layer).__name__ for layer in portable.layers}
+    assert "BatchNormalization" in kinds and "FusedBatchNormalization" not in kinds
+    back = models.with_batch_norm(portable, fused=True)
+    assert "FusedBatchNormalization" in {type(layer).__name__ for layer in back.layers}
+    faces = synthetic.generate_faces(8, seed=2)[0][..., None].astype("float32")
+    np.testing.assert_allclose(portable(faces).numpy(), model(faces).numpy(), atol=1e-5)
+
+
+def test_old_files_with_the_fused_layer_still_load(tmp_path):
+    model = models.build_seed_cnn()  # FusedBatchNormalization, saved as older versions did
+    path = str(tmp_path / "old.h5")
+    model.save(path)
+    loaded = prediction.load_model(path)
+    faces = synthetic.generate_faces(8, seed=2)[0]
+    np.testing.assert_allclose(prediction.predict_probabilities(loaded, faces),
+                               prediction.predict_probabilities(model, faces), atol=1e-6)
+
+
+def build_foreign_model(path):
+    """A stand-in for mini-Xception's interface: 64x64x3 input in -1..1, 7-way softmax."""
+    inputs = keras.Input(shape=(64, 64, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(7, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    model.save(path)
+    return model
+
+
+def test_a_foreign_model_gets_faces_resized_to_its_input_and_scaled(tmp_path):
+    model = build_foreign_model(str(tmp_path / "foreign.h5"))
+    faces = synthetic.generate_faces(16, seed=5)[0]
+    ours = prediction.predict_probabilities(prediction.load_model(str(tmp_path / "foreign.h5")), faces,
+                                            pixel_scale="symmetric")
+    resized = tf.image.resize(faces[..., None].astype("float32"), (64, 64), method="bilinear")
+    expected = model.predict(tf.tile(resized, (1, 1, 1, 3)) * (2 / 255) - 1, verbose=0)
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+    unscaled = prediction.predict_probabilities(model, faces, pixel_scale="raw")
+    assert not np.allclose(unscaled, expected, atol=1e-3)  # the scale really is applied
+
+
+def test_a_foreign_model_works_in_test_py_and_in_a_model_list(tmp_path, test_csv, trained_model):
+    build_foreign_model(str(tmp_path / "foreign.h5"))
+    result = run_script("test.py", test_csv, tmp_path / "one.csv", tmp_path / "foreign.h5",
+                        "--pixel-scale", "symmetric")
+    assert result.exit_code == 0, result.stderr
+    (tmp_path / "list.txt").write_text(f"1 {trained_model}\n1 foreign.h5 pixel-scale=symmetric\n")
+    result = run_script("test_by_vote.py", test_csv, tmp_path / "vote.csv", tmp_path / "list.txt", "--soft")
+    assert result.exit_code == 0, result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("export_format", ["h5", "saved_model", "tflite", "onnx"])
+def test_exports_agree_with_test_py(tmp_path, trained_model, export_format):
+    if export_format == "onnx" and importlib.util.find_spec("tf2onnx") is None:
+        pytest.skip("tf2onnx is not installed (requirements-dev.txt)")
+    output = tmp_path / {"h5": "copy.h5", "saved_model": "served", "tflite": "m.tflite", "onnx": "m.onnx"}[
+        export_format]
+    result = run_script("export.py", trained_model, "--format", export_format, "-o", output)
+    assert result.exit_code == 0, result.stderr
+    assert "agree with test.py's: 100.00% with --precision fp32" in result.stdout
+    assert result.last_line == str(output) and output.exists()
+
+
+def test_portable_save_keeps_the_optimizer_state_for_retraining(tmp_path):
+    model = models.build_seed_cnn()
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    faces, labels = synthetic.generate_faces(16, seed=6)
+    model.fit(faces[..., None].astype("float32"), keras.utils.to_categorical(labels, 7), verbose=0)
+    path = str(tmp_path / "m.h5")
+    training.save_portable_model(model, path)
+    fresh = models.with_batch_norm(prediction.load_model(path), fused=True)
+    fresh.compile(optimizer="adam", loss="categorical_crossentropy")
+    assert training.restore_optimizer_state(fresh, path)
+    assert int(fresh.optimizer.iterations.numpy()) == int(model.optimizer.iterations.numpy())

@@ -1,0 +1,132 @@
+"""predict.py on photos, folders and videos, and the face crops behind it."""
+
+import csv
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from common import faces, files, synthetic
+from conftest import REPO, run_script
+from test_bad_input import assert_refused
+
+EXAMPLE_PHOTO = os.path.join(REPO, "examples", "astronaut.jpg")
+COLUMNS = ["source", "frame", "face", "x", "y", "width", "height", "label", "emotion", "angry",
+           "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+
+
+def read_predictions(folder):
+    with open(os.path.join(folder, "predictions.csv"), newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def write_upscaled_faces(folder, images, scale=2):
+    """Each 48x48 face as a (48*scale)-pixel PNG whose area downscale gives the face back exactly."""
+    os.makedirs(folder, exist_ok=True)
+    for index, image in enumerate(images):
+        big = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+        cv2.imwrite(os.path.join(folder, f"face{index:02d}.png"), big)
+
+
+def test_the_example_photo_gives_one_face_with_its_box_and_probabilities(tmp_path, trained_model):
+    out = tmp_path / "out"
+    result = run_script("predict.py", EXAMPLE_PHOTO, "--model", trained_model, "--out", out)
+    assert result.exit_code == 0, result.stderr
+    with open(out / "predictions.csv", newline="") as handle:
+        assert next(csv.reader(handle)) == COLUMNS
+    (row,) = read_predictions(out)
+    assert row["source"] == EXAMPLE_PHOTO and row["frame"] == "0" and row["face"] == "0"
+    x, y, width, height = (int(row[name]) for name in ("x", "y", "width", "height"))
+    assert 150 < x < 210 and 40 < y < 100 and 70 < width < 130 and 70 < height < 130  # her face
+    probabilities = np.array([float(row[name]) for name in COLUMNS[9:]])
+    assert abs(probabilities.sum() - 1) < 0.002
+    assert int(row["label"]) == probabilities.argmax() and row["emotion"] == faces.EMOTIONS[int(row["label"])]
+    annotated = cv2.imread(str(out / "astronaut_faces.png"))
+    assert annotated.shape == cv2.imread(EXAMPLE_PHOTO).shape
+    assert "found 1 faces" in result.stdout and result.last_line == str(out / "predictions.csv")
+
+
+def test_a_folder_of_face_crops_gets_the_same_labels_as_test_py(tmp_path, trained_model):
+    images, _ = synthetic.generate_faces(10, seed=3)
+    write_upscaled_faces(tmp_path / "crops", images)
+    (tmp_path / "crops" / "notes.txt").write_text("not a picture")
+    out = tmp_path / "out"
+    result = run_script("predict.py", tmp_path / "crops", "--detector", "none", "--model", trained_model,
+                        "--out", out, "--batch-size", 4, "--no-annotate", "--precision", "fp32")  # 3 batches
+    assert result.exit_code == 0, result.stderr
+    assert "notes.txt: skipped, neither an image nor a video" in result.stderr
+    rows = read_predictions(out)
+    assert [os.path.basename(row["source"]) for row in rows] == [f"face{i:02d}.png" for i in range(10)]
+    assert all((row["x"], row["y"], row["width"], row["height"]) == ("0", "0", "96", "96") for row in rows)
+    from common import prediction
+    model = prediction.with_precision(prediction.load_model(trained_model), "fp32")
+    expected = prediction.predict_probabilities(model, images)  # test.py's path on the 48x48 faces
+    found = np.array([[float(row[name]) for name in COLUMNS[9:]] for row in rows])
+    np.testing.assert_allclose(found, expected, atol=6e-5)  # the 4 decimals written
+    assert not [name for name in os.listdir(out) if name.endswith(".png")]
+
+
+def test_every_nth_video_frame_is_read_and_the_annotated_video_written(tmp_path, trained_model):
+    images, _ = synthetic.generate_faces(6, seed=4)
+    video_path = str(tmp_path / "clip.avi")
+    writer = cv2.VideoWriter(video_path, cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 96))
+    for image in images:
+        writer.write(cv2.cvtColor(cv2.resize(image, (96, 96)), cv2.COLOR_GRAY2BGR))
+    writer.release()
+    out = tmp_path / "out"
+    result = run_script("predict.py", video_path, "--detector", "none", "--every", 2, "--annotate-video",
+                        "--model", trained_model, "--out", out)
+    assert result.exit_code == 0, result.stderr
+    assert [row["frame"] for row in read_predictions(out)] == ["0", "2", "4"]
+    capture = cv2.VideoCapture(str(out / "clip_faces.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    assert "read 0 images and 3 frames of 1 videos; found 3 faces" in result.stdout
+
+
+def test_a_photo_without_a_face_gets_no_row_and_is_named(tmp_path, trained_model):
+    cv2.imwrite(str(tmp_path / "wall.png"), np.full((120, 160, 3), 128, np.uint8))
+    out = tmp_path / "out"
+    result = run_script("predict.py", tmp_path / "wall.png", "--model", trained_model, "--out", out)
+    assert result.exit_code == 0, result.stderr
+    assert read_predictions(out) == []
+    assert f"no face in 1 inputs: {tmp_path / 'wall.png'}" in result.stdout
+
+
+def test_the_crop_is_a_square_with_a_margin_and_repeats_edges_outside_the_image():
+    grey = np.arange(100 * 100, dtype=np.uint32).reshape(100, 100).astype(np.uint8)
+    grey[:] = np.arange(100, dtype=np.uint8)[None, :]  # brightness = column
+    inside = faces.crop_face(grey, (30, 30, 40, 40), margin=0.1)  # square 48 wide from column 26
+    assert inside.shape == (48, 48) and inside[:, 0].mean() == pytest.approx(26, abs=0.6)
+    corner = faces.crop_face(grey, (0, 0, 40, 20), margin=0.1)  # 48-pixel square from column -4
+    assert corner[:, :4].max() == 0  # edge column repeated
+
+
+@pytest.mark.parametrize("make_input, message", [
+    (lambda tmp_path: tmp_path / "missing.jpg", "no such file or folder"),
+    (lambda tmp_path: _write(tmp_path / "broken.jpg", b"not a jpeg"), "cannot be read as an image"),
+    (lambda tmp_path: _write(tmp_path / "broken.mp4", b"not a video"), "cannot be read as a video"),
+    (lambda tmp_path: _folder(tmp_path / "empty"), "holds no images or videos"),
+])
+def test_bad_inputs_are_refused_and_nothing_is_written(tmp_path, trained_model, make_input, message):
+    path = make_input(tmp_path)
+    out = tmp_path / "out"
+    result = run_script("predict.py", path, "--model", trained_model, "--out", out)
+    assert_refused(result, str(path), message)
+    assert not out.exists()
+
+
+def test_an_unwritable_output_is_refused_before_predicting(tmp_path, trained_model):
+    (tmp_path / "taken").write_text("a file")
+    result = run_script("predict.py", EXAMPLE_PHOTO, "--model", trained_model, "--out", tmp_path / "taken" / "x")
+    assert_refused(result, "cannot write there")
+
+
+def _write(path, content):
+    path.write_bytes(content)
+    return path
+
+
+def _folder(path):
+    path.mkdir()
+    return path
