@@ -37,7 +37,10 @@ def main():
     val_set = None
     if options.eval:
         labelled = data.load_dataset(options.eval, require_labels=True)
-        val_set = data.split_validation(labelled, options.val_size)[1]
+        train_part, val_set = data.split_validation(labelled, options.val_size)
+        copied, relabelled = data.exact_copies(val_set, train_part)
+        print(f"{copied.sum()} of the {len(val_set)} validation rows have an exact pixel copy among the "
+              f"training rows ({relabelled.sum()} of them with another label); 'unseen' leaves them out")
 
     from common import prediction  # TensorFlow loads only after the input checked out
 
@@ -58,14 +61,13 @@ def main():
         if val_vote:
             probabilities = predictor.probabilities(val_set.images, options.batch_size, options.tta)
             val_vote.add(probabilities, listed.weight)
-            accuracy = (probabilities.argmax(axis=1) == val_set.labels).mean()
-            print(f"  validation accuracy {accuracy:.4f} on {len(val_set)} rows of {options.eval}")
+            print(f"  {ensemble.describe_accuracy(probabilities.argmax(axis=1), val_set.labels, ~copied)} "
+                  f"of {options.eval}")
         del model, predictor
     if val_vote:
-        accuracy = (val_vote.labels(options.soft) == val_set.labels).mean()
         method = "soft" if options.soft else "hard"
-        print(f"ensemble ({method} voting{', tta' if options.tta else ''}): validation accuracy "
-              f"{accuracy:.4f}")
+        print(f"ensemble ({method} voting{', tta' if options.tta else ''}): "
+              f"{ensemble.describe_accuracy(val_vote.labels(options.soft), val_set.labels, ~copied)}")
     result_path = prediction.write_predictions(options.result_csv, test_set.ids,
                                                test_vote.labels(options.soft))
     print(result_path)

@@ -11,10 +11,15 @@ Rows of the table:
   bf16 policy, fused batch normalisation, tf.data pipeline with on-the-fly augmentation) against
   plain float32 `model.fit` of the same CNN built from Keras's own layers, on the same NumPy
   arrays, in alternating rounds (the median of each is reported);
-- inference images/s of test.py's prediction path (float32 model, fused batch normalisation; and
-  the same model with `--precision bf16`) against plain `model.predict` of the Keras-layer model
-  with the same weights, with the share of identical predicted labels (an untrained model: its
-  near ties make the bf16 agreement a worst case).
+- training images/s of the toolkit's path with Keras's own BatchNormalization in place of the fused
+  layer, nothing else changed: what the fused layer alone buys;
+- inference images/s of test.py's prediction path (a float32 model as files hold it, Keras's
+  BatchNormalization; and the same model with `--precision bf16`) against plain `model.predict` of
+  the same model, with the share of identical predicted labels (an untrained model: its near ties
+  make the bf16 agreement a worst case);
+- photos: predict.py's whole run (read, detect, crop, classify in batches, write predictions.csv
+  and the annotated copies) on a folder of generated 640x480 photos with one real face each
+  against the detector alone (read, grey, detect) on the same photos, in alternating rounds.
 Without the real data, generated faces stand in (the output says so). Writes
 benchmarks/results/speed-<date>.json.
 """
@@ -99,8 +104,9 @@ class BatchTimer:
 
 
 def training_throughput(dataset, steps, warmup, path):
-    """Images/s of one training round: 'toolkit' (training.py's pipeline, default precision) or
-    'plain' (float32 model.fit on NumPy arrays)."""
+    """Images/s of one training round: 'toolkit' (training.py's pipeline, default precision),
+    'toolkit_keras_bn' (the same with Keras's own BatchNormalization: what the fused layer alone
+    buys) or 'plain' (float32 model.fit on NumPy arrays)."""
     import keras
     import numpy as np
 
@@ -110,9 +116,9 @@ def training_throughput(dataset, steps, warmup, path):
     rows = (steps + warmup) * BATCH_SIZE
     images, labels = dataset.images[:rows], dataset.labels[:rows]
     timer = BatchTimer(keras, warmup)
-    if path == "toolkit":
+    if path in ("toolkit", "toolkit_keras_bn"):
         training.set_precision(cli.TRAINING_DEFAULTS["precision"])
-        model = models.build_seed_cnn()
+        model = models.build_seed_cnn(fused_batch_norm=path == "toolkit")
         training.compile_model(model, argparse.Namespace(**cli.TRAINING_DEFAULTS))
         pipeline = training.make_dataset(images, labels, model.input_shape[1:], BATCH_SIZE,
                                          augment="report", shuffle=True)
@@ -139,10 +145,9 @@ def inference_rows(dataset, rows, rounds):
 
     keras.mixed_precision.set_global_policy("float32")
     keras.utils.set_random_seed(0)
-    model = models.build_seed_cnn()
+    model = models.build_seed_cnn(fused_batch_norm=False)  # as model files hold it
     bf16_model = prediction.with_precision(model, "bf16")
-    plain_model = models.build_seed_cnn(fused_batch_norm=False)  # Keras's own layers, same weights
-    plain_model.set_weights(model.get_weights())
+    plain_model = model
     images = dataset.images[:rows]
     ours, bf16, plain = [], [], []
     for _ in range(rounds):  # alternate, so machine noise hits all alike
@@ -162,6 +167,72 @@ def inference_rows(dataset, rows, rounds):
         "inference_bf16_images_per_second": statistics.median(bf16),
         "inference_bf16_speedup": statistics.median(bf16) / statistics.median(plain),
         "inference_bf16_label_agreement": float((bf16_probabilities.argmax(1) == plain_labels).mean()),
+    }
+
+
+def generated_photos(dataset, count, folder, seed=0):
+    """`count` 640x480 JPEG photos, each with one real face (a FER2013 face, or the example photo's
+    face when generated faces stand in) enlarged to 120-200 pixels at a random place on a noisy
+    gradient background. Returns their folder."""
+    import cv2
+    import numpy as np
+
+    from common import faces
+
+    rng = np.random.default_rng(seed)
+    photo_folder = os.path.join(folder, "photos")
+    os.makedirs(photo_folder, exist_ok=True)
+    example = faces.to_grey(faces.read_image(os.path.join(files.REPOSITORY, "examples", "astronaut.jpg")))
+    for index in range(count):
+        if "generated" not in os.path.basename(dataset.source):
+            face = dataset.images[rng.integers(len(dataset))]
+        else:
+            face = example[40:200, 145:305]
+        side = int(rng.integers(120, 201))
+        face = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
+        gradient = np.linspace(rng.uniform(40, 120), rng.uniform(120, 220), 640)[None, :]
+        photo = np.clip(gradient + rng.normal(0, 12, (480, 640)), 0, 255).astype(np.uint8)
+        top, left = int(rng.integers(0, 480 - side)), int(rng.integers(0, 640 - side))
+        photo[top:top + side, left:left + side] = face
+        cv2.imwrite(os.path.join(photo_folder, f"photo{index:04d}.jpg"),
+                    cv2.cvtColor(photo, cv2.COLOR_GRAY2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return photo_folder
+
+
+def photo_rows(dataset, count, rounds):
+    """Images/s of predict.py's run against the detector alone on the same generated photos."""
+    import keras
+
+    from common import face_prediction, faces, models, prediction
+
+    keras.mixed_precision.set_global_policy("float32")
+    with tempfile.TemporaryDirectory() as folder:
+        sources, _ = faces.collect_sources([generated_photos(dataset, count, folder)])
+        detector = faces.HaarDetector()
+        classifier = prediction.Classifier([prediction.ModelPredictor(models.build_vgg_cnn())], [1.0], "vgg")
+
+        def detector_alone():
+            return sum(len(detector.boxes(faces.to_grey(faces.read_image(source.path))))
+                       for source in sources)
+
+        def whole_run(round_number):
+            run = face_prediction.FacePredictionRun(classifier, detector,
+                                                    os.path.join(folder, f"out{round_number}"))
+            for source in sources:
+                run.add(source)
+            return run.finish().faces
+
+        detected, end_to_end = [], []
+        for round_number in range(rounds):  # alternate, so machine noise hits both alike
+            found, seconds = timed(detector_alone)
+            detected.append(len(sources) / seconds)
+            _, seconds = timed(whole_run, round_number)
+            end_to_end.append(len(sources) / seconds)
+    return {
+        "photos": len(sources), "photos_with_a_face_found": found,
+        "photos_detector_images_per_second": statistics.median(detected),
+        "photos_predict_images_per_second": statistics.median(end_to_end),
+        "photos_predict_to_detector_ratio": statistics.median(end_to_end) / statistics.median(detected),
     }
 
 
@@ -185,20 +256,24 @@ def main():
 
     from common import backend  # noqa: F401  (TensorFlow loads quietly)
 
-    toolkit, plain = [], []
-    for round_number in range(rounds):  # alternate, so machine noise hits both alike
+    toolkit, keras_bn, plain = [], [], []
+    for round_number in range(rounds):  # alternate, so machine noise hits all alike
         toolkit.append(training_throughput(dataset, steps, warmup, "toolkit"))
+        keras_bn.append(training_throughput(dataset, steps, warmup, "toolkit_keras_bn"))
         plain.append(training_throughput(dataset, steps, warmup, "plain"))
-        print(f"training round {round_number + 1}: toolkit {toolkit[-1]:.0f} images/s, "
-              f"plain fp32 fit {plain[-1]:.0f} images/s", flush=True)
+        print(f"training round {round_number + 1}: toolkit {toolkit[-1]:.0f} images/s, the same with "
+              f"Keras's BatchNormalization {keras_bn[-1]:.0f}, plain fp32 fit {plain[-1]:.0f}", flush=True)
     results.update({
         "training_images_per_second": statistics.median(toolkit),
+        "training_keras_batch_norm_images_per_second": statistics.median(keras_bn),
+        "training_fused_batch_norm_speedup": statistics.median(toolkit) / statistics.median(keras_bn),
         "training_plain_fp32_images_per_second": statistics.median(plain),
         "training_speedup": statistics.median(toolkit) / statistics.median(plain),
         "training_rounds": rounds, "training_timed_steps": steps, "batch_size": BATCH_SIZE,
         "training_default_precision": cli.TRAINING_DEFAULTS["precision"],
     })
     results.update(inference_rows(dataset, inference_images, rounds))
+    results.update(photo_rows(dataset, 40 if options.quick else 200, rounds))
     results.update({"data": options.data if os.path.exists(options.data) else "generated faces",
                     "quick": options.quick, "date": datetime.datetime.now().isoformat(timespec="seconds"),
                     "cpu_count": os.cpu_count()})

@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import signal
 import sys
 
 from common import files
@@ -30,14 +31,23 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+class RunFailed(Exception):
+    """A run that cannot go on (e.g. its loss became NaN): one line on stderr, exit code 1."""
+
+
 def run(main):
-    """Runs `main()`, turning a UsageError into one line on stderr and exit code 2."""
+    """Runs `main()`, turning a UsageError into one line on stderr and exit code 2, a RunFailed
+    into one line and exit code 1, and Ctrl-C or SIGTERM into "interrupted" and exit code 130."""
+    program = sys.argv[0].rsplit("/", 1)[-1]
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         main()
     except UsageError as error:
-        program = sys.argv[0].rsplit("/", 1)[-1]
         print(f"{program}: error: {error}", file=sys.stderr)
         sys.exit(2)
+    except RunFailed as error:
+        print(f"{program}: error: {error}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
@@ -45,6 +55,10 @@ def run(main):
         program = sys.argv[0].rsplit("/", 1)[-1]
         print(f"{program}: error: {error}", file=sys.stderr)
         sys.exit(1)
+
+
+def _interrupt(signal_number, frame):
+    raise KeyboardInterrupt
 
 
 def _number_where(convert, accepts, expected):
@@ -112,6 +126,8 @@ TRAINING_DEFAULTS = {"epochs": 20, "batch_size": 128, "val_size": 2400, "seed": 
                      "keep": "best", "optimizer": "adam", "schedule": "constant", "warmup_epochs": 0,
                      "label_smoothing": 0.0, "weight_decay": 0.0, "class_weight": "none"}
 
+MODEL_BYTES_NEEDED = 100 << 20  # a model with optimizer state, its backup and side files
+
 CNN_ARCHITECTURES = ("seed", "vgg", "resnet")  # the keys of models.ARCHITECTURES that train.py offers
 
 RECIPES = {
@@ -172,6 +188,10 @@ def add_training_options(parser, default_val_size=2400, default_augment="report"
     parser.add_argument("--out-dir", type=output_folder, default=None if from_model else "models",
                         help="folder for the model, history and settings"
                              + (" (default: the model's folder)" if from_model else ""))
+    parser.add_argument("--restart", action="store_true",
+                        help="start over instead of continuing an interrupted run of the same command "
+                             "(its state is kept after every epoch in a hidden .run-* folder of "
+                             "--out-dir)")
     parser.add_argument("--seed", type=int, default=default("seed"),
                         help=saved("seeds weight initialisation, shuffling and augmentation", "seed"))
     parser.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default=default("optimizer"),
@@ -219,7 +239,9 @@ def apply_recipe(options):
 
 
 def check_training_options(options):
-    """Refuses option combinations that no single option's type can catch."""
+    """Refuses option combinations that no single option's type can catch, and an output folder
+    that cannot take the model (checked now, not after the last epoch)."""
+    files.check_writable_folder(options.out_dir, needed_bytes=MODEL_BYTES_NEEDED)
     if options.schedule == "cosine" and options.warmup_epochs >= options.epochs:
         raise UsageError(f"--warmup-epochs {options.warmup_epochs} leaves no epoch for the cosine "
                          f"decay of --epochs {options.epochs}; use fewer warm-up epochs")
@@ -270,3 +292,4 @@ def resolve_continuation(options):
     fill_unset_options(options, files.read_json(files.settings_path(options.model)) or {})
     if options.out_dir is None:
         options.out_dir = os.path.dirname(options.model) or "."
+    files.check_writable_folder(options.out_dir, needed_bytes=MODEL_BYTES_NEEDED)

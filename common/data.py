@@ -141,6 +141,22 @@ def split_validation(dataset, val_size):
     return dataset.subset(slice(rows, None)), dataset.subset(slice(0, rows))
 
 
+def exact_copies(val_set, train_set):
+    """Which validation rows have an exact pixel copy among the training rows (a boolean mask), and
+    which of those copies carry another label than the validation row (a second mask)."""
+    labels_by_pixels = {}
+    for image, label in zip(train_set.images, train_set.labels):
+        labels_by_pixels.setdefault(image.tobytes(), set()).add(int(label))
+    copied = np.zeros(len(val_set), dtype=bool)
+    relabelled = np.zeros(len(val_set), dtype=bool)
+    for row, (image, label) in enumerate(zip(val_set.images, val_set.labels)):
+        copy_labels = labels_by_pixels.get(image.tobytes())
+        if copy_labels is not None:
+            copied[row] = True
+            relabelled[row] = bool(copy_labels - {int(label)})
+    return copied, relabelled
+
+
 def select_rows(dataset, rows, option):
     """The rows numbered (from 0) in `rows`; a UsageError names `option` when one is out of range."""
     for row in rows:

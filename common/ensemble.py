@@ -104,3 +104,11 @@ class Vote:
 
     def labels(self, soft):
         return self.soft_probabilities().argmax(axis=1) if soft else self.hard_labels()
+
+
+def describe_accuracy(predicted, labels, unseen):
+    """`validation accuracy 0.6942 on 2400 rows, unseen 0.6880 on 2203`: all rows, and the rows
+    marked `unseen` (those without an exact copy among the training rows)."""
+    correct = predicted == labels
+    unseen_part = f"{correct[unseen].mean():.4f} on {int(unseen.sum())}" if unseen.any() else "no rows"
+    return f"validation accuracy {correct.mean():.4f} on {len(labels)} rows, unseen {unseen_part}"

@@ -36,17 +36,22 @@ def pretrained_model_path():
 
 
 def check_writable_folder(folder, needed_bytes=0):
-    """Creates `folder` when missing and proves it writable with a probe file; a UsageError says
-    what is wrong (not a folder, not writable, too little room)."""
+    """Proves that `folder` can be written (a probe file made and removed in it, or in its nearest
+    existing parent when it does not exist yet, without creating it) and has `needed_bytes` free;
+    a UsageError says what is wrong."""
     from common.cli import UsageError
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UsageError(f"{folder}: cannot be made, {existing} is a file")
     try:
-        os.makedirs(folder, exist_ok=True)
-        descriptor, probe = tempfile.mkstemp(prefix=".write-probe-", dir=folder)
+        descriptor, probe = tempfile.mkstemp(prefix=".write-probe-", dir=existing)
         os.close(descriptor)
         os.unlink(probe)
     except OSError as error:
         raise UsageError(f"{folder}: cannot write there ({error.strerror or error})") from None
-    free = shutil.disk_usage(folder).free
+    free = shutil.disk_usage(existing).free
     if free < needed_bytes:
         raise UsageError(f"{folder}: {free / 1e6:.0f} MB free, about {needed_bytes / 1e6:.0f} MB "
                          f"needed; free some space or choose another folder")
@@ -92,10 +97,10 @@ def free_path(path):
 
 
 @contextlib.contextmanager
-def atomic_output(path):
+def atomic_output(path, replace=False):
     """Yields a temporary path beside `path` (same extension); moves it to `path` when the block succeeds.
 
-    Writes nothing when the block raises, and refuses to replace an existing `path`.
+    Writes nothing when the block raises. Refuses to replace an existing `path` unless `replace`.
     """
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
@@ -108,9 +113,13 @@ def atomic_output(path):
     os.chmod(temporary_path, 0o666 & ~umask)  # the permissions a plain open() would have given
     try:
         yield temporary_path
-        os.link(temporary_path, path)  # fails, rather than replaces, if `path` appeared meanwhile
+        if replace:
+            os.replace(temporary_path, path)
+        else:
+            os.link(temporary_path, path)  # fails, rather than replaces, if `path` appeared meanwhile
     finally:
-        os.unlink(temporary_path)
+        if os.path.exists(temporary_path):
+            os.unlink(temporary_path)
 
 
 def write_csv(path, header, rows):
@@ -122,9 +131,9 @@ def write_csv(path, header, rows):
             writer.writerows(rows)
 
 
-def write_json(path, content):
+def write_json(path, content, replace=False):
     """Writes a JSON document atomically."""
-    with atomic_output(path) as temporary_path:
+    with atomic_output(path, replace) as temporary_path:
         with open(temporary_path, "w") as handle:
             json.dump(content, handle, indent=2, sort_keys=True)
             handle.write("\n")

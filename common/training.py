@@ -19,7 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import files, models
+from common import files, models, resume
+from common.cli import RunFailed
 from common.data import NUM_CLASSES
 
 PRECISION_POLICIES = {"bf16": "mixed_bfloat16", "fp32": "float32"}
@@ -148,10 +149,12 @@ def random_erasing(images, generator, probability=0.5, area=(0.02, 0.12), aspect
     return tf.where(erase[..., tf.newaxis], grey, images)
 
 
-def fit(model, train_set, val_set, options, initial_epoch=0):
+def fit(model, train_set, val_set, options, initial_epoch=0, backup=None):
     """Trains `model` from `initial_epoch` up to `options.epochs` and returns the history rows of
     those epochs and a summary of the run.
 
+    `backup` (a `resume.RunBackup`) keeps the training state after every epoch and, when an earlier
+    attempt of the same run was interrupted, continues after its last finished epoch.
     `options.keep == "best"` leaves the model with the weights of its epoch of highest validation
     accuracy (the summary's `kept_epoch`); "last" with those of the last epoch. Prints Keras's
     per-epoch lines and a closing summary (best, last and kept validation accuracy, wall time,
@@ -164,27 +167,44 @@ def fit(model, train_set, val_set, options, initial_epoch=0):
     class_weight = (balanced_class_weights(train_set.labels) if options.class_weight == "balanced"
                     else None)
     val_data = make_dataset(val_set.images, val_set.labels, input_shape, batch_size)
-    best_weights = BestWeights()
+    best_weights, rows = BestWeights(), []
+    callbacks = [best_weights, HistoryRows(rows), StopOnNonFiniteLoss()]
+    if backup is not None:
+        finished = backup.finished_epochs()
+        if finished > initial_epoch:
+            rows.extend(backup.saved_rows(finished))
+            backup.restore_best(best_weights, rows)
+            print(f"resuming at epoch {finished + 1} of {epochs} (state kept in {backup.folder}; "
+                  f"--restart starts over)", flush=True)
+        callbacks += backup.callbacks(best_weights, rows)
+    resumed_epochs = len(rows)
     started = time.perf_counter()
-    keras_history = model.fit(train_data, validation_data=val_data, epochs=epochs,
-                              initial_epoch=initial_epoch, shuffle=False, callbacks=[best_weights],
-                              class_weight=class_weight,
-                              verbose=1 if sys.stdout.isatty() else 2)
+    try:
+        model.fit(train_data, validation_data=val_data, epochs=epochs, initial_epoch=initial_epoch,
+                  shuffle=False, callbacks=callbacks, class_weight=class_weight,
+                  verbose=1 if sys.stdout.isatty() else 2)
+    except KeyboardInterrupt:
+        if backup is not None and rows:
+            print(f"\ninterrupted after epoch {rows[-1][0]}: run the same command again to continue "
+                  f"from there (add --restart to start over)", file=sys.stderr)
+        raise
+    except RunFailed:
+        if backup is not None:
+            backup.remove()
+        raise
     wall_seconds = time.perf_counter() - started
-    metrics = keras_history.history
-    rows = [[epoch, *(float(metrics[name][index]) for name in HISTORY_COLUMNS[1:])]
-            for index, epoch in enumerate(range(initial_epoch + 1, epochs + 1))]
     val_accuracies = [row[-1] for row in rows]
     best_index = int(np.argmax(val_accuracies))
     kept_index = best_index if keep == "best" else len(rows) - 1
     if keep == "best":
         model.set_weights(best_weights.weights)
-    images_per_second = len(train_set) * len(rows) / wall_seconds
+    images_per_second = len(train_set) * (len(rows) - resumed_epochs) / wall_seconds
     print(f"best val accuracy {val_accuracies[best_index]:.4f} (epoch {rows[best_index][0]}), "
           f"last {val_accuracies[-1]:.4f}, kept epoch {rows[kept_index][0]}; {wall_seconds:.0f} s "
-          f"for {len(rows)} epochs, {images_per_second:.0f} training images/s")
+          f"for {len(rows) - resumed_epochs} epochs, {images_per_second:.0f} training images/s")
     summary = {"wall_seconds": round(wall_seconds, 1),
                "training_images_per_second": round(images_per_second, 1),
+               "resumed_after_epoch": rows[resumed_epochs - 1][0] if resumed_epochs else None,
                "best_val_accuracy": val_accuracies[best_index],
                "best_epoch": rows[best_index][0],
                "last_val_accuracy": val_accuracies[-1],
@@ -193,17 +213,43 @@ def fit(model, train_set, val_set, options, initial_epoch=0):
     return rows, summary
 
 
+class HistoryRows(keras.callbacks.Callback):
+    """Appends each finished epoch's [epoch, loss, accuracy, val_loss, val_accuracy] to `rows`."""
+
+    def __init__(self, rows):
+        super().__init__()
+        self.rows = rows
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.rows.append([epoch + 1, *(float(logs[name]) for name in HISTORY_COLUMNS[1:])])
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops the run (RunFailed: exit 1, nothing saved) as soon as a batch's loss is NaN or infinite."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            raise RunFailed(f"the loss became {float(loss)} in epoch {self.epoch}; nothing was "
+                                   f"saved. Try a lower --learning-rate (or --precision fp32)")
+
+
 class BestWeights(keras.callbacks.Callback):
     """Holds a copy of the weights of the epoch with the highest validation accuracy so far."""
 
     def __init__(self):
         super().__init__()
-        self.best_accuracy, self.weights = -1.0, None
+        self.best_accuracy, self.best_epoch, self.weights = -1.0, None, None
 
     def on_epoch_end(self, epoch, logs=None):
         accuracy = (logs or {}).get("val_accuracy", -1.0)
         if accuracy > self.best_accuracy:
-            self.best_accuracy, self.weights = accuracy, self.model.get_weights()
+            self.best_accuracy, self.best_epoch = accuracy, epoch + 1
+            self.weights = self.model.get_weights()
 
 
 def save_trained_model(model, out_dir, history_rows, settings, prefix=""):
@@ -259,9 +305,12 @@ def train_new_model(build_model, train_set, val_set, options, prefix=""):
     print(f"{model.name}: {models.trainable_parameter_count(model):,} trainable parameters "
           f"({model.count_params():,} in all); {len(train_set)} training rows, "
           f"{len(val_set)} validation rows from {train_set.source}")
-    rows, summary = fit(model, train_set, val_set, options)
+    backup = resume.RunBackup(resume.run_folder(options.out_dir, script_name(), options), options.restart)
+    rows, summary = fit(model, train_set, val_set, options, backup=backup)
     settings = run_settings(options, model, train_set, val_set, summary)
-    return save_trained_model(model, options.out_dir, rows, settings, prefix)
+    model_path = save_trained_model(model, options.out_dir, rows, settings, prefix)
+    backup.remove()
+    return model_path
 
 
 def continue_training(model, model_path, train_set, val_set, options, first_epoch, last_epoch):
@@ -275,14 +324,20 @@ def continue_training(model, model_path, train_set, val_set, options, first_epoc
     print(f"continuing {model_path} at epoch {first_epoch + 1}; "
           + ("optimizer state restored" if restored else "no matching saved optimizer state, "
                                                      "starting a fresh one"))
-    rows, summary = fit(model, train_set, val_set, options, initial_epoch=first_epoch)
+    backup = resume.RunBackup(resume.run_folder(options.out_dir, script_name(), options), options.restart)
+    rows, summary = fit(model, train_set, val_set, options, initial_epoch=first_epoch, backup=backup)
     history = files.read_history(model_path) + rows
     settings = run_settings(options, model, train_set, val_set, summary)
     settings["continued_from"] = os.path.basename(model_path)
     old_stem = os.path.splitext(os.path.basename(model_path))[0]
     new_stem = files.model_stem(summary["kept_val_accuracy"]) + "_" + old_stem
-    model_path = files.free_model_path(options.out_dir, new_stem)
-    return _save(model, model_path, history, settings)
+    model_path = _save(model, files.free_model_path(options.out_dir, new_stem), history, settings)
+    backup.remove()
+    return model_path
+
+
+def script_name():
+    return os.path.basename(sys.argv[0])
 
 
 def steps_per_epoch(train_set, options):
@@ -314,7 +369,7 @@ def run_settings(options, model, train_set, val_set, summary):
     settings = {name: value for name, value in vars(options).items() if not callable(value)}
     settings.update(summary)
     settings.update({
-        "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+        "command": " ".join([script_name()] + sys.argv[1:]),
         "architecture": model.name,
         "trainable_parameters": models.trainable_parameter_count(model),
         "training_rows": len(train_set), "validation_rows": len(val_set),

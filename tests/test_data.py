@@ -5,7 +5,7 @@ import gzip
 import numpy as np
 import pytest
 
-from common import data
+from common import data, synthetic
 from common.cli import UsageError
 from conftest import run_script
 
@@ -85,3 +85,14 @@ def test_validation_rows_are_the_first_rows(train_csv):
 def test_unlabelled_file_is_refused_for_training(test_csv):
     with pytest.raises(UsageError, match="has no labels"):
         data.load_dataset(str(test_csv), require_labels=True)
+
+
+def test_exact_copies_of_validation_rows_are_found_with_their_labels():
+    images, labels = synthetic.generate_faces(20, seed=7)
+    val = data.Dataset(images[:5], labels[:5], np.arange(5), "val")
+    train_images = np.concatenate([images[5:], images[[1, 3]]])  # copies of validation rows 1 and 3
+    train_labels = np.concatenate([labels[5:], [labels[1], (labels[3] + 1) % 7]])  # row 3 relabelled
+    train = data.Dataset(train_images, train_labels, np.arange(len(train_images)), "train")
+    copied, relabelled = data.exact_copies(val, train)
+    assert copied.tolist() == [False, True, False, True, False]
+    assert relabelled.tolist() == [False, False, False, True, False]

@@ -119,7 +119,7 @@ def test_bad_inputs_are_refused_and_nothing_is_written(tmp_path, trained_model, 
 def test_an_unwritable_output_is_refused_before_predicting(tmp_path, trained_model):
     (tmp_path / "taken").write_text("a file")
     result = run_script("predict.py", EXAMPLE_PHOTO, "--model", trained_model, "--out", tmp_path / "taken" / "x")
-    assert_refused(result, "cannot write there")
+    assert_refused(result, "cannot be made", "is a file")
 
 
 def _write(path, content):

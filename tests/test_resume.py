@@ -1,0 +1,61 @@
+"""Runs that survive interruption, refuse to start where they could not finish, and stop on NaN."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from common import files
+from conftest import REPO, run_script
+from test_bad_input import assert_refused
+
+
+def model_files(folder):
+    return sorted(name for name in os.listdir(folder) if not name.startswith("."))
+
+
+@pytest.mark.slow
+def test_a_killed_run_continues_where_it_stopped_and_ends_like_an_uninterrupted_one(tmp_path, train_csv):
+    out_dir = tmp_path / "models"
+    command = [sys.executable, os.path.join(REPO, "train.py"), str(train_csv), "--epochs", "6",
+               "--val-size", "64", "--batch-size", "64", "--out-dir", str(out_dir)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        states = [os.path.join(root, "state.json") for root, _, names in os.walk(out_dir)
+                  if "state.json" in names]
+        if states and len((files.read_json(states[0]) or {"rows": []})["rows"]) >= 2:
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, "the run ended before it could be killed"
+    time.sleep(0.5)
+    process.kill()  # kill -9: no chance to clean up
+    process.wait()
+    assert not [name for name in model_files(out_dir) if name.endswith(".h5")]
+
+    resumed = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming at epoch" in resumed.stdout
+    names = model_files(out_dir)
+    assert len(names) == 3 and [name.endswith(suffix) for name, suffix in
+                                zip(names, (".h5", "_history.csv", "_settings.json"))] == [True] * 3
+    history = files.read_history(os.path.join(out_dir, names[0]))
+    assert [row[0] for row in history] == [1, 2, 3, 4, 5, 6]
+    assert not [name for name in os.listdir(out_dir) if name.startswith(".run-")]  # backup removed
+
+
+def test_a_nan_loss_stops_the_run_and_saves_nothing(tmp_path, train_csv):
+    out_dir = tmp_path / "models"
+    result = run_script("train.py", train_csv, "--epochs", 2, "--val-size", 64, "--batch-size", 64,
+                        "--learning-rate", "inf", "--out-dir", out_dir)
+    assert result.exit_code == 1
+    assert "the loss became nan in epoch 1; nothing was saved" in result.stderr
+    assert not out_dir.exists() or os.listdir(out_dir) == []
+
+
+def test_an_output_folder_under_a_file_is_refused_before_training(tmp_path, train_csv):
+    (tmp_path / "occupied").write_text("a file")
+    result = run_script("train.py", train_csv, "--epochs", 1, "--out-dir", tmp_path / "occupied" / "models")
+    assert_refused(result, "cannot be made", "is a file")
