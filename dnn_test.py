@@ -6,7 +6,7 @@ Usage:
 
 The same prediction path as test.py: the flat 2,304-pixel input of a DNN (or the 48x48x1 input of
 a CNN) is taken from the model's input layer. The result has the header `id,label` and one row per
-test id, in id order; an existing result file is kept and the new one gets a suffix. Prints the
+test id, in id order; an existing result file is replaced (stderr says so). Prints the
 result's path.
 """
 

@@ -39,7 +39,7 @@ def main():
     options = parser.parse_args()
 
     dataset = data.load_dataset(options.train_csv, require_labels=True)
-    _, val_set = data.split_validation(dataset, options.val_size)
+    _, val_set = data.split_validation(dataset, options.val_size, for_training=False)
     chosen = data.select_rows(dataset, options.images, "--images")
     stem = files.plot_stem(options.model, options.out_dir)
 

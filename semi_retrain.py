@@ -21,7 +21,7 @@ def main():
     parser.add_argument("model", metavar="MODEL.h5", help="the .h5 model to continue")
     parser.add_argument("prev_epoch", metavar="PREV_EPOCH", type=cli.non_negative_int, help="epochs the model has already trained")
     parser.add_argument("last_epoch", metavar="LAST_EPOCH", type=cli.positive_int, help="epoch to stop after")
-    cli.add_self_training_options(parser)
+    cli.add_self_training_options(parser, from_model=True)
     cli.add_training_options(parser, from_model=True)
     options = parser.parse_args()
     cli.resolve_continuation(options)

@@ -6,7 +6,8 @@ Usage:
 
 Any model this toolkit writes works here (CNN or DNN): the input is shaped to what the model's input
 layer declares. The result has the header `id,label` and one row per test id, in id order; an
-existing result file is kept and the new one gets a -1, -2, ... suffix. Prints the result's path.
+existing result file is replaced (atomically; stderr says so); a name ending in .gz is gzipped.
+Without MODEL the shipped model in pretrained/ is used. Prints the result's path.
 """
 
 from common import cli, test_command

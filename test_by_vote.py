@@ -21,7 +21,9 @@ from common import cli, data, ensemble
 def main():
     parser = cli.ArgumentParser(__doc__)
     parser.add_argument("test_csv", help="faces to classify (.csv, .csv.gz or the test part of an .npz)")
-    parser.add_argument("result_csv", help="where to write the id,label predictions")
+    parser.add_argument("result_csv", type=cli.output_file,
+                        help="where to write the id,label predictions (replaced if it exists; gzipped "
+                             "when named .gz)")
     parser.add_argument("model_list", help="text file of 'WEIGHT PATH' lines")
     parser.add_argument("--soft", action="store_true", help="average probabilities instead of voting")
     parser.add_argument("--eval", metavar="LABELLED_CSV",
@@ -37,7 +39,7 @@ def main():
     val_set = None
     if options.eval:
         labelled = data.load_dataset(options.eval, require_labels=True)
-        train_part, val_set = data.split_validation(labelled, options.val_size)
+        train_part, val_set = data.split_validation(labelled, options.val_size, for_training=False)
         copied, relabelled = data.exact_copies(val_set, train_part)
         print(f"{copied.sum()} of the {len(val_set)} validation rows have an exact pixel copy among the "
               f"training rows ({relabelled.sum()} of them with another label); 'unseen' leaves them out")

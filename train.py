@@ -19,7 +19,7 @@ from common import cli, data
 def main():
     parser = cli.ArgumentParser(__doc__)
     parser.add_argument("train_csv", help="labelled data: course CSV, Kaggle fer2013.csv, .csv.gz or .npz")
-    parser.add_argument("--labeled-ratio", type=cli.fraction, default=1.0,
+    parser.add_argument("--labeled-ratio", type=cli.positive_fraction, default=1.0,
                         help="train on this share of the training rows' labels only (per class, seeded "
                              "by --seed; the same rows semi_train.py keeps), e.g. 0.5 for a baseline")
     cli.add_training_options(parser, recipes=True)

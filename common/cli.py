@@ -80,14 +80,30 @@ def _number_where(convert, accepts, expected):
 positive_int = _number_where(int, lambda value: value >= 1, "a positive integer")
 non_negative_int = _number_where(int, lambda value: value >= 0, "an integer >= 0")
 fraction = _number_where(float, lambda value: 0.0 <= value <= 1.0, "a number between 0 and 1")
-positive_float = _number_where(float, lambda value: value > 0, "a positive number")
-non_negative_float = _number_where(float, lambda value: value >= 0, "a number >= 0")
+positive_fraction = _number_where(float, lambda value: 0.0 < value <= 1.0,
+                                  "a number above 0 and at most 1")
+seed_number = _number_where(int, lambda value: 0 <= value < 2 ** 32, "an integer in 0..4294967295")
+positive_float = _number_where(float, lambda value: 0 < value < float("inf"), "a positive finite number")
+non_negative_float = _number_where(float, lambda value: 0 <= value < float("inf"),
+                                   "a finite number >= 0")
 
 
 def output_folder(text):
     """argparse type: a folder to write into (created when missing); refuses an existing file."""
     if os.path.exists(text) and not os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text} is a file, expected a folder")
+    return text
+
+
+def output_file(text):
+    """argparse type: a file to write (replaced if it exists); refuses a folder or a place that
+    cannot be written."""
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} is a folder, expected a file name")
+    try:
+        files.check_writable_folder(os.path.dirname(text) or ".")
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
     return text
 
 
@@ -103,21 +119,19 @@ def row_numbers(text):
 
 
 def validation_size(text):
-    """argparse type: a row count (`2400`) or a fraction of the rows (`0.1`, `10%`)."""
+    """argparse type: a row count (`2400`) or a fraction of the rows below 1 (`0.1`, `10%`)."""
+    if text.strip().isdigit():
+        value = int(text)
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"expected a positive row count or a fraction, got {text!r}")
+        return value
     try:
-        if text.endswith("%"):
-            value = float(text[:-1]) / 100
-        else:
-            value = float(text)
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:  # also refuses nan and inf
         raise argparse.ArgumentTypeError(
-            f"expected a row count like 2400 or a fraction like 0.1 or 10%, got {text!r}") from None
-    if value >= 1:
-        if value != int(value):
-            raise argparse.ArgumentTypeError(f"a row count must be a whole number, got {text!r}")
-        return int(value)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive row count or fraction, got {text!r}")
+            f"expected a row count like 2400 or a fraction below 1 like 0.1 or 10%, got {text!r}")
     return value
 
 
@@ -192,8 +206,13 @@ def add_training_options(parser, default_val_size=2400, default_augment="report"
                         help="start over instead of continuing an interrupted run of the same command "
                              "(its state is kept after every epoch in a hidden .run-* folder of "
                              "--out-dir)")
-    parser.add_argument("--seed", type=int, default=default("seed"),
-                        help=saved("seeds weight initialisation, shuffling and augmentation", "seed"))
+    parser.add_argument("--seed", type=seed_number, default=default("seed"),
+                        help=saved("fixes weight initialisation, the --labeled-ratio rows, shuffling "
+                                   "and augmentation draws; the order of multi-threaded sums is not "
+                                   "fixed unless --deterministic", "seed"))
+    parser.add_argument("--deterministic", action="store_true",
+                        help="TensorFlow's op determinism: the same seed gives the same weights, "
+                             "at some cost in speed")
     parser.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default=default("optimizer"),
                         help=saved("'adam' (the report's), 'adamw' (decoupled weight decay) or 'sgd' "
                                    "(Nesterov momentum 0.9)", "optimizer"))
@@ -249,18 +268,26 @@ def check_training_options(options):
 
 def fill_unset_options(options, saved_settings):
     """Gives each training option left unset the value saved with the model, else the default."""
-    for name, default in TRAINING_DEFAULTS.items():
+    for name, default in {**TRAINING_DEFAULTS, **SELF_TRAINING_DEFAULTS}.items():
         if hasattr(options, name) and getattr(options, name) is None:
             setattr(options, name, saved_settings.get(name, default))
 
 
-def add_self_training_options(parser):
-    """Options of the semi-supervised scripts: how many labels to keep, which self-labels to trust."""
-    parser.add_argument("--labeled-ratio", type=fraction, default=1.0,
+SELF_TRAINING_DEFAULTS = {"labeled_ratio": 1.0, "threshold": 0.5}
+
+
+def add_self_training_options(parser, from_model=False):
+    """Options of the semi-supervised scripts: how many labels to keep, which self-labels to trust.
+    `from_model=True` (retraining): unset options take the model's saved settings."""
+    saved = " (default: the model's saved setting)" if from_model else ""
+    parser.add_argument("--labeled-ratio", type=positive_fraction,
+                        default=None if from_model else SELF_TRAINING_DEFAULTS["labeled_ratio"],
                         help="share of the training rows (per class, seeded) whose labels are kept; "
-                             "the rest join the test rows as unlabelled data")
-    parser.add_argument("--threshold", type=fraction, default=0.5,
-                        help="keep a self-label when the predictor's highest class probability is >= this")
+                             "the rest join the test rows as unlabelled data" + saved)
+    parser.add_argument("--threshold", type=fraction,
+                        default=None if from_model else SELF_TRAINING_DEFAULTS["threshold"],
+                        help="keep a self-label when the predictor's highest class probability is "
+                             ">= this" + saved)
 
 
 def add_prediction_options(parser):

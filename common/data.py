@@ -17,6 +17,8 @@ again line by line to name the offending line.
 import dataclasses
 import gzip
 import os
+import re
+import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
@@ -67,10 +69,25 @@ def load_dataset(path, part="train", require_labels=False):
         dataset = _load_npz(path, part)
     else:
         dataset = parse_csv(path)
+    if len(dataset) == 0:
+        raise UsageError(f"{path}: holds no {part} faces")
+    _refuse_duplicate_ids(dataset)
     if require_labels and dataset.labels is None:
         raise UsageError(f"{path}: has no labels (header '{COURSE_TEST_HEADER}'); expected a labelled "
                          f"file with header '{COURSE_TRAIN_HEADER}' or '{KAGGLE_HEADER}'")
     return dataset
+
+
+def _refuse_duplicate_ids(dataset):
+    """Test ids must be unique: each names one row of a result file."""
+    ids, first_rows, counts = np.unique(dataset.ids, return_index=True, return_counts=True)
+    if (counts > 1).any():
+        repeated = ids[counts > 1][0]
+        rows = np.flatnonzero(dataset.ids == repeated)[:2]
+        where = (f"lines {rows[0] + 2} and {rows[1] + 2}" if not dataset.source.endswith(".npz")
+                 else f"rows {rows[0]} and {rows[1]}")
+        raise UsageError(f"{dataset.source}: id {repeated} appears more than once ({where}); "
+                         f"ids must be unique")
 
 
 def parse_csv(path):
@@ -94,10 +111,7 @@ def parse_csv(path):
         raise UsageError(f"{path}: no data rows after the header '{header}'")
     if content_end != len(text) - 1:
         text = text[:content_end] + b"\n"  # exactly one line end after the last row
-    body_start = header_end + 1
-    if header == KAGGLE_HEADER:
-        text, body_start = _kaggle_to_course_rows(path, text[body_start:]), 0
-    leading, pixels = _parse_rows(path, text, body_start)
+    leading, pixels = _parse_rows(path, text, header_end + 1, kaggle=header == KAGGLE_HEADER)
     images = pixels.reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
     if header == COURSE_TEST_HEADER:
         return Dataset(images, None, leading, path)
@@ -132,10 +146,14 @@ def write_csv_dataset(path, images, labels=None):
     return path
 
 
-def split_validation(dataset, val_size):
-    """Splits off the first `val_size` rows (a count, or a fraction of the rows) as validation data."""
+def split_validation(dataset, val_size, for_training=True):
+    """Splits off the first `val_size` rows (a count, or a fraction of the rows) as validation data.
+    `for_training=False` (scoring only) lets the validation rows be the whole file."""
     rows = validation_row_count(len(dataset), val_size)
-    if rows >= len(dataset):
+    if not for_training and rows > len(dataset):
+        raise UsageError(f"--val-size {val_size}: {dataset.source} has only {len(dataset)} rows; "
+                         f"use a smaller --val-size")
+    if for_training and rows >= len(dataset):
         raise UsageError(f"--val-size {val_size} leaves no training rows: {dataset.source} has "
                          f"{len(dataset)} rows; use a smaller --val-size")
     return dataset.subset(slice(rows, None)), dataset.subset(slice(0, rows))
@@ -207,6 +225,15 @@ def _read_bytes(path):
     return text
 
 
+KAGGLE_USAGE_FIELD = re.compile(rb",[^,\n]*\n")
+
+
+def _kaggle_chunk_to_course_rows(chunk):
+    """`EMOTION,"PIXELS",USAGE` lines as `EMOTION,PIXELS` lines (a wrong line stays wrong, for
+    the line-by-line check to name)."""
+    return KAGGLE_USAGE_FIELD.sub(b"\n", chunk.replace(b'"', b""))
+
+
 def _kaggle_to_course_rows(path, body):
     """Rewrites `emotion,pixels,Usage` rows as `emotion,pixels` rows, keeping one line per row."""
     rows = []
@@ -219,8 +246,9 @@ def _kaggle_to_course_rows(path, body):
     return b"\n".join(rows) + b"\n"
 
 
-def _parse_rows(path, body, body_start):
-    """Parses the `LEADING,P1 ... P2304` lines of `body[body_start:]` (which ends with a line end).
+def _parse_rows(path, body, body_start, kaggle=False):
+    """Parses the `LEADING,P1 ... P2304` lines of `body[body_start:]` (which ends with a line end);
+    `kaggle=True`: `EMOTION,"P1 ... P2304",USAGE` lines, rewritten chunk by chunk.
 
     Returns the leading values (labels or ids) and the pixels as a (rows, 2304) uint8 array.
     """
@@ -237,7 +265,10 @@ def _parse_rows(path, body, body_start):
 
     def parse_chunk(bounds):
         start, end, first_row = bounds
-        chunk_leading = _parse_chunk(buffer[start:end], pixels[first_row:])
+        chunk = buffer[start:end]
+        if kaggle:
+            chunk = np.frombuffer(_kaggle_chunk_to_course_rows(body[start:end]), dtype=np.uint8)
+        chunk_leading = _parse_chunk(chunk, pixels[first_row:])
         if chunk_leading is None:
             return False
         leading[first_row:first_row + len(chunk_leading)] = chunk_leading
@@ -246,7 +277,8 @@ def _parse_rows(path, body, body_start):
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
         chunks_ok = list(pool.map(parse_chunk, chunk_bounds))
     if not all(chunks_ok):
-        _raise_first_bad_line(path, body[body_start:])
+        rows_text = body[body_start:]
+        _raise_first_bad_line(path, _kaggle_to_course_rows(path, rows_text) if kaggle else rows_text)
         raise UsageError(f"{path}: could not be parsed")  # unreachable when the line check is complete
     return leading, pixels
 
@@ -314,11 +346,17 @@ def _raise_first_bad_line(path, body):
 
 
 def _load_npz(path, part):
+    """The `part_*` arrays of a csv_to_npz.py cache, checked: no pickles, consistent lengths, labels
+    in 0..6."""
+    if not zipfile.is_zipfile(path):
+        raise UsageError(f"{path}: not an .npz archive; expected a cache written by csv_to_npz.py")
     try:
-        with np.load(path) as archive:
+        with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files if name.startswith(part + "_")}
-    except (OSError, ValueError, EOFError, zlib.error) as error:
-        raise UsageError(f"{path}: not a readable .npz file ({error})") from None
+    except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile) as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise UsageError(f"{path}: not a readable .npz cache ({reason}); write it again with "
+                         f"csv_to_npz.py") from None
     if f"{part}_images" not in arrays:
         raise UsageError(f"{path}: has no '{part}_images' array; expected a cache written by "
                          f"csv_to_npz.py")
@@ -328,10 +366,14 @@ def _load_npz(path, part):
                          f"expected uint8 (rows, {IMAGE_SIZE}, {IMAGE_SIZE})")
     labels = arrays.get(f"{part}_labels")
     if labels is not None:
+        if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer) or (
+                labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES)):
+            raise UsageError(f"{path}: '{part}_labels' must hold {len(images)} integer labels in "
+                             f"0..{NUM_CLASSES - 1}, one per image")
         labels = labels.astype(np.int64)
-        if labels.shape != (len(images),) or (labels.size and labels.max() >= NUM_CLASSES):
-            raise UsageError(f"{path}: '{part}_labels' must hold {len(images)} labels in "
-                             f"0..{NUM_CLASSES - 1}")
     ids = arrays.get(f"{part}_ids")
+    if ids is not None and (ids.shape != (len(images),) or not np.issubdtype(ids.dtype, np.integer)):
+        raise UsageError(f"{path}: '{part}_ids' must hold {len(images)} integer ids, one per image; "
+                         f"it has shape {ids.shape}")
     ids = np.arange(len(images), dtype=np.int64) if ids is None else ids.astype(np.int64)
     return Dataset(images, labels, ids, path)

@@ -7,8 +7,10 @@ one gets a `-1`, `-2`, ... suffix instead.
 
 import contextlib
 import csv
+import gzip
 import json
 import os
+import re
 import shutil
 import tempfile
 
@@ -104,9 +106,10 @@ def atomic_output(path, replace=False):
     """
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
+    remove_abandoned_partials(folder)
     extension = os.path.splitext(path)[1]
     descriptor, temporary_path = tempfile.mkstemp(
-        prefix="." + os.path.basename(path) + ".", suffix=".partial" + extension, dir=folder)
+        prefix=f".{os.path.basename(path)}.{os.getpid()}-", suffix=".partial" + extension, dir=folder)
     os.close(descriptor)
     umask = os.umask(0)
     os.umask(umask)
@@ -122,10 +125,34 @@ def atomic_output(path, replace=False):
             os.unlink(temporary_path)
 
 
-def write_csv(path, header, rows):
-    """Writes a CSV atomically."""
-    with atomic_output(path) as temporary_path:
-        with open(temporary_path, "w", newline="") as handle:
+PARTIAL_NAME = re.compile(r"^\..*\.(\d+)-[^.]+\.partial(\.[^.]*)?$")
+
+
+def remove_abandoned_partials(folder):
+    """Removes the hidden temporary files that killed runs left in `folder` (those whose writing
+    process no longer exists)."""
+    for name in os.listdir(folder):
+        match = PARTIAL_NAME.match(name)
+        if match and not _process_alive(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def write_csv(path, header, rows, replace=False):
+    """Writes a CSV atomically, gzipped when `path` ends in `.gz`."""
+    with atomic_output(path, replace) as temporary_path:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(temporary_path, "wt", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(header)
             writer.writerows(rows)

@@ -9,6 +9,7 @@ expects: "raw" 0..255, "unit" 0..1 or "symmetric" -1..1.
 
 import dataclasses
 import os
+import sys
 
 from common import backend  # noqa: F401  (TensorFlow loads quietly, before Keras)
 import keras
@@ -148,10 +149,14 @@ def tta_views(images):
 
 
 def write_predictions(result_path, ids, labels):
-    """Writes `id,label` rows in id order, atomically; returns the path (suffixed if it existed)."""
+    """Writes `id,label` rows in id order (gzipped for a `.gz` path) to the path the user named,
+    replacing an existing file atomically and saying so on stderr; returns the path."""
     order = np.argsort(ids, kind="stable")
-    result_path = files.free_path(result_path)
-    files.write_csv(result_path, ("id", "label"), zip(ids[order].tolist(), labels[order].tolist()))
+    existed = os.path.exists(result_path)
+    files.write_csv(result_path, ("id", "label"), zip(ids[order].tolist(), labels[order].tolist()),
+                    replace=True)
+    if existed:
+        print(f"replaced {result_path}", file=sys.stderr)
     return result_path
 
 

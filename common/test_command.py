@@ -7,7 +7,9 @@ def main(description):
     parser = cli.ArgumentParser(description)
     parser.add_argument("test_csv", help="faces to classify: course test CSV (id,feature), any labelled "
                                          "CSV, .csv.gz, or the test part of a csv_to_npz.py .npz")
-    parser.add_argument("result_csv", help="where to write the id,label predictions")
+    parser.add_argument("result_csv", type=cli.output_file,
+                        help="where to write the id,label predictions (replaced if it exists; gzipped "
+                             "when named .gz)")
     parser.add_argument("model", nargs="?",
                         help="a .h5 or .keras model: one of this toolkit (CNN or DNN) or a 7-class Keras "
                              "classifier from elsewhere, see --pixel-scale (default: the model in "

@@ -149,10 +149,12 @@ def random_erasing(images, generator, probability=0.5, area=(0.02, 0.12), aspect
     return tf.where(erase[..., tf.newaxis], grey, images)
 
 
-def fit(model, train_set, val_set, options, initial_epoch=0, backup=None):
+def fit(model, train_set, val_set, options, initial_epoch=0, backup=None, best_so_far=None):
     """Trains `model` from `initial_epoch` up to `options.epochs` and returns the history rows of
-    those epochs and a summary of the run.
+    those epochs, a summary of the run, and the last epoch's weights when the model is left with
+    other (kept) ones, else None.
 
+    `best_so_far` (validation accuracy, epoch, weights) is the record a continued run must beat.
     `backup` (a `resume.RunBackup`) keeps the training state after every epoch and, when an earlier
     attempt of the same run was interrupted, continues after its last finished epoch.
     `options.keep == "best"` leaves the model with the weights of its epoch of highest validation
@@ -167,7 +169,7 @@ def fit(model, train_set, val_set, options, initial_epoch=0, backup=None):
     class_weight = (balanced_class_weights(train_set.labels) if options.class_weight == "balanced"
                     else None)
     val_data = make_dataset(val_set.images, val_set.labels, input_shape, batch_size)
-    best_weights, rows = BestWeights(), []
+    best_weights, rows = BestWeights(*(best_so_far or ())), []
     callbacks = [best_weights, HistoryRows(rows), StopOnNonFiniteLoss()]
     if backup is not None:
         finished = backup.finished_epochs()
@@ -193,24 +195,24 @@ def fit(model, train_set, val_set, options, initial_epoch=0, backup=None):
             backup.remove()
         raise
     wall_seconds = time.perf_counter() - started
-    val_accuracies = [row[-1] for row in rows]
-    best_index = int(np.argmax(val_accuracies))
-    kept_index = best_index if keep == "best" else len(rows) - 1
-    if keep == "best":
+    best_epoch, best_accuracy = best_weights.best_epoch, best_weights.best_accuracy
+    kept_epoch, kept_accuracy = (best_epoch, best_accuracy) if keep == "best" else (rows[-1][0],
+                                                                                     rows[-1][-1])
+    last_weights = None
+    if kept_epoch != rows[-1][0]:
+        last_weights = model.get_weights()
         model.set_weights(best_weights.weights)
     images_per_second = len(train_set) * (len(rows) - resumed_epochs) / wall_seconds
-    print(f"best val accuracy {val_accuracies[best_index]:.4f} (epoch {rows[best_index][0]}), "
-          f"last {val_accuracies[-1]:.4f}, kept epoch {rows[kept_index][0]}; {wall_seconds:.0f} s "
-          f"for {len(rows) - resumed_epochs} epochs, {images_per_second:.0f} training images/s")
+    print(f"best val accuracy {best_accuracy:.4f} (epoch {best_epoch}), last {rows[-1][-1]:.4f}, "
+          f"kept epoch {kept_epoch}; {wall_seconds:.0f} s for {len(rows) - resumed_epochs} epochs, "
+          f"{images_per_second:.0f} training images/s")
     summary = {"wall_seconds": round(wall_seconds, 1),
                "training_images_per_second": round(images_per_second, 1),
                "resumed_after_epoch": rows[resumed_epochs - 1][0] if resumed_epochs else None,
-               "best_val_accuracy": val_accuracies[best_index],
-               "best_epoch": rows[best_index][0],
-               "last_val_accuracy": val_accuracies[-1],
-               "kept_epoch": rows[kept_index][0],
-               "kept_val_accuracy": val_accuracies[kept_index]}
-    return rows, summary
+               "best_val_accuracy": best_accuracy, "best_epoch": best_epoch,
+               "last_val_accuracy": rows[-1][-1],
+               "kept_epoch": kept_epoch, "kept_val_accuracy": kept_accuracy}
+    return rows, summary, last_weights
 
 
 class HistoryRows(keras.callbacks.Callback):
@@ -241,9 +243,9 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 class BestWeights(keras.callbacks.Callback):
     """Holds a copy of the weights of the epoch with the highest validation accuracy so far."""
 
-    def __init__(self):
+    def __init__(self, best_accuracy=-1.0, best_epoch=None, weights=None):
         super().__init__()
-        self.best_accuracy, self.best_epoch, self.weights = -1.0, None, None
+        self.best_accuracy, self.best_epoch, self.weights = best_accuracy, best_epoch, weights
 
     def on_epoch_end(self, epoch, logs=None):
         accuracy = (logs or {}).get("val_accuracy", -1.0)
@@ -252,7 +254,7 @@ class BestWeights(keras.callbacks.Callback):
             self.weights = self.model.get_weights()
 
 
-def save_trained_model(model, out_dir, history_rows, settings, prefix=""):
+def save_trained_model(model, out_dir, history_rows, settings, prefix="", last_weights=None):
     """Writes `<out_dir>/<prefix><val acc>.h5` with `_history.csv` and `_settings.json` beside it,
     named by the validation accuracy of the weights it holds (`settings["kept_val_accuracy"]`, else
     the last epoch's).
@@ -261,19 +263,28 @@ def save_trained_model(model, out_dir, history_rows, settings, prefix=""):
     """
     val_accuracy = settings.get("kept_val_accuracy", history_rows[-1][-1])
     model_path = files.free_model_path(out_dir, files.model_stem(val_accuracy, prefix))
-    return _save(model, model_path, history_rows, settings)
+    return _save(model, model_path, history_rows, settings, last_weights)
 
 
-def _save(model, model_path, history_rows, settings):
-    files.write_csv(files.history_path(model_path), HISTORY_COLUMNS, history_rows)
-    files.write_json(files.settings_path(model_path), settings)
-    save_portable_model(model, model_path)
+def _save(model, model_path, history_rows, settings, last_weights=None):
+    """Writes the model, its history and its settings together: each to a hidden temporary file
+    first, then all three moved into place at once (the model first)."""
+    with files.atomic_output(files.settings_path(model_path)) as settings_temporary, \
+            files.atomic_output(files.history_path(model_path)) as history_temporary:
+        files.write_csv(history_temporary, HISTORY_COLUMNS, history_rows, replace=True)
+        files.write_json(settings_temporary, settings, replace=True)
+        save_portable_model(model, model_path, last_weights=last_weights)
     return model_path
 
 
-def save_portable_model(model, model_path, include_optimizer=True):
+LAST_EPOCH_WEIGHTS = "last_epoch_weights"  # an HDF5 group plain Keras ignores
+
+
+def save_portable_model(model, model_path, include_optimizer=True, last_weights=None):
     """Writes `model` to a new `.h5` file (Keras's HDF5 format) that plain Keras opens: its batch
-    normalisation as Keras's own layer, the optimizer state included unless asked not to."""
+    normalisation as Keras's own layer, the optimizer state included unless asked not to. When the
+    model holds a kept epoch's weights, `last_weights` (the last epoch's, which the optimizer state
+    belongs to) go beside them, so that `retrain.py` continues from a consistent state."""
     portable = models.with_batch_norm(model, fused=False)
     if include_optimizer and portable is not model and getattr(model, "optimizer", None):
         portable.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
@@ -285,6 +296,18 @@ def save_portable_model(model, model_path, include_optimizer=True):
             portable.save(temporary_path, include_optimizer=include_optimizer)
         finally:
             absl_logger.setLevel(level)
+        if last_weights is not None and include_optimizer:
+            with h5py.File(temporary_path, "a") as handle:
+                group = handle.create_group(LAST_EPOCH_WEIGHTS)
+                for index, weight in enumerate(last_weights):
+                    group.create_dataset(str(index), data=weight)
+
+
+def read_last_epoch_weights(model_path):
+    """The last epoch's weights saved beside a model's kept ones, or None."""
+    with h5py.File(model_path, "r") as handle:
+        group = handle.get(LAST_EPOCH_WEIGHTS)
+        return None if group is None else [group[str(index)][()] for index in range(len(group))]
 
 
 def train_new_model(build_model, train_set, val_set, options, prefix=""):
@@ -293,7 +316,7 @@ def train_new_model(build_model, train_set, val_set, options, prefix=""):
     `options` is the script's parsed arguments (see `cli.add_training_options`); all of them are
     saved in the settings file beside the model.
     """
-    keras.utils.set_random_seed(options.seed)
+    seed_everything(options)
     set_precision(options.precision)
     if options.strategy == "mirrored":
         strategy = tf.distribute.MirroredStrategy()
@@ -306,9 +329,9 @@ def train_new_model(build_model, train_set, val_set, options, prefix=""):
           f"({model.count_params():,} in all); {len(train_set)} training rows, "
           f"{len(val_set)} validation rows from {train_set.source}")
     backup = resume.RunBackup(resume.run_folder(options.out_dir, script_name(), options), options.restart)
-    rows, summary = fit(model, train_set, val_set, options, backup=backup)
+    rows, summary, last_weights = fit(model, train_set, val_set, options, backup=backup)
     settings = run_settings(options, model, train_set, val_set, summary)
-    model_path = save_trained_model(model, options.out_dir, rows, settings, prefix)
+    model_path = save_trained_model(model, options.out_dir, rows, settings, prefix, last_weights)
     backup.remove()
     return model_path
 
@@ -316,7 +339,7 @@ def train_new_model(build_model, train_set, val_set, options, prefix=""):
 def continue_training(model, model_path, train_set, val_set, options, first_epoch, last_epoch):
     """Trains a loaded model from `first_epoch` to `last_epoch` and saves it as
     `<val acc>_<old model name>` with the old history followed by the new epochs."""
-    keras.utils.set_random_seed(options.seed)
+    seed_everything(options)
     model = models.with_batch_norm(model, fused=True)  # files hold Keras's layer; train the fast one
     options.epochs = last_epoch  # a cosine schedule spans epochs 1..LAST_EPOCH, resumed at its step
     compile_model(model, options, steps_per_epoch(train_set, options))
@@ -324,16 +347,43 @@ def continue_training(model, model_path, train_set, val_set, options, first_epoc
     print(f"continuing {model_path} at epoch {first_epoch + 1}; "
           + ("optimizer state restored" if restored else "no matching saved optimizer state, "
                                                      "starting a fresh one"))
+    best_so_far = _continue_from_last_epoch(model, model_path, options.keep)
     backup = resume.RunBackup(resume.run_folder(options.out_dir, script_name(), options), options.restart)
-    rows, summary = fit(model, train_set, val_set, options, initial_epoch=first_epoch, backup=backup)
+    rows, summary, last_weights = fit(model, train_set, val_set, options, initial_epoch=first_epoch,
+                                      backup=backup, best_so_far=best_so_far)
     history = files.read_history(model_path) + rows
     settings = run_settings(options, model, train_set, val_set, summary)
     settings["continued_from"] = os.path.basename(model_path)
     old_stem = os.path.splitext(os.path.basename(model_path))[0]
     new_stem = files.model_stem(summary["kept_val_accuracy"]) + "_" + old_stem
-    model_path = _save(model, files.free_model_path(options.out_dir, new_stem), history, settings)
+    model_path = _save(model, files.free_model_path(options.out_dir, new_stem), history, settings,
+                       last_weights)
     backup.remove()
     return model_path
+
+
+def _continue_from_last_epoch(model, model_path, keep):
+    """Gives `model` (holding the file's kept weights) the last epoch's weights when the file has
+    them, so weights and optimizer state belong together; with `keep == "best"` the kept weights
+    stay the record a new epoch must beat. Returns that record, or None."""
+    saved = files.read_json(files.settings_path(model_path)) or {}
+    best_so_far = None
+    if keep == "best" and "kept_val_accuracy" in saved:
+        best_so_far = (saved["kept_val_accuracy"], saved.get("kept_epoch"), model.get_weights())
+    last_weights = read_last_epoch_weights(model_path)
+    if last_weights is not None:
+        model.set_weights(last_weights)
+        print(f"continuing from the last epoch's weights; the kept epoch {saved.get('kept_epoch')} "
+              f"({saved.get('kept_val_accuracy', float('nan')):.4f}) stays the record to beat")
+    return best_so_far
+
+
+def seed_everything(options):
+    """Seeds Python, NumPy and TensorFlow; `--deterministic` also fixes the order of TensorFlow's
+    multi-threaded operations."""
+    keras.utils.set_random_seed(options.seed)
+    if options.deterministic:
+        tf.config.experimental.enable_op_determinism()
 
 
 def script_name():

@@ -1,6 +1,7 @@
 """Loading round-trips through every accepted format, and the fast parser agrees with a naive one."""
 
 import gzip
+import os
 
 import numpy as np
 import pytest
@@ -96,3 +97,22 @@ def test_exact_copies_of_validation_rows_are_found_with_their_labels():
     copied, relabelled = data.exact_copies(val, train)
     assert copied.tolist() == [False, True, False, True, False]
     assert relabelled.tolist() == [False, False, False, True, False]
+
+
+def test_a_kaggle_file_is_parsed_without_copying_it_whole(tmp_path):
+    import tracemalloc
+
+    images, labels = synthetic.generate_faces(1500, seed=8)
+    path = tmp_path / "fer2013.csv"
+    with open(path, "w") as handle:
+        handle.write("emotion,pixels,Usage\n")
+        for image, label in zip(images, labels):
+            handle.write(f'{label},"{" ".join(map(str, image.ravel()))}",Training\n')
+    tracemalloc.start()
+    try:
+        dataset = data.parse_csv(str(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(dataset.images, images)
+    assert peak < 3.5 * os.path.getsize(path)  # rewriting the whole text first took 5x

@@ -1,6 +1,7 @@
 """End to end on generated data: train -> model named by its validation accuracy -> predict -> retrain."""
 
 import csv
+import gzip
 import json
 import os
 
@@ -39,9 +40,15 @@ def test_test_script_writes_one_prediction_per_id_in_order(tmp_path, test_csv, t
     assert rows[0] == ["id", "label"]
     assert [int(row[0]) for row in rows[1:]] == list(range(40))
     assert all(0 <= int(row[1]) <= 6 for row in rows[1:])
+    (tmp_path / "result.csv").write_text("stale")
     again = run_script("test.py", test_csv, tmp_path / "result.csv", trained_model, "--tta")
-    assert again.last_line == str(tmp_path / "result-1.csv")
-    assert read_rows(tmp_path / "result.csv") == rows  # the first result was kept
+    assert again.last_line == str(tmp_path / "result.csv")  # the named file is replaced, and it says so
+    assert f"replaced {tmp_path / 'result.csv'}" in again.stderr
+    assert read_rows(tmp_path / "result.csv")[0] == ["id", "label"]
+    assert sorted(os.listdir(tmp_path)) == ["result.csv"]  # no temporary file left
+    gzipped = run_script("test.py", test_csv, tmp_path / "result.csv.gz", trained_model)
+    with gzip.open(tmp_path / "result.csv.gz", "rt") as handle:
+        assert handle.read().splitlines() == [",".join(row) for row in rows]
 
 
 def test_one_prediction_path_serves_cnn_and_dnn_models(tmp_path, test_csv, trained_model, trained_dnn):
@@ -90,7 +97,9 @@ def test_retrain_continues_from_the_saved_epoch(tmp_path, train_csv, trained_mod
     assert [row[0] for row in history[1:]] == ["1", "2"]
     assert history[1] == read_rows(files.history_path(trained_model))[1]
     old_name = os.path.basename(trained_model)
-    assert os.path.basename(new_model) == f"{float(history[2][4]):.6f}_{old_name}"
+    old_best, new_epoch = float(history[1][4]), float(history[2][4])
+    kept = new_epoch if new_epoch > old_best else old_best  # the old kept epoch is the record to beat
+    assert os.path.basename(new_model) == f"{kept:.6f}_{old_name}"
     settings = json.load(open(files.settings_path(new_model)))
     assert settings["continued_from"] == old_name and settings["val_size"] == 64  # from the model
     with h5py.File(new_model) as handle:

@@ -116,3 +116,17 @@ def test_portable_save_keeps_the_optimizer_state_for_retraining(tmp_path):
     fresh.compile(optimizer="adam", loss="categorical_crossentropy")
     assert training.restore_optimizer_state(fresh, path)
     assert int(fresh.optimizer.iterations.numpy()) == int(model.optimizer.iterations.numpy())
+
+
+def test_the_last_epochs_weights_travel_beside_the_kept_ones(tmp_path):
+    model = models.build_seed_cnn()
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    faces, labels = synthetic.generate_faces(16, seed=6)
+    model.fit(faces[..., None].astype("float32"), keras.utils.to_categorical(labels, 7), verbose=0)
+    last = [weight + 1.0 for weight in model.get_weights()]
+    path = str(tmp_path / "m.h5")
+    training.save_portable_model(model, path, last_weights=last)
+    for saved, expected in zip(training.read_last_epoch_weights(path), last):
+        np.testing.assert_array_equal(saved, expected)
+    for loaded, kept in zip(keras.models.load_model(path).get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(loaded, kept)  # plain Keras sees the kept weights

@@ -71,7 +71,7 @@ def test_recipe_fills_only_the_options_left_unset():
     report = parser.parse_args([])
     cli.apply_recipe(report)
     assert vars(report) == dict(cli.RECIPES["report"], recipe="report", out_dir="models",
-                                strategy="default", restart=False)
+                                strategy="default", restart=False, deterministic=False)
 
 
 def test_strong_recipe_trains_and_records_how_the_model_was_made(tmp_path, train_csv):

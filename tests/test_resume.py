@@ -1,6 +1,7 @@
 """Runs that survive interruption, refuse to start where they could not finish, and stop on NaN."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -16,23 +17,34 @@ def model_files(folder):
     return sorted(name for name in os.listdir(folder) if not name.startswith("."))
 
 
-@pytest.mark.slow
-def test_a_killed_run_continues_where_it_stopped_and_ends_like_an_uninterrupted_one(tmp_path, train_csv):
-    out_dir = tmp_path / "models"
-    command = [sys.executable, os.path.join(REPO, "train.py"), str(train_csv), "--epochs", "6",
-               "--val-size", "64", "--batch-size", "64", "--out-dir", str(out_dir)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+def start_and_stop_after(command, out_dir, epochs_done, signal_number):
+    """Starts a training command and sends it `signal_number` once its kept state holds
+    `epochs_done` finished epochs; returns what it printed and its exit code."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
         states = [os.path.join(root, "state.json") for root, _, names in os.walk(out_dir)
                   if "state.json" in names]
-        if states and len((files.read_json(states[0]) or {"rows": []})["rows"]) >= 2:
+        if states and len((files.read_json(states[0]) or {"rows": []})["rows"]) >= epochs_done:
             break
         time.sleep(0.2)
-    assert process.poll() is None, "the run ended before it could be killed"
-    time.sleep(0.5)
-    process.kill()  # kill -9: no chance to clean up
-    process.wait()
+    assert process.poll() is None, "the run ended before it could be stopped"
+    time.sleep(0.3)
+    process.send_signal(signal_number)
+    stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+@pytest.mark.slow
+def test_an_interrupted_and_a_killed_run_continue_and_end_like_an_uninterrupted_one(tmp_path, train_csv):
+    out_dir = tmp_path / "models"
+    command = [sys.executable, os.path.join(REPO, "train.py"), str(train_csv), "--epochs", "7",
+               "--val-size", "64", "--batch-size", "64", "--out-dir", str(out_dir)]
+    interrupted = start_and_stop_after(command, out_dir, 2, signal.SIGINT)  # Ctrl-C
+    assert interrupted.returncode == 130
+    assert "run the same command again to continue" in interrupted.stderr
+    killed = start_and_stop_after(command, out_dir, 4, signal.SIGKILL)  # kill -9: no clean-up at all
+    assert killed.returncode == -signal.SIGKILL
     assert not [name for name in model_files(out_dir) if name.endswith(".h5")]
 
     resumed = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
@@ -42,14 +54,14 @@ def test_a_killed_run_continues_where_it_stopped_and_ends_like_an_uninterrupted_
     assert len(names) == 3 and [name.endswith(suffix) for name, suffix in
                                 zip(names, (".h5", "_history.csv", "_settings.json"))] == [True] * 3
     history = files.read_history(os.path.join(out_dir, names[0]))
-    assert [row[0] for row in history] == [1, 2, 3, 4, 5, 6]
+    assert [row[0] for row in history] == [1, 2, 3, 4, 5, 6, 7]
     assert not [name for name in os.listdir(out_dir) if name.startswith(".run-")]  # backup removed
 
 
 def test_a_nan_loss_stops_the_run_and_saves_nothing(tmp_path, train_csv):
     out_dir = tmp_path / "models"
     result = run_script("train.py", train_csv, "--epochs", 2, "--val-size", 64, "--batch-size", 64,
-                        "--learning-rate", "inf", "--out-dir", out_dir)
+                        "--learning-rate", "1e30", "--optimizer", "sgd", "--out-dir", out_dir)
     assert result.exit_code == 1
     assert "the loss became nan in epoch 1; nothing was saved" in result.stderr
     assert not out_dir.exists() or os.listdir(out_dir) == []
@@ -59,3 +71,13 @@ def test_an_output_folder_under_a_file_is_refused_before_training(tmp_path, trai
     (tmp_path / "occupied").write_text("a file")
     result = run_script("train.py", train_csv, "--epochs", 1, "--out-dir", tmp_path / "occupied" / "models")
     assert_refused(result, "cannot be made", "is a file")
+
+
+def test_temporary_files_of_killed_runs_are_cleaned_up_by_the_next_write(tmp_path):
+    abandoned = tmp_path / ".0.612500.h5.4194300-x1y2.partial.h5"  # beyond Linux's largest pid
+    abandoned.write_text("half a model")
+    ours = tmp_path / f".result.csv.{os.getpid()}-abcd.partial.csv"  # a live process's
+    ours.write_text("being written")
+    files.write_csv(str(tmp_path / "result.csv"), ("id", "label"), [(0, 3)])
+    assert not abandoned.exists() and ours.exists()
+    assert (tmp_path / "result.csv").read_text().splitlines() == ["id,label", "0,3"]
