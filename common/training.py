@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import files, models, resume
+from common import data, files, models, prediction, resume
 from common.cli import RunFailed
 from common.data import NUM_CLASSES
 
@@ -39,13 +39,14 @@ def compile_model(model, options, steps_per_epoch=None):
     categorical cross-entropy. A schedule needs `steps_per_epoch`."""
     learning_rate = learning_rate_schedule(options, steps_per_epoch)
     weight_decay = options.weight_decay or None
+    average = {"use_ema": True, "ema_momentum": options.ema} if getattr(options, "ema", 0) else {}
     if options.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True,
-                                         weight_decay=weight_decay)
+                                         weight_decay=weight_decay, **average)
     elif options.optimizer == "adamw":
-        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=options.weight_decay)
+        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=options.weight_decay, **average)
     else:
-        optimizer = keras.optimizers.Adam(learning_rate, weight_decay=weight_decay)
+        optimizer = keras.optimizers.Adam(learning_rate, weight_decay=weight_decay, **average)
     if weight_decay:  # decay the convolution and dense kernels, not BN scales/offsets or biases
         optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=options.label_smoothing)
@@ -198,21 +199,55 @@ def fit(model, train_set, val_set, options, initial_epoch=0, backup=None, best_s
     best_epoch, best_accuracy = best_weights.best_epoch, best_weights.best_accuracy
     kept_epoch, kept_accuracy = (best_epoch, best_accuracy) if keep == "best" else (rows[-1][0],
                                                                                      rows[-1][-1])
+    if getattr(options, "ema", 0):  # Keras left the averaged weights in the model after fit
+        recompute_batch_norm_statistics(model, train_data)
+        kept_accuracy = float(model.evaluate(val_data, verbose=0, return_dict=True)["accuracy"])
+        print(f"averaged weights (--ema {options.ema}): val accuracy {kept_accuracy:.4f}")
     last_weights = None
     if kept_epoch != rows[-1][0]:
         last_weights = model.get_weights()
         model.set_weights(best_weights.weights)
     images_per_second = len(train_set) * (len(rows) - resumed_epochs) / wall_seconds
+    unseen = unseen_accuracy(model, train_set, val_set)
     print(f"best val accuracy {best_accuracy:.4f} (epoch {best_epoch}), last {rows[-1][-1]:.4f}, "
-          f"kept epoch {kept_epoch}; {wall_seconds:.0f} s for {len(rows) - resumed_epochs} epochs, "
-          f"{images_per_second:.0f} training images/s")
+          f"kept epoch {kept_epoch}: {kept_accuracy:.4f}, unseen {unseen['kept_val_unseen_accuracy']:.4f} "
+          f"on {unseen['val_unseen_rows']} rows; {wall_seconds:.0f} s for {len(rows) - resumed_epochs} "
+          f"epochs, {images_per_second:.0f} training images/s")
     summary = {"wall_seconds": round(wall_seconds, 1),
                "training_images_per_second": round(images_per_second, 1),
                "resumed_after_epoch": rows[resumed_epochs - 1][0] if resumed_epochs else None,
                "best_val_accuracy": best_accuracy, "best_epoch": best_epoch,
                "last_val_accuracy": rows[-1][-1],
-               "kept_epoch": kept_epoch, "kept_val_accuracy": kept_accuracy}
+               "kept_epoch": kept_epoch, "kept_val_accuracy": kept_accuracy, **unseen}
     return rows, summary, last_weights
+
+
+def unseen_accuracy(model, train_set, val_set):
+    """The model's accuracy on the validation rows without an exact pixel copy among the training
+    rows ("unseen"), with how many rows those are."""
+    copied, relabelled = data.exact_copies(val_set, train_set)
+    predicted = prediction.predict_probabilities(model, val_set.images).argmax(axis=1)
+    correct = predicted[~copied] == val_set.labels[~copied]
+    return {"val_unseen_rows": int((~copied).sum()),
+            "val_rows_copied_in_training": int(copied.sum()),
+            "val_rows_copied_with_another_label": int(relabelled.sum()),
+            "kept_val_unseen_accuracy": float(correct.mean()) if correct.size else float("nan")}
+
+
+def recompute_batch_norm_statistics(model, train_data, batches=100):
+    """Replaces the batch-normalisation moving statistics with the plain average of the batch
+    statistics of `batches` training batches, computed with the model's current (e.g. averaged)
+    weights."""
+    normalisations = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in normalisations]
+    try:
+        for index, (images, _) in enumerate(train_data.take(batches)):
+            for layer in normalisations:
+                layer.momentum = index / (index + 1)  # a running mean over the batches seen
+            model(images, training=True)
+    finally:
+        for layer, momentum in zip(normalisations, momenta):
+            layer.momentum = momentum
 
 
 class HistoryRows(keras.callbacks.Callback):

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import tensorflow as tf
 
-from common import cli, files, training
+from common import cli, data, files, prediction, training
 from conftest import run_script
 
 
@@ -103,3 +103,23 @@ def test_keep_best_saves_the_weights_of_the_best_validation_epoch(tmp_path, trai
     model = prediction.load_model(result.last_line)
     predicted = prediction.predict_probabilities(model, val_set.images).argmax(axis=1)
     assert abs((predicted == val_set.labels).mean() - history[best_row, 4]) <= 1 / 64
+
+
+def test_ema_saves_the_averaged_weights_scored_after_the_last_epoch(tmp_path, train_csv):
+    result = run_script("train.py", train_csv, "--epochs", 2, "--val-size", 64, "--batch-size", 64,
+                        "--ema", 0.9, "--keep", "last", "--out-dir", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert "averaged weights (--ema 0.9): val accuracy" in result.stdout
+    settings = json.load(open(files.settings_path(result.last_line)))
+    assert settings["ema"] == 0.9 and settings["kept_epoch"] == 2
+    model = prediction.load_model(result.last_line)
+    dataset = data.load_dataset(str(train_csv))
+    val_set = data.split_validation(dataset, 64)[1]
+    predicted = prediction.predict_probabilities(model, val_set.images).argmax(axis=1)
+    assert abs((predicted == val_set.labels).mean() - settings["kept_val_accuracy"]) <= 1 / 64
+    assert settings["val_unseen_rows"] + settings["val_rows_copied_in_training"] == 64
+
+
+def test_ema_with_the_best_epoch_is_refused(train_csv, tmp_path):
+    result = run_script("train.py", train_csv, "--ema", 0.99, "--keep", "best", "--out-dir", tmp_path)
+    assert result.exit_code == 2 and "--ema saves the averaged weights" in result.stderr
