@@ -7,11 +7,14 @@ Usage:
     python train.py data.npz --epochs 30 --seed 1  # from a csv_to_npz.py cache
     python train.py train.csv --precision fp32     # plain float32 instead of mixed bfloat16
     python train.py train.csv --labeled-ratio 0.5  # half the labels: semi_train.py's baseline
+    python train.py data.npz --recipe strong --teacher model_list.txt   # distil an ensemble into one
 
 Writes <out-dir>/<val_acc>.h5 (e.g. models/0.643750.h5), with <val_acc>_history.csv (per-epoch loss
 and accuracy) and <val_acc>_settings.json (every option and timing) beside it, and prints the
 model's path as its last line. Validation rows are the first --val-size rows of the file.
 """
+
+import os
 
 from common import cli, data
 
@@ -22,10 +25,22 @@ def main():
     parser.add_argument("--labeled-ratio", type=cli.positive_fraction, default=1.0,
                         help="train on this share of the training rows' labels only (per class, seeded "
                              "by --seed; the same rows semi_train.py keeps), e.g. 0.5 for a baseline")
+    parser.add_argument("--teacher", metavar="MODEL_OR_LIST",
+                        help="distil: learn from this model's (or model list's) averaged probabilities "
+                             "of each face and its mirror, mixed with the labels")
+    parser.add_argument("--teacher-tta", action="store_true",
+                        help="teachers average 10 views of each face instead of the face and its mirror")
+    parser.add_argument("--temperature", type=cli.positive_float, default=2.0,
+                        help="distillation temperature T of teacher and student distributions")
+    parser.add_argument("--distill-weight", type=cli.fraction, default=0.7,
+                        help="share of the teacher term in the loss; the rest is the label's "
+                             "cross-entropy")
     cli.add_training_options(parser, recipes=True)
     options = parser.parse_args()
     cli.apply_recipe(options)
 
+    if options.teacher and not os.path.exists(options.teacher):
+        raise cli.UsageError(f"--teacher {options.teacher}: no such model file or model list")
     dataset = data.load_dataset(options.train_csv, require_labels=True)
     train_set, val_set = data.split_validation(dataset, options.val_size)
     if options.labeled_ratio < 1:
@@ -33,7 +48,16 @@ def main():
 
     from common import models, training  # TensorFlow loads only after the input checked out
 
-    model_path = training.train_new_model(models.ARCHITECTURES[options.arch], train_set, val_set, options)
+    soft_targets = None
+    if options.teacher:
+        from common import distillation
+
+        distillation.check_teachers_validation(distillation.teacher_paths(options.teacher),
+                                               len(val_set), len(dataset))
+        soft_targets = distillation.teacher_probabilities(options.teacher, train_set.images,
+                                                          options.teacher_tta, options.out_dir)
+    model_path = training.train_new_model(models.ARCHITECTURES[options.arch], train_set, val_set, options,
+                                          soft_targets=soft_targets)
     print(model_path)
 
 

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import data, files, models, prediction, resume
+from common import data, distillation, files, models, prediction, resume
 from common.cli import RunFailed
 from common.data import NUM_CLASSES
 
@@ -49,6 +49,11 @@ def compile_model(model, options, steps_per_epoch=None):
         optimizer = keras.optimizers.Adam(learning_rate, weight_decay=weight_decay, **average)
     if weight_decay:  # decay the convolution and dense kernels, not BN scales/offsets or biases
         optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    if getattr(options, "teacher", None):  # targets carry the teachers' probabilities too
+        loss = distillation.DistillationLoss(options.distill_weight, options.temperature,
+                                             options.label_smoothing)
+        model.compile(optimizer=optimizer, loss=loss, metrics=[distillation.accuracy])
+        return
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=options.label_smoothing)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
 
@@ -74,8 +79,9 @@ def balanced_class_weights(labels):
 
 
 def make_dataset(images, labels, model_input_shape, batch_size, augment="none", shuffle=False,
-                 seed=0):
-    """A tf.data pipeline of (pixels shaped for the model, one-hot labels) batches.
+                 seed=0, soft_targets=None):
+    """A tf.data pipeline of (pixels shaped for the model, one-hot labels) batches; with
+    `soft_targets` (rows, 7) the targets are the one-hot labels followed by those (distillation).
 
     `augment="report"`: random shift within 10% of the size in both directions (nearest-pixel fill)
     and a random horizontal flip. `augment="strong"`: one random affine warp per face (shift within
@@ -83,21 +89,25 @@ def make_dataset(images, labels, model_input_shape, batch_size, augment="none", 
     followed by random erasing (half the faces get a grey rectangle of 2-12% of the area). Drawn
     anew for every batch, seeded by `seed`.
     """
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels))  # (48, 48) uint8, int64
+    extra = () if soft_targets is None else (soft_targets.astype(np.float32),)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels, *extra))  # (48, 48) uint8, int64
     if shuffle:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
     augmenter = _make_augmenter(seed) if augment == "report" else None
     generator = tf.random.Generator.from_seed(seed) if augment == "strong" else None
 
-    def prepare(batch_images, batch_labels):
+    def prepare(batch_images, batch_labels, *batch_soft_targets):
         batch_images = tf.cast(batch_images, tf.float32)[..., tf.newaxis]  # (batch, 48, 48, 1)
         if augmenter is not None:
             batch_images = augmenter(batch_images, training=True)
         if generator is not None:
             batch_images = random_erasing(random_affine(batch_images, generator), generator)
         batch_images = tf.reshape(batch_images, (-1, *model_input_shape))  # flat for a DNN
-        return batch_images, tf.one_hot(batch_labels, NUM_CLASSES)
+        targets = tf.one_hot(batch_labels, NUM_CLASSES)
+        if batch_soft_targets:
+            targets = tf.concat([targets, batch_soft_targets[0]], axis=1)  # (batch, 14)
+        return batch_images, targets
 
     dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -150,12 +160,14 @@ def random_erasing(images, generator, probability=0.5, area=(0.02, 0.12), aspect
     return tf.where(erase[..., tf.newaxis], grey, images)
 
 
-def fit(model, train_set, val_set, options, initial_epoch=0, backup=None, best_so_far=None):
+def fit(model, train_set, val_set, options, initial_epoch=0, backup=None, best_so_far=None,
+        soft_targets=None):
     """Trains `model` from `initial_epoch` up to `options.epochs` and returns the history rows of
     those epochs, a summary of the run, and the last epoch's weights when the model is left with
     other (kept) ones, else None.
 
     `best_so_far` (validation accuracy, epoch, weights) is the record a continued run must beat.
+    `soft_targets` (training rows, 7): the teachers' probabilities, for distillation.
     `backup` (a `resume.RunBackup`) keeps the training state after every epoch and, when an earlier
     attempt of the same run was interrupted, continues after its last finished epoch.
     `options.keep == "best"` leaves the model with the weights of its epoch of highest validation
@@ -166,10 +178,12 @@ def fit(model, train_set, val_set, options, initial_epoch=0, backup=None, best_s
     epochs, batch_size, keep = options.epochs, options.batch_size, options.keep
     input_shape = tuple(model.input_shape[1:])
     train_data = make_dataset(train_set.images, train_set.labels, input_shape, batch_size,
-                              options.augment, shuffle=True, seed=options.seed)
+                              options.augment, shuffle=True, seed=options.seed, soft_targets=soft_targets)
     class_weight = (balanced_class_weights(train_set.labels) if options.class_weight == "balanced"
                     else None)
-    val_data = make_dataset(val_set.images, val_set.labels, input_shape, batch_size)
+    val_soft_targets = None if soft_targets is None else np.eye(NUM_CLASSES)[val_set.labels]
+    val_data = make_dataset(val_set.images, val_set.labels, input_shape, batch_size,
+                            soft_targets=val_soft_targets)
     best_weights, rows = BestWeights(*(best_so_far or ())), []
     callbacks = [best_weights, HistoryRows(rows), StopOnNonFiniteLoss()]
     if backup is not None:
@@ -345,7 +359,7 @@ def read_last_epoch_weights(model_path):
         return None if group is None else [group[str(index)][()] for index in range(len(group))]
 
 
-def train_new_model(build_model, train_set, val_set, options, prefix=""):
+def train_new_model(build_model, train_set, val_set, options, prefix="", soft_targets=None):
     """Seeds, sets the precision, builds, compiles, trains and saves a model; returns its path.
 
     `options` is the script's parsed arguments (see `cli.add_training_options`); all of them are
@@ -364,7 +378,8 @@ def train_new_model(build_model, train_set, val_set, options, prefix=""):
           f"({model.count_params():,} in all); {len(train_set)} training rows, "
           f"{len(val_set)} validation rows from {train_set.source}")
     backup = resume.RunBackup(resume.run_folder(options.out_dir, script_name(), options), options.restart)
-    rows, summary, last_weights = fit(model, train_set, val_set, options, backup=backup)
+    rows, summary, last_weights = fit(model, train_set, val_set, options, backup=backup,
+                                      soft_targets=soft_targets)
     settings = run_settings(options, model, train_set, val_set, summary)
     model_path = save_trained_model(model, options.out_dir, rows, settings, prefix, last_weights)
     backup.remove()

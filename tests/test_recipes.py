@@ -2,8 +2,10 @@
 
 import argparse
 import json
+import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from common import cli, data, files, prediction, training
@@ -123,3 +125,38 @@ def test_ema_saves_the_averaged_weights_scored_after_the_last_epoch(tmp_path, tr
 def test_ema_with_the_best_epoch_is_refused(train_csv, tmp_path):
     result = run_script("train.py", train_csv, "--ema", 0.99, "--keep", "best", "--out-dir", tmp_path)
     assert result.exit_code == 2 and "--ema saves the averaged weights" in result.stderr
+
+
+def test_a_student_learns_from_a_teacher_whose_probabilities_are_cached(tmp_path, train_csv, trained_model):
+    arguments = ["train.py", train_csv, "--epochs", 1, "--val-size", 64, "--batch-size", 64,
+                 "--teacher", trained_model, "--out-dir", tmp_path]
+    first = run_script(*arguments)
+    assert first.exit_code == 0, first.stderr
+    settings = json.load(open(files.settings_path(first.last_line)))
+    assert settings["teacher"] == str(trained_model) and settings["distill_weight"] == 0.7
+    cached = [name for name in os.listdir(tmp_path) if name.startswith(".teacher-")]
+    assert len(cached) == 1
+    assert np.load(tmp_path / cached[0]).shape == (256, 7)
+    second = run_script(*arguments)
+    assert "teacher probabilities from" in second.stdout  # labelled once
+
+
+def test_a_teacher_validated_on_other_rows_is_refused(tmp_path, train_csv, trained_model):
+    result = run_script("train.py", train_csv, "--epochs", 1, "--val-size", 32, "--teacher", trained_model,
+                        "--out-dir", tmp_path)
+    assert result.exit_code == 2
+    assert "teachers must not have trained on the student's validation rows" in result.stderr
+
+
+def test_the_distillation_loss_mixes_the_label_and_the_teacher():
+    from common import distillation
+
+    student = tf.constant([[0.7, 0.1, 0.1, 0.05, 0.05, 0.0, 0.0]])
+    label = tf.one_hot([0], 7)
+    teacher = tf.constant([[0.5, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0]])
+    targets = tf.concat([label, teacher], axis=1)
+    hard_only = distillation.DistillationLoss(0.0, 1.0)(targets, student)
+    assert float(hard_only) == pytest.approx(-np.log(0.7), rel=1e-4)
+    soft_only = distillation.DistillationLoss(1.0, 1.0)(targets, student)
+    expected_kl = 0.5 * np.log(0.5 / 0.7) + 0.5 * np.log(0.5 / 0.1)
+    assert float(soft_only) == pytest.approx(expected_kl, rel=1e-3)

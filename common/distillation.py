@@ -1,0 +1,116 @@
+"""Knowledge distillation: a student learns from the averaged class probabilities of teachers (one
+model or a model list) mixed with the hard labels.
+
+The teachers label every training face once, averaging each face and its mirror (or the 10 views
+of `--teacher-tta`); the result is cached beside the output, keyed by the teachers' file contents,
+the faces and the views, so the next student with the same teachers skips it. Teachers must have
+been validated on the student's validation rows, so that none of them has trained on those rows.
+
+Loss per face: (1 - w) * cross-entropy(label, student) + w * T^2 * KL(teacher_T || student_T),
+where `_T` means the distribution sharpened or softened by temperature T (p^(1/T), renormalised)
+and w is `--distill-weight`.
+"""
+
+import hashlib
+import os
+
+import keras
+import numpy as np
+
+from common import ensemble, files
+from common.cli import UsageError
+from common.data import NUM_CLASSES
+
+
+def teacher_paths(teacher):
+    """The model files behind `--teacher` (one model, or every model of a list)."""
+    if ensemble.is_model_list(teacher):
+        return [listed.path for listed in ensemble.read_model_list(teacher)]
+    if not os.path.isfile(teacher):
+        raise UsageError(f"--teacher {teacher}: no such model file or model list")
+    return [teacher]
+
+
+def check_teachers_validation(paths, validation_rows, source_rows):
+    """Refuses a teacher whose saved settings show other validation rows than the student's (the
+    first `validation_rows` of `source_rows`): it may have trained on the rows the student is
+    scored on."""
+    for path in paths:
+        settings = files.read_json(files.settings_path(path))
+        if settings is None:
+            raise UsageError(f"--teacher: {path} has no settings file beside it, so its validation "
+                             f"rows are unknown; use teachers trained by this toolkit")
+        teacher_rows = settings.get("validation_rows")
+        teacher_total = settings.get("training_rows", 0) + (teacher_rows or 0)
+        if (teacher_rows, teacher_total) != (validation_rows, source_rows):
+            raise UsageError(f"--teacher: {path} was validated on the first {teacher_rows} of "
+                             f"{teacher_total} rows, the student on the first {validation_rows} of "
+                             f"{source_rows}; teachers must not have trained on the student's "
+                             f"validation rows")
+
+
+def cache_key(paths, images, tta):
+    """A digest of the teachers' files, the faces and the views."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    digest.update(np.ascontiguousarray(images).tobytes())
+    digest.update(b"tta" if tta else b"mirror")
+    return digest.hexdigest()[:16]
+
+
+def teacher_probabilities(teacher, images, tta, cache_folder):
+    """(rows, 7) averaged teacher probabilities of `images`, from the cache when it has them."""
+    from common import prediction  # TensorFlow loads here
+
+    paths = teacher_paths(teacher)
+    cache_path = os.path.join(cache_folder, f".teacher-{cache_key(paths, images, tta)}.npy")
+    if os.path.exists(cache_path):
+        print(f"teacher probabilities from {cache_path}")
+        return np.load(cache_path, allow_pickle=False)
+    classifier = prediction.load_classifier(teacher)
+    if tta:
+        probabilities = classifier.probabilities(images, tta=True)
+    else:
+        probabilities = (classifier.probabilities(images)
+                         + classifier.probabilities(images[:, :, ::-1])) / 2
+    with files.atomic_output(cache_path) as temporary_path, open(temporary_path, "wb") as handle:
+        np.save(handle, probabilities.astype(np.float32))
+    return probabilities
+
+
+def sharpened(probabilities, temperature):
+    """p^(1/T), renormalised: the distribution at temperature T."""
+    logits = keras.ops.log(keras.ops.clip(probabilities, 1e-7, 1.0)) / temperature
+    return keras.ops.softmax(logits, axis=-1)
+
+
+class DistillationLoss(keras.losses.Loss):
+    """Targets are (batch, 14): the one-hot label, then the teacher's probabilities."""
+
+    def __init__(self, weight, temperature, label_smoothing=0.0, name="distillation", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.weight, self.temperature, self.label_smoothing = weight, temperature, label_smoothing
+        self.hard_loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing,
+                                                              reduction=None)
+
+    def call(self, y_true, y_pred):
+        labels, teacher = y_true[:, :NUM_CLASSES], y_true[:, NUM_CLASSES:]
+        hard = self.hard_loss(labels, y_pred)
+        teacher_t = sharpened(teacher, self.temperature)
+        student_t = sharpened(y_pred, self.temperature)
+        soft = keras.ops.sum(teacher_t * (keras.ops.log(keras.ops.clip(teacher_t, 1e-7, 1.0))
+                                          - keras.ops.log(keras.ops.clip(student_t, 1e-7, 1.0))), axis=-1)
+        return (1 - self.weight) * hard + self.weight * self.temperature ** 2 * soft
+
+    def get_config(self):
+        return {**super().get_config(), "weight": self.weight, "temperature": self.temperature,
+                "label_smoothing": self.label_smoothing}
+
+
+def accuracy(y_true, y_pred):
+    """Accuracy against the one-hot label in the first 7 target columns (named as Keras's own)."""
+    labels = keras.ops.argmax(y_true[:, :NUM_CLASSES], axis=-1)
+    return keras.ops.cast(keras.ops.equal(labels, keras.ops.argmax(y_pred, axis=-1)), "float32")
