@@ -3,10 +3,13 @@
 Usage:
     python csv_to_npz.py train.csv test.csv                  # writes data.npz
     python csv_to_npz.py train.csv.gz test.csv.gz -o fer2013.npz
+    python csv_to_npz.py fer2013.csv -o fer2013.npz           # Kaggle's file: all three parts
 
 The cache holds uint8 images (rows, 48, 48), labels and ids: arrays train_images, train_labels,
 train_ids, test_images and test_ids. Training scripts read its train part, test scripts its test
-part. An existing output file is kept and the new one gets a -1, -2, ... suffix.
+part. From Kaggle's fer2013.csv the train part is the PublicTest rows (the default validation rows,
+recorded as train_validation_rows) followed by the Training rows, and the test part is the
+PrivateTest rows with their labels (test_labels). An existing output file is kept and the new one gets a -1, -2, ... suffix.
 """
 
 import time
@@ -17,7 +20,9 @@ from common import cli, data, files
 def main():
     parser = cli.ArgumentParser(__doc__)
     parser.add_argument("train_csv", help="labelled data: course CSV (label,feature), Kaggle fer2013.csv or .csv.gz")
-    parser.add_argument("test_csv", help="test data: course CSV (id,feature), any labelled CSV or .csv.gz")
+    parser.add_argument("test_csv", nargs="?",
+                        help="test data: course CSV (id,feature), any labelled CSV or .csv.gz (default: "
+                             "the PrivateTest rows of a Kaggle fer2013.csv given as TRAIN_CSV)")
     parser.add_argument("-o", "--output", default="data.npz", help="the .npz file to write")
     options = parser.parse_args()
     if not options.output.endswith(".npz"):
@@ -25,7 +30,7 @@ def main():
 
     started = time.perf_counter()
     train = data.load_dataset(options.train_csv, require_labels=True)
-    test = data.load_dataset(options.test_csv)
+    test = data.load_dataset(options.test_csv or options.train_csv, part="test")
     parsed = time.perf_counter()
     output = files.free_path(options.output)
     data.save_npz(output, train, test)

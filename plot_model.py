@@ -29,8 +29,9 @@ def main():
     parser = cli.ArgumentParser(__doc__)
     parser.add_argument("train_csv", help="the labelled data the model was trained on")
     parser.add_argument("model", help="a .h5 model written by this toolkit")
-    parser.add_argument("--val-size", type=cli.validation_size, default=2400,
-                        help="validation rows (from the start of the file) for the confusion matrix")
+    parser.add_argument("--val-size", type=cli.validation_size, default=None,
+                        help="validation rows (from the start of the file) for the confusion matrix "
+                             "(default: the PublicTest rows of Kaggle's fer2013.csv, else 2400)")
     parser.add_argument("--images", type=cli.row_numbers, default=cli.row_numbers(REPORT_IMAGES),
                         help="rows of the data file to draw saliency maps for")
     parser.add_argument("--saliency", choices=("gradient", "perturb", "gradcam"), default="gradient",

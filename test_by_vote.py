@@ -29,8 +29,9 @@ def main():
     parser.add_argument("--eval", metavar="LABELLED_CSV",
                         help="also print each model's and the ensemble's accuracy on the first "
                              "--val-size rows of this labelled file")
-    parser.add_argument("--val-size", type=cli.validation_size, default=2400,
-                        help="validation rows for --eval: a count or a fraction")
+    parser.add_argument("--val-size", type=cli.validation_size, default=None,
+                        help="validation rows for --eval: a count or a fraction (default: the PublicTest "
+                             "rows of Kaggle's fer2013.csv, else 2400)")
     cli.add_prediction_options(parser)
     options = parser.parse_args()
 

@@ -137,7 +137,7 @@ def validation_size(text):
     return value
 
 
-TRAINING_DEFAULTS = {"epochs": 20, "batch_size": 128, "val_size": 2400, "seed": 0,
+TRAINING_DEFAULTS = {"epochs": 20, "batch_size": 128, "val_size": None, "seed": 0,
                      "learning_rate": 1e-3, "augment": "report", "precision": "bf16",
                      "keep": "best", "ema": 0.0, "optimizer": "adam", "schedule": "constant", "warmup_epochs": 0,
                      "label_smoothing": 0.0, "weight_decay": 0.0, "class_weight": "none"}
@@ -166,7 +166,7 @@ def add_training_options(parser, default_val_size=2400, default_augment="report"
     `apply_recipe` after parsing). `from_model=True` (retraining): options left unset are None, to
     be filled by `fill_unset_options` from the settings saved with the model.
     """
-    defaults = dict(TRAINING_DEFAULTS, val_size=default_val_size, augment=default_augment)
+    defaults = dict(TRAINING_DEFAULTS, augment=default_augment)
 
     def default(name):
         return None if from_model or recipes else defaults[name]
@@ -199,9 +199,12 @@ def add_training_options(parser, default_val_size=2400, default_augment="report"
                                  "the global batch")
     parser.add_argument("--batch-size", type=positive_int, default=default("batch_size"),
                         help=saved("images per batch", "batch_size"))
-    parser.add_argument("--val-size", type=validation_size, default=default("val_size"),
-                        help=saved("validation rows taken from the start of the file: a count (2400) "
-                                   "or a fraction (0.1 or 10%%)", "val_size"))
+    val_help = ("validation rows taken from the start of the file: a count (2400) or a fraction "
+                "(0.1 or 10%%)")
+    parser.add_argument("--val-size", type=validation_size, default=None,
+                        help=saved(val_help) if from_model else
+                        f"{val_help} (default: the PublicTest rows of Kaggle's fer2013.csv, else "
+                        f"{default_val_size})")
     parser.add_argument("--out-dir", type=output_folder, default=None if from_model else "models",
                         help="folder for the model, history and settings"
                              + (" (default: the model's folder)" if from_model else ""))

@@ -49,6 +49,8 @@ class Dataset:
     labels: np.ndarray | None  # (rows,) int64 in 0..6
     ids: np.ndarray  # (rows,) int64
     source: str  # the file it came from, for messages
+    usage: np.ndarray | None = None  # (rows,) index into USAGES, for Kaggle's fer2013.csv
+    default_validation_rows: int | None = None  # the file's own validation part: its first rows
 
     def __len__(self):
         return len(self.images)
@@ -56,7 +58,28 @@ class Dataset:
     def subset(self, rows):
         """The rows selected by an index array, slice or boolean mask."""
         labels = None if self.labels is None else self.labels[rows]
-        return Dataset(self.images[rows], labels, self.ids[rows], self.source)
+        usage = None if self.usage is None else self.usage[rows]
+        return Dataset(self.images[rows], labels, self.ids[rows], self.source, usage)
+
+
+USAGES = (b"Training", b"PublicTest", b"PrivateTest")
+
+
+def standard_part(dataset, part):
+    """FER2013's standard protocol for a file with a Usage column: the "train" part is the PublicTest
+    rows (the default validation rows) followed by the Training rows; the "test" part is the
+    PrivateTest rows, labelled, with ids = their row numbers in the file (from 0)."""
+    if dataset.usage is None:
+        return dataset
+    if part == "test":
+        chosen = dataset.subset(np.flatnonzero(dataset.usage == 2))
+        chosen.usage = None
+        return chosen
+    public, training = np.flatnonzero(dataset.usage == 1), np.flatnonzero(dataset.usage == 0)
+    chosen = dataset.subset(np.concatenate([public, training]))
+    chosen.usage, chosen.ids = None, np.arange(len(chosen), dtype=np.int64)
+    chosen.default_validation_rows = len(public) or None
+    return chosen
 
 
 def load_dataset(path, part="train", require_labels=False):
@@ -68,7 +91,7 @@ def load_dataset(path, part="train", require_labels=False):
     if path.endswith(".npz"):
         dataset = _load_npz(path, part)
     else:
-        dataset = parse_csv(path)
+        dataset = standard_part(parse_csv(path), part)
     if len(dataset) == 0:
         raise UsageError(f"{path}: holds no {part} faces")
     _refuse_duplicate_ids(dataset)
@@ -111,7 +134,7 @@ def parse_csv(path):
         raise UsageError(f"{path}: no data rows after the header '{header}'")
     if content_end != len(text) - 1:
         text = text[:content_end] + b"\n"  # exactly one line end after the last row
-    leading, pixels = _parse_rows(path, text, header_end + 1, kaggle=header == KAGGLE_HEADER)
+    leading, pixels, usage = _parse_rows(path, text, header_end + 1, kaggle=header == KAGGLE_HEADER)
     images = pixels.reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
     if header == COURSE_TEST_HEADER:
         return Dataset(images, None, leading, path)
@@ -119,13 +142,17 @@ def parse_csv(path):
     if bad_rows.size:
         row = bad_rows[0]
         raise UsageError(f"{path}: line {row + 2}: label {leading[row]} is outside 0..{NUM_CLASSES - 1}")
-    return Dataset(images, leading, np.arange(len(images), dtype=np.int64), path)
+    return Dataset(images, leading, np.arange(len(images), dtype=np.int64), path, usage)
 
 
 def save_npz(path, train, test):
     """Writes train and test datasets into one compressed `.npz` cache, atomically."""
     arrays = {"train_images": train.images, "train_labels": train.labels.astype(np.uint8),
               "train_ids": train.ids, "test_images": test.images, "test_ids": test.ids}
+    if train.default_validation_rows:
+        arrays["train_validation_rows"] = np.int64(train.default_validation_rows)
+    if test.labels is not None:
+        arrays["test_labels"] = test.labels.astype(np.uint8)
     with files.atomic_output(path) as temporary_path:
         with open(temporary_path, "wb") as handle:
             np.savez_compressed(handle, **arrays)
@@ -146,9 +173,12 @@ def write_csv_dataset(path, images, labels=None):
     return path
 
 
-def split_validation(dataset, val_size, for_training=True):
-    """Splits off the first `val_size` rows (a count, or a fraction of the rows) as validation data.
+def split_validation(dataset, val_size, for_training=True, fallback=2400):
+    """Splits off the first `val_size` rows (a count, or a fraction of the rows) as validation data;
+    None: the file's own validation part (fer2013.csv's PublicTest rows), else `fallback`.
     `for_training=False` (scoring only) lets the validation rows be the whole file."""
+    if val_size is None:
+        val_size = dataset.default_validation_rows or fallback
     rows = validation_row_count(len(dataset), val_size)
     if not for_training and rows > len(dataset):
         raise UsageError(f"--val-size {val_size}: {dataset.source} has only {len(dataset)} rows; "
@@ -225,13 +255,8 @@ def _read_bytes(path):
     return text
 
 
-KAGGLE_USAGE_FIELD = re.compile(rb",[^,\n]*\n")
-
-
-def _kaggle_chunk_to_course_rows(chunk):
-    """`EMOTION,"PIXELS",USAGE` lines as `EMOTION,PIXELS` lines (a wrong line stays wrong, for
-    the line-by-line check to name)."""
-    return KAGGLE_USAGE_FIELD.sub(b"\n", chunk.replace(b'"', b""))
+KAGGLE_USAGE_FIELD = re.compile(rb",[^,\n]*\n")  # a wrong line stays wrong, for the line check
+KAGGLE_USAGE_VALUE = re.compile(rb",([^,\n]*)\n")
 
 
 def _kaggle_to_course_rows(path, body):
@@ -242,6 +267,9 @@ def _kaggle_to_course_rows(path, body):
         if len(fields) != 3:
             raise UsageError(f"{path}: line {line_number}: expected 3 comma-separated fields "
                              f"(emotion,pixels,Usage), got {len(fields)}")
+        if fields[2].strip() not in USAGES:
+            raise UsageError(f"{path}: line {line_number}: Usage {fields[2].decode(errors='replace')!r} "
+                             f"is not one of Training, PublicTest, PrivateTest")
         rows.append(fields[0] + b"," + fields[1].strip(b'"'))
     return b"\n".join(rows) + b"\n"
 
@@ -250,7 +278,8 @@ def _parse_rows(path, body, body_start, kaggle=False):
     """Parses the `LEADING,P1 ... P2304` lines of `body[body_start:]` (which ends with a line end);
     `kaggle=True`: `EMOTION,"P1 ... P2304",USAGE` lines, rewritten chunk by chunk.
 
-    Returns the leading values (labels or ids) and the pixels as a (rows, 2304) uint8 array.
+    Returns the leading values (labels or ids), the pixels as a (rows, 2304) uint8 array, and for
+    Kaggle lines each row's Usage as an index into USAGES (else None).
     """
     buffer = np.frombuffer(body, dtype=np.uint8)
     chunk_bounds = []  # (first byte, end byte, first row) of each chunk of whole lines
@@ -262,12 +291,19 @@ def _parse_rows(path, body, body_start, kaggle=False):
         start = end
     leading = np.empty(row, dtype=np.int64)
     pixels = np.empty((row, NUM_PIXELS), dtype=np.uint8)
+    usage = np.zeros(row, dtype=np.int8) if kaggle else None
 
     def parse_chunk(bounds):
         start, end, first_row = bounds
         chunk = buffer[start:end]
         if kaggle:
-            chunk = np.frombuffer(_kaggle_chunk_to_course_rows(body[start:end]), dtype=np.uint8)
+            chunk_text = body[start:end].replace(b'"', b"")
+            try:
+                usages = [USAGES.index(name.strip()) for name in KAGGLE_USAGE_VALUE.findall(chunk_text)]
+            except ValueError:
+                return False
+            usage[first_row:first_row + len(usages)] = usages
+            chunk = np.frombuffer(KAGGLE_USAGE_FIELD.sub(b"\n", chunk_text), dtype=np.uint8)
         chunk_leading = _parse_chunk(chunk, pixels[first_row:])
         if chunk_leading is None:
             return False
@@ -280,7 +316,7 @@ def _parse_rows(path, body, body_start, kaggle=False):
         rows_text = body[body_start:]
         _raise_first_bad_line(path, _kaggle_to_course_rows(path, rows_text) if kaggle else rows_text)
         raise UsageError(f"{path}: could not be parsed")  # unreachable when the line check is complete
-    return leading, pixels
+    return leading, pixels, usage
 
 
 def _parse_chunk(chunk, pixels_out):
@@ -376,4 +412,6 @@ def _load_npz(path, part):
         raise UsageError(f"{path}: '{part}_ids' must hold {len(images)} integer ids, one per image; "
                          f"it has shape {ids.shape}")
     ids = np.arange(len(images), dtype=np.int64) if ids is None else ids.astype(np.int64)
-    return Dataset(images, labels, ids, path)
+    validation_rows = arrays.get(f"{part}_validation_rows")
+    return Dataset(images, labels, ids, path,
+                   default_validation_rows=None if validation_rows is None else int(validation_rows))

@@ -24,6 +24,7 @@ def load_training_sets(options):
     """
     dataset = data.load_dataset(options.train_csv, require_labels=True)
     train_set, val_set = data.split_validation(dataset, options.val_size)
+    options.val_size = options.val_size or len(val_set)  # saved as the row count it became
     test_set = data.load_dataset(options.test_csv, part="test")
     labelled, hidden = data.split_labelled(train_set, options.labeled_ratio, options.seed)
     unlabelled_images = np.concatenate([hidden.images, test_set.images])

@@ -27,4 +27,8 @@ def main(description):
                                                      options.pixel_scale)
     result_path = prediction.write_predictions(options.result_csv, dataset.ids, probabilities.argmax(axis=1))
     print(f"predicted {len(dataset)} faces from {dataset.source} with {model_path}")
+    if dataset.labels is not None:  # e.g. fer2013.csv's PrivateTest rows
+        from common import explain
+
+        print(explain.labelled_report(dataset.labels, probabilities.argmax(axis=1)))
     print(result_path)

@@ -116,3 +116,39 @@ def test_a_kaggle_file_is_parsed_without_copying_it_whole(tmp_path):
         tracemalloc.stop()
     np.testing.assert_array_equal(dataset.images, images)
     assert peak < 3.5 * os.path.getsize(path)  # rewriting the whole text first took 5x
+
+
+def write_kaggle(path, images, labels, usages):
+    with open(path, "w") as handle:
+        handle.write("emotion,pixels,Usage\n")
+        for image, label, usage in zip(images, labels, usages):
+            handle.write(f'{label},"{" ".join(map(str, image.ravel()))}",{usage}\n')
+
+
+def test_kaggle_usage_gives_the_standard_protocol_and_survives_the_cache(tmp_path):
+    images, labels = synthetic.generate_faces(12, seed=9)
+    usages = ["Training", "PublicTest", "PrivateTest"] * 4
+    path = str(tmp_path / "fer2013.csv")
+    write_kaggle(path, images, labels, usages)
+    train = data.load_dataset(path, require_labels=True)
+    public, training, private = ([i for i, u in enumerate(usages) if u == name]
+                                 for name in ("PublicTest", "Training", "PrivateTest"))
+    np.testing.assert_array_equal(train.images, images[public + training])  # PublicTest rows first
+    train_part, val_part = data.split_validation(train, None)
+    np.testing.assert_array_equal(val_part.labels, labels[public])
+    test = data.load_dataset(path, part="test")
+    np.testing.assert_array_equal(test.ids, private)  # row numbers in the file
+    np.testing.assert_array_equal(test.labels, labels[private])
+    assert run_script("csv_to_npz.py", path, "-o", tmp_path / "cache.npz").exit_code == 0
+    cached_train = data.load_dataset(str(tmp_path / "cache.npz"))
+    assert cached_train.default_validation_rows == len(public)
+    np.testing.assert_array_equal(data.load_dataset(str(tmp_path / "cache.npz"), part="test").labels,
+                                  labels[private])
+
+
+def test_an_unknown_usage_is_refused_with_its_line(tmp_path):
+    images, labels = synthetic.generate_faces(3, seed=9)
+    path = tmp_path / "fer2013.csv"
+    write_kaggle(path, images, labels, ["Training", "Validation", "Training"])
+    result = run_script("train.py", path)
+    assert result.exit_code == 2 and "line 3: Usage 'Validation' is not one of" in result.stderr
