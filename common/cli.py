@@ -121,12 +121,10 @@ def row_numbers(text):
 
 
 def validation_size(text):
-    """argparse type: a row count (`2400`) or a fraction of the rows below 1 (`0.1`, `10%`)."""
+    """argparse type: a row count (`2400`; `0` for none) or a fraction of the rows below 1 (`0.1`,
+    `10%`)."""
     if text.strip().isdigit():
-        value = int(text)
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"expected a positive row count or a fraction, got {text!r}")
-        return value
+        return int(text)  # 0: no validation rows, train on every row
     try:
         value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
@@ -199,8 +197,8 @@ def add_training_options(parser, default_val_size=2400, default_augment="report"
                                  "the global batch")
     parser.add_argument("--batch-size", type=positive_int, default=default("batch_size"),
                         help=saved("images per batch", "batch_size"))
-    val_help = ("validation rows taken from the start of the file: a count (2400) or a fraction "
-                "(0.1 or 10%%)")
+    val_help = ("validation rows taken from the start of the file: a count (2400), a fraction "
+                "(0.1 or 10%%), or 0 to train on every row and keep the last epoch")
     parser.add_argument("--val-size", type=validation_size, default=None,
                         help=saved(val_help) if from_model else
                         f"{val_help} (default: the PublicTest rows of Kaggle's fer2013.csv, else "
@@ -271,6 +269,8 @@ def check_training_options(options):
     """Refuses option combinations that no single option's type can catch, and an output folder
     that cannot take the model (checked now, not after the last epoch)."""
     files.check_writable_folder(options.out_dir, needed_bytes=MODEL_BYTES_NEEDED)
+    if options.val_size == 0 and options.keep == "best":
+        options.keep = "last"  # no validation rows to choose an epoch on
     if options.ema and options.keep == "best":
         raise UsageError("--ema saves the averaged weights after the last epoch; add --keep last")
     if options.schedule == "cosine" and options.warmup_epochs >= options.epochs:

@@ -180,6 +180,8 @@ def split_validation(dataset, val_size, for_training=True, fallback=2400):
     if val_size is None:
         val_size = dataset.default_validation_rows or fallback
     rows = validation_row_count(len(dataset), val_size)
+    if not for_training and rows == 0:
+        raise UsageError("--val-size 0: scoring needs validation rows; give a count or a fraction")
     if not for_training and rows > len(dataset):
         raise UsageError(f"--val-size {val_size}: {dataset.source} has only {len(dataset)} rows; "
                          f"use a smaller --val-size")

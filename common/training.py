@@ -171,35 +171,20 @@ def fit(model, train_set, val_set, options, initial_epoch=0, backup=None, best_s
     `backup` (a `resume.RunBackup`) keeps the training state after every epoch and, when an earlier
     attempt of the same run was interrupted, continues after its last finished epoch.
     `options.keep == "best"` leaves the model with the weights of its epoch of highest validation
-    accuracy (the summary's `kept_epoch`); "last" with those of the last epoch. Prints Keras's
-    per-epoch lines and a closing summary (best, last and kept validation accuracy, wall time,
-    training images per second).
+    accuracy (the summary's `kept_epoch`); "last" with those of the last epoch. With no validation
+    rows the last epoch is kept and validation figures are None.
     """
-    epochs, batch_size, keep = options.epochs, options.batch_size, options.keep
-    input_shape = tuple(model.input_shape[1:])
-    train_data = make_dataset(train_set.images, train_set.labels, input_shape, batch_size,
-                              options.augment, shuffle=True, seed=options.seed, soft_targets=soft_targets)
-    class_weight = (balanced_class_weights(train_set.labels) if options.class_weight == "balanced"
-                    else None)
-    val_soft_targets = None if soft_targets is None else np.eye(NUM_CLASSES)[val_set.labels]
-    val_data = make_dataset(val_set.images, val_set.labels, input_shape, batch_size,
-                            soft_targets=val_soft_targets)
+    train_data, val_data = _fit_datasets(model, train_set, val_set, options, soft_targets)
     best_weights, rows = BestWeights(*(best_so_far or ())), []
     callbacks = [best_weights, HistoryRows(rows), StopOnNonFiniteLoss()]
-    if backup is not None:
-        finished = backup.finished_epochs()
-        if finished > initial_epoch:
-            rows.extend(backup.saved_rows(finished))
-            backup.restore_best(best_weights, rows)
-            print(f"resuming at epoch {finished + 1} of {epochs} (state kept in {backup.folder}; "
-                  f"--restart starts over)", flush=True)
-        callbacks += backup.callbacks(best_weights, rows)
-    resumed_epochs = len(rows)
+    resumed_epochs = _resume(backup, initial_epoch, options.epochs, best_weights, rows, callbacks)
     started = time.perf_counter()
+    class_weight = (balanced_class_weights(train_set.labels) if options.class_weight == "balanced"
+                    else None)
     try:
-        model.fit(train_data, validation_data=val_data, epochs=epochs, initial_epoch=initial_epoch,
-                  shuffle=False, callbacks=callbacks, class_weight=class_weight,
-                  verbose=1 if sys.stdout.isatty() else 2)
+        model.fit(train_data, validation_data=val_data, epochs=options.epochs,
+                  initial_epoch=initial_epoch, shuffle=False, callbacks=callbacks,
+                  class_weight=class_weight, verbose=1 if sys.stdout.isatty() else 2)
     except KeyboardInterrupt:
         if backup is not None and rows:
             print(f"\ninterrupted after epoch {rows[-1][0]}: run the same command again to continue "
@@ -210,35 +195,87 @@ def fit(model, train_set, val_set, options, initial_epoch=0, backup=None, best_s
             backup.remove()
         raise
     wall_seconds = time.perf_counter() - started
-    best_epoch, best_accuracy = best_weights.best_epoch, best_weights.best_accuracy
-    kept_epoch, kept_accuracy = (best_epoch, best_accuracy) if keep == "best" else (rows[-1][0],
-                                                                                     rows[-1][-1])
+    kept_epoch, kept_accuracy, last_weights = _keep_weights(model, options, best_weights, rows,
+                                                            train_data, val_data)
+    summary = {"wall_seconds": round(wall_seconds, 1),
+               "training_images_per_second": round(
+                   len(train_set) * (len(rows) - resumed_epochs) / wall_seconds, 1),
+               "resumed_after_epoch": rows[resumed_epochs - 1][0] if resumed_epochs else None,
+               "best_val_accuracy": best_weights.best_accuracy if best_weights.best_epoch else None,
+               "best_epoch": best_weights.best_epoch, "last_val_accuracy": _or_none(rows[-1][-1]),
+               "kept_epoch": kept_epoch, "kept_val_accuracy": kept_accuracy,
+               **unseen_accuracy(model, train_set, val_set)}
+    print(describe_run(summary, len(rows) - resumed_epochs))
+    return rows, summary, last_weights
+
+
+def _fit_datasets(model, train_set, val_set, options, soft_targets):
+    """The training and validation pipelines (the latter None when there are no validation rows)."""
+    input_shape = tuple(model.input_shape[1:])
+    train_data = make_dataset(train_set.images, train_set.labels, input_shape, options.batch_size,
+                              options.augment, shuffle=True, seed=options.seed, soft_targets=soft_targets)
+    if not len(val_set):
+        return train_data, None
+    val_soft_targets = None if soft_targets is None else np.eye(NUM_CLASSES)[val_set.labels]
+    return train_data, make_dataset(val_set.images, val_set.labels, input_shape, options.batch_size,
+                                    soft_targets=val_soft_targets)
+
+
+def _resume(backup, initial_epoch, epochs, best_weights, rows, callbacks):
+    """Adds the backup's callbacks and, after an interrupted attempt, its rows and best weights;
+    returns how many epochs that attempt finished."""
+    if backup is None:
+        return 0
+    finished = backup.finished_epochs()
+    if finished > initial_epoch:
+        rows.extend(backup.saved_rows(finished))
+        backup.restore_best(best_weights, rows)
+        print(f"resuming at epoch {finished + 1} of {epochs} (state kept in {backup.folder}; "
+              f"--restart starts over)", flush=True)
+    callbacks += backup.callbacks(best_weights, rows)
+    return len(rows)
+
+
+def _keep_weights(model, options, best_weights, rows, train_data, val_data):
+    """Leaves the model with the weights to save; returns (kept epoch, its validation accuracy or
+    None, the last epoch's weights when other weights are kept, else None)."""
+    keep_best = options.keep == "best" and val_data is not None
+    kept_epoch = best_weights.best_epoch if keep_best else rows[-1][0]
+    kept_accuracy = best_weights.best_accuracy if keep_best else _or_none(rows[-1][-1])
     if getattr(options, "ema", 0):  # Keras left the averaged weights in the model after fit
         recompute_batch_norm_statistics(model, train_data)
-        kept_accuracy = float(model.evaluate(val_data, verbose=0, return_dict=True)["accuracy"])
-        print(f"averaged weights (--ema {options.ema}): val accuracy {kept_accuracy:.4f}")
-    last_weights = None
-    if kept_epoch != rows[-1][0]:
-        last_weights = model.get_weights()
-        model.set_weights(best_weights.weights)
-    images_per_second = len(train_set) * (len(rows) - resumed_epochs) / wall_seconds
-    unseen = unseen_accuracy(model, train_set, val_set)
-    print(f"best val accuracy {best_accuracy:.4f} (epoch {best_epoch}), last {rows[-1][-1]:.4f}, "
-          f"kept epoch {kept_epoch}: {kept_accuracy:.4f}, unseen {unseen['kept_val_unseen_accuracy']:.4f} "
-          f"on {unseen['val_unseen_rows']} rows; {wall_seconds:.0f} s for {len(rows) - resumed_epochs} "
-          f"epochs, {images_per_second:.0f} training images/s")
-    summary = {"wall_seconds": round(wall_seconds, 1),
-               "training_images_per_second": round(images_per_second, 1),
-               "resumed_after_epoch": rows[resumed_epochs - 1][0] if resumed_epochs else None,
-               "best_val_accuracy": best_accuracy, "best_epoch": best_epoch,
-               "last_val_accuracy": rows[-1][-1],
-               "kept_epoch": kept_epoch, "kept_val_accuracy": kept_accuracy, **unseen}
-    return rows, summary, last_weights
+        if val_data is not None:
+            kept_accuracy = float(model.evaluate(val_data, verbose=0, return_dict=True)["accuracy"])
+            print(f"averaged weights (--ema {options.ema}): val accuracy {kept_accuracy:.4f}")
+    if kept_epoch == rows[-1][0]:
+        return kept_epoch, kept_accuracy, None
+    last_weights = model.get_weights()
+    model.set_weights(best_weights.weights)
+    return kept_epoch, kept_accuracy, last_weights
+
+
+def describe_run(summary, epochs_run):
+    """The closing line of a run."""
+    timing = (f"{summary['wall_seconds']:.0f} s for {epochs_run} epochs, "
+              f"{summary['training_images_per_second']:.0f} training images/s")
+    if summary["kept_val_accuracy"] is None:
+        return f"no validation rows: kept the last epoch, {summary['kept_epoch']}; {timing}"
+    return (f"best val accuracy {summary['best_val_accuracy']:.4f} (epoch {summary['best_epoch']}), "
+            f"last {summary['last_val_accuracy']:.4f}, kept epoch {summary['kept_epoch']}: "
+            f"{summary['kept_val_accuracy']:.4f}, unseen {summary['kept_val_unseen_accuracy']:.4f} on "
+            f"{summary['val_unseen_rows']} rows; {timing}")
+
+
+def _or_none(value):
+    return None if value is None or np.isnan(value) else value
 
 
 def unseen_accuracy(model, train_set, val_set):
     """The model's accuracy on the validation rows without an exact pixel copy among the training
     rows ("unseen"), with how many rows those are."""
+    if not len(val_set):
+        return {"val_unseen_rows": 0, "val_rows_copied_in_training": 0,
+                "val_rows_copied_with_another_label": 0, "kept_val_unseen_accuracy": None}
     copied, relabelled = data.exact_copies(val_set, train_set)
     predicted = prediction.predict_probabilities(model, val_set.images).argmax(axis=1)
     correct = predicted[~copied] == val_set.labels[~copied]
@@ -272,8 +309,8 @@ class HistoryRows(keras.callbacks.Callback):
         self.rows = rows
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        self.rows.append([epoch + 1, *(float(logs[name]) for name in HISTORY_COLUMNS[1:])])
+        logs = logs or {}  # no validation rows: no val_loss or val_accuracy (NaN in the row)
+        self.rows.append([epoch + 1, *(float(logs.get(name, np.nan)) for name in HISTORY_COLUMNS[1:])])
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -311,7 +348,8 @@ def save_trained_model(model, out_dir, history_rows, settings, prefix="", last_w
     Returns the model's path. Never replaces an existing file: a `-1`, `-2`, ... suffix is added.
     """
     val_accuracy = settings.get("kept_val_accuracy", history_rows[-1][-1])
-    model_path = files.free_model_path(out_dir, files.model_stem(val_accuracy, prefix))
+    stem = files.model_stem(val_accuracy, prefix) if val_accuracy is not None else prefix + "all_rows"
+    model_path = files.free_model_path(out_dir, stem)
     return _save(model, model_path, history_rows, settings, last_weights)
 
 
@@ -405,7 +443,8 @@ def continue_training(model, model_path, train_set, val_set, options, first_epoc
     settings = run_settings(options, model, train_set, val_set, summary)
     settings["continued_from"] = os.path.basename(model_path)
     old_stem = os.path.splitext(os.path.basename(model_path))[0]
-    new_stem = files.model_stem(summary["kept_val_accuracy"]) + "_" + old_stem
+    kept_accuracy = summary["kept_val_accuracy"]
+    new_stem = (files.model_stem(kept_accuracy) if kept_accuracy is not None else "all_rows") + "_" + old_stem
     model_path = _save(model, files.free_model_path(options.out_dir, new_stem), history, settings,
                        last_weights)
     backup.remove()
@@ -418,13 +457,14 @@ def _continue_from_last_epoch(model, model_path, keep):
     stay the record a new epoch must beat. Returns that record, or None."""
     saved = files.read_json(files.settings_path(model_path)) or {}
     best_so_far = None
-    if keep == "best" and "kept_val_accuracy" in saved:
+    if keep == "best" and saved.get("kept_val_accuracy") is not None:
         best_so_far = (saved["kept_val_accuracy"], saved.get("kept_epoch"), model.get_weights())
     last_weights = read_last_epoch_weights(model_path)
     if last_weights is not None:
         model.set_weights(last_weights)
-        print(f"continuing from the last epoch's weights; the kept epoch {saved.get('kept_epoch')} "
-              f"({saved.get('kept_val_accuracy', float('nan')):.4f}) stays the record to beat")
+        record = (f"; the kept epoch {saved.get('kept_epoch')} ({saved['kept_val_accuracy']:.4f}) stays "
+                  f"the record to beat" if best_so_far else "")
+        print(f"continuing from the last epoch's weights{record}")
     return best_so_far
 
 

@@ -160,3 +160,17 @@ def test_the_distillation_loss_mixes_the_label_and_the_teacher():
     soft_only = distillation.DistillationLoss(1.0, 1.0)(targets, student)
     expected_kl = 0.5 * np.log(0.5 / 0.7) + 0.5 * np.log(0.5 / 0.1)
     assert float(soft_only) == pytest.approx(expected_kl, rel=1e-3)
+
+
+def test_val_size_zero_trains_on_every_row_and_keeps_the_last_epoch(tmp_path, train_csv, test_csv):
+    result = run_script("train.py", train_csv, "--epochs", 2, "--val-size", 0, "--batch-size", 64,
+                        "--out-dir", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert os.path.basename(result.last_line) == "all_rows.h5"
+    settings = json.load(open(files.settings_path(result.last_line)))
+    assert (settings["training_rows"], settings["validation_rows"]) == (320, 0)
+    assert (settings["keep"], settings["kept_epoch"], settings["kept_val_accuracy"]) == ("last", 2, None)
+    (tmp_path / "list.txt").write_text("1 all_rows.h5\n")
+    scored = run_script("test_by_vote.py", test_csv, tmp_path / "r.csv", tmp_path / "list.txt",
+                        "--eval", train_csv, "--val-size", 0)
+    assert scored.exit_code == 2 and "scoring needs validation rows" in scored.stderr
