@@ -10,7 +10,7 @@ test id, in id order; an existing result file is replaced (stderr says so). Prin
 result's path.
 """
 
-from common import cli, test_command
+from common import cli, file_prediction
 
 if __name__ == "__main__":
-    cli.run(lambda: test_command.main(__doc__))
+    cli.run(lambda: file_prediction.main(__doc__))

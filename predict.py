@@ -7,7 +7,7 @@ Usage:
     python predict.py photo.jpg --model models/0.694167.h5 --tta
     python predict.py photo.jpg --model model_list.txt          # a weighted ensemble
 
-Each face is cut out as FER2013's faces were (a square around the detected face with a 10% margin
+Each face is cut out as FER2013's faces were (a square around the detected face with a 5% margin
 on each side, greyscale, 48x48) and classified by the same prediction path as test.py. Writes, in
 --out: predictions.csv (one row per face: source,frame,face,x,y,width,height,label,emotion and the
 seven probabilities), <name>_faces.png for each image with a face (boxes and emotions drawn on

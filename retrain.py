@@ -21,8 +21,7 @@ def main():
     parser.add_argument("prev_epoch", metavar="PREV_EPOCH", type=cli.non_negative_int, help="epochs the model has already trained")
     parser.add_argument("last_epoch", metavar="LAST_EPOCH", type=cli.positive_int, help="epoch to stop after")
     cli.add_training_options(parser, from_model=True)
-    options = parser.parse_args()
-    cli.resolve_continuation(options)
+    options = cli.parse_continuation(parser)
 
     dataset = data.load_dataset(options.train_csv, require_labels=True)
     train_set, val_set = data.split_validation(dataset, options.val_size)

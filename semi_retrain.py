@@ -23,8 +23,7 @@ def main():
     parser.add_argument("last_epoch", metavar="LAST_EPOCH", type=cli.positive_int, help="epoch to stop after")
     cli.add_self_training_options(parser, from_model=True)
     cli.add_training_options(parser, from_model=True)
-    options = parser.parse_args()
-    cli.resolve_continuation(options)
+    options = cli.parse_continuation(parser)
 
     from common import prediction, training  # TensorFlow loads now
 

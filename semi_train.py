@@ -24,8 +24,7 @@ def main():
     parser.add_argument("predictor", help="the .h5 model that labels the unlabelled faces")
     cli.add_self_training_options(parser)
     cli.add_training_options(parser, recipes=True)
-    options = parser.parse_args()
-    cli.apply_recipe(options)
+    options = cli.parse_training_options(parser)
 
     combined, val_set = self_training.load_training_sets(options)
 

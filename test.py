@@ -10,7 +10,7 @@ existing result file is replaced (atomically; stderr says so); a name ending in 
 Without MODEL the shipped model in pretrained/ is used. Prints the result's path.
 """
 
-from common import cli, test_command
+from common import cli, file_prediction
 
 if __name__ == "__main__":
-    cli.run(lambda: test_command.main(__doc__))
+    cli.run(lambda: file_prediction.main(__doc__))

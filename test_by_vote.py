@@ -47,26 +47,20 @@ def main():
 
     from common import prediction  # TensorFlow loads only after the input checked out
 
-    for listed in listed_models:  # every model is checked before any predicts
-        try:
-            prediction.load_model(listed.path)
-        except cli.UsageError as error:
-            raise cli.UsageError(f"{options.model_list}: line {listed.line_number}: {error}") from None
-    test_vote = ensemble.Vote(len(test_set), data.NUM_CLASSES)
-    val_vote = ensemble.Vote(len(val_set), data.NUM_CLASSES) if val_set else None
-    for index, listed in enumerate(listed_models, start=1):
-        name = os.path.basename(listed.path)
-        print(f"model {index} of {len(listed_models)}: {name} (weight {listed.weight:g})", flush=True)
-        model = prediction.with_precision(prediction.load_model(listed.path), options.precision)
-        predictor = prediction.ModelPredictor(model, listed.pixel_scale or options.pixel_scale)
-        test_vote.add(predictor.probabilities(test_set.images, options.batch_size, options.tta),
-                      listed.weight)
-        if val_vote:
-            probabilities = predictor.probabilities(val_set.images, options.batch_size, options.tta)
-            val_vote.add(probabilities, listed.weight)
-            print(f"  {ensemble.describe_accuracy(probabilities.argmax(axis=1), val_set.labels, ~copied)} "
-                  f"of {options.eval}")
-        del model, predictor
+    faces = {"test": test_set.images} if val_set is None else {"test": test_set.images,
+                                                               "validation": val_set.images}
+
+    def report(index, listed, probabilities):
+        print(f"model {index} of {len(listed_models)}: {os.path.basename(listed.path)} "
+              f"(weight {listed.weight:g})", flush=True)
+        if val_set is not None:
+            predicted = probabilities["validation"].argmax(axis=1)
+            print(f"  {ensemble.describe_accuracy(predicted, val_set.labels, ~copied)} of {options.eval}")
+
+    votes = ensemble.vote(options.model_list, listed_models, faces, report, batch_size=options.batch_size,
+                          tta=options.tta, precision=options.precision, pixel_scale=options.pixel_scale)
+    val_vote = votes.get("validation")
+    test_vote = votes["test"]
     if val_vote:
         method = "soft" if options.soft else "hard"
         print(f"ensemble ({method} voting{', tta' if options.tta else ''}): "

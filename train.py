@@ -36,8 +36,7 @@ def main():
                         help="share of the teacher term in the loss; the rest is the label's "
                              "cross-entropy")
     cli.add_training_options(parser, recipes=True)
-    options = parser.parse_args()
-    cli.apply_recipe(options)
+    options = cli.parse_training_options(parser)
 
     if options.teacher and not os.path.exists(options.teacher):
         raise cli.UsageError(f"--teacher {options.teacher}: no such model file or model list")

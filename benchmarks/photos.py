@@ -68,7 +68,7 @@ def main():
     parser.add_argument("model", help="the model to measure")
     parser.add_argument("--data", required=True, help="labelled faces (.csv, .csv.gz or .npz)")
     parser.add_argument("--rows", type=row_range, default=slice(0, 1000), help="START:END rows used")
-    parser.add_argument("--margins", type=margins, default=[0.1], help="crop margins to compare")
+    parser.add_argument("--margins", type=margins, default=[0.05], help="crop margins to compare")
     options = parser.parse_args()
     dataset = data.load_dataset(options.data, require_labels=True).subset(options.rows)
 

@@ -156,113 +156,109 @@ RECIPES = {
 }
 
 
+ARCH_HELP = ("architecture: 'seed' is the report's CNN (1,703,047 trainable parameters), 'vgg' a "
+             "VGG-style CNN (1,978,279), 'resnet' a ResNet-style CNN (2,694,439)")
+VAL_SIZE_HELP = ("validation rows taken from the start of the file: a count (2400), a fraction (0.1 or "
+                 "10%%), or 0 to train on every row and keep the last epoch")
+
+# (flag, argparse keywords, help) of the options every training script shares
+TRAINING_OPTIONS = (
+    ("--batch-size", dict(type=positive_int), "images per batch"),
+    ("--seed", dict(type=seed_number), "fixes weight initialisation, the --labeled-ratio rows, shuffling "
+                                       "and augmentation draws; the order of multi-threaded sums is not "
+                                       "fixed unless --deterministic"),
+    ("--optimizer", dict(choices=("adam", "adamw", "sgd")),
+     "'adam' (the report's), 'adamw' (decoupled weight decay) or 'sgd' (Nesterov momentum 0.9)"),
+    ("--learning-rate", dict(type=positive_float), "the optimiser's learning rate (the peak, with a "
+                                                   "schedule)"),
+    ("--schedule", dict(choices=("constant", "cosine")),
+     "'constant' learning rate, or 'cosine': linear warm-up over --warmup-epochs, then cosine decay to "
+     "zero at the last epoch"),
+    ("--warmup-epochs", dict(type=non_negative_int), "warm-up epochs of the cosine schedule"),
+    ("--label-smoothing", dict(type=fraction), "share of each one-hot target spread evenly over the "
+                                               "classes"),
+    ("--weight-decay", dict(type=non_negative_float), "decoupled weight decay of the kernels (0: none)"),
+    ("--augment", dict(choices=("report", "strong", "none")),
+     "'report': random shift within 0.1 and horizontal flip; 'strong': shift, zoom and rotation within "
+     "10%%/10%%/10 degrees, flip, and random erasing; 'none'"),
+    ("--class-weight", dict(choices=("none", "balanced")),
+     "'balanced' weighs each class's rows by rows / (7 x class rows), lifting the rare Disgust class; "
+     "'none': every row weighs 1"),
+    ("--ema", dict(type=ema_decay), "keep an exponential moving average of the weights with this decay "
+                                    "per step (e.g. 0.999) and save the average, scored after the last "
+                                    "epoch; 0: off. Needs --keep last"),
+    ("--keep", dict(choices=("best", "last")), "which epoch's weights the saved model holds: 'best' "
+                                               "validation accuracy or 'last'"),
+)
+
+
 def add_training_options(parser, default_val_size=2400, default_augment="report", from_model=False,
                          recipes=False):
     """The options every training script shares, with defaults that reproduce the report's recipe.
 
-    `recipes=True` adds `--recipe` and `--arch`: options left unset take the recipe's value (call
-    `apply_recipe` after parsing). `from_model=True` (retraining): options left unset are None, to
-    be filled by `fill_unset_options` from the settings saved with the model.
+    `recipes=True` adds `--recipe` and `--arch` (parse with `parse_training_options`, which makes
+    the chosen recipe the defaults). `from_model=True` (retraining; parse with `parse_continuation`):
+    the defaults are the settings saved with the model.
     """
     defaults = dict(TRAINING_DEFAULTS, augment=default_augment)
-
-    def default(name):
-        return None if from_model or recipes else defaults[name]
-
-    def saved(help_text, name=None):
-        if from_model:
-            return help_text + " (default: the model's saved setting)"
-        if recipes and name is not None:
-            values = {recipe: settings[name] for recipe, settings in RECIPES.items()}
-            if len(set(map(str, values.values()))) == 1:
-                return f"{help_text} (default: {values['report']})"
-            return help_text + " (default: " + ", ".join(
-                f"{value} in --recipe {recipe}" for recipe, value in values.items()) + ")"
-        return help_text
-
+    saved = " (default: the model's saved setting)" if from_model else ""
     if recipes:
         parser.add_argument("--recipe", choices=tuple(RECIPES), default="report",
-                            help="a named set of defaults for the options below: 'report' reproduces "
-                                 "the report's CNN and recipe; 'strong' is the stronger recipe")
-        parser.add_argument("--arch", choices=CNN_ARCHITECTURES, default=None,
-                            help=saved("architecture: 'seed' is the report's CNN (1,703,047 trainable "
-                                       "parameters), 'vgg' a VGG-style CNN (1,978,279), 'resnet' a "
-                                       "ResNet-style CNN (2,694,439)", "arch"))
+                            help="a named set of defaults for the options below (shown for the recipe "
+                                 "given): 'report' reproduces the report; 'strong' is the stronger recipe")
+        parser.add_argument("--arch", choices=CNN_ARCHITECTURES, default=RECIPES["report"]["arch"],
+                            help=ARCH_HELP)
     if not from_model:
-        parser.add_argument("--epochs", type=positive_int, default=default("epochs"),
-                            help=saved("training epochs", "epochs"))
+        parser.add_argument("--epochs", type=positive_int, default=defaults["epochs"], help="training epochs")
         parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
                             help="'default': one device (a GPU when TensorFlow sees one, else the CPU); "
                                  "'mirrored': data-parallel over all visible GPUs, --batch-size being "
                                  "the global batch")
-    parser.add_argument("--batch-size", type=positive_int, default=default("batch_size"),
-                        help=saved("images per batch", "batch_size"))
-    val_help = ("validation rows taken from the start of the file: a count (2400), a fraction "
-                "(0.1 or 10%%), or 0 to train on every row and keep the last epoch")
+        parser.add_argument("--precision", choices=("bf16", "fp32"), default=defaults["precision"],
+                            help="'bf16': mixed bfloat16 compute with float32 weights (faster on CPUs "
+                                 "with AVX-512 BF16 and on GPUs); 'fp32': plain float32")
+    for flag, keywords, help_text in TRAINING_OPTIONS:
+        name = flag[2:].replace("-", "_")
+        parser.add_argument(flag, default=None if from_model else defaults[name], help=help_text + saved,
+                            **keywords)
     parser.add_argument("--val-size", type=validation_size, default=None,
-                        help=saved(val_help) if from_model else
-                        f"{val_help} (default: the PublicTest rows of Kaggle's fer2013.csv, else "
-                        f"{default_val_size})")
+                        help=VAL_SIZE_HELP + (saved or f" (default: the PublicTest rows of Kaggle's "
+                                                        f"fer2013.csv, else {default_val_size})"))
     parser.add_argument("--out-dir", type=output_folder, default=None if from_model else "models",
                         help="folder for the model, history and settings"
                              + (" (default: the model's folder)" if from_model else ""))
     parser.add_argument("--restart", action="store_true",
                         help="start over instead of continuing an interrupted run of the same command "
-                             "(its state is kept after every epoch in a hidden .run-* folder of "
-                             "--out-dir)")
-    parser.add_argument("--seed", type=seed_number, default=default("seed"),
-                        help=saved("fixes weight initialisation, the --labeled-ratio rows, shuffling "
-                                   "and augmentation draws; the order of multi-threaded sums is not "
-                                   "fixed unless --deterministic", "seed"))
+                             "(its state is kept after every epoch in a hidden .run-* folder of --out-dir)")
     parser.add_argument("--deterministic", action="store_true",
-                        help="TensorFlow's op determinism: the same seed gives the same weights, "
-                             "at some cost in speed")
-    parser.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default=default("optimizer"),
-                        help=saved("'adam' (the report's), 'adamw' (decoupled weight decay) or 'sgd' "
-                                   "(Nesterov momentum 0.9)", "optimizer"))
-    parser.add_argument("--learning-rate", type=positive_float, default=default("learning_rate"),
-                        help=saved("the optimiser's learning rate (the peak, with a schedule)",
-                                   "learning_rate"))
-    parser.add_argument("--schedule", choices=("constant", "cosine"), default=default("schedule"),
-                        help=saved("'constant' learning rate, or 'cosine': linear warm-up over "
-                                   "--warmup-epochs, then cosine decay to zero at the last epoch",
-                                   "schedule"))
-    parser.add_argument("--warmup-epochs", type=non_negative_int, default=default("warmup_epochs"),
-                        help=saved("warm-up epochs of the cosine schedule", "warmup_epochs"))
-    parser.add_argument("--label-smoothing", type=fraction, default=default("label_smoothing"),
-                        help=saved("share of each one-hot target spread evenly over the classes",
-                                   "label_smoothing"))
-    parser.add_argument("--weight-decay", type=non_negative_float, default=default("weight_decay"),
-                        help=saved("decoupled weight decay of the kernels (0: none)", "weight_decay"))
-    parser.add_argument("--augment", choices=("report", "strong", "none"), default=default("augment"),
-                        help=saved("'report': random shift within 0.1 and horizontal flip; 'strong': "
-                                   "shift, zoom and rotation within 10%%/10%%/10 degrees, flip, and random "
-                                   "erasing; 'none'", "augment"))
-    parser.add_argument("--class-weight", choices=("none", "balanced"), default=default("class_weight"),
-                        help=saved("'balanced' weighs each class's rows by rows / (7 x class rows), "
-                                   "lifting the rare Disgust class; 'none': every row weighs 1",
-                                   "class_weight"))
-    parser.add_argument("--ema", type=ema_decay, default=default("ema"),
-                        help=saved("keep an exponential moving average of the weights with this decay "
-                                   "per step (e.g. 0.999) and save the average, scored after the last "
-                                   "epoch; 0: off. Needs --keep last", "ema"))
-    parser.add_argument("--keep", choices=("best", "last"), default=default("keep"),
-                        help=saved("which epoch's weights the saved model holds: 'best' validation "
-                                   "accuracy or 'last'; the file is named by that epoch's accuracy",
-                                   "keep"))
-    if not from_model:  # a saved model computes with the precision it was built with
-        parser.add_argument("--precision", choices=("bf16", "fp32"), default=default("precision"),
-                            help=saved("'bf16': mixed bfloat16 compute with float32 weights (faster on "
-                                       "CPUs with AVX-512 BF16 and on GPUs); 'fp32': plain float32",
-                                       "precision"))
+                        help="TensorFlow's op determinism: the same seed gives the same weights, at some "
+                             "cost in speed")
 
 
-def apply_recipe(options):
-    """Gives each option left unset the value of the chosen `--recipe`, then checks them."""
-    for name, value in RECIPES[options.recipe].items():
-        if getattr(options, name, value) is None:
-            setattr(options, name, value)
+def parse_training_options(parser, argv=None):
+    """Parses in two passes, as timm reads its config file: `--recipe` first, whose values become
+    the parser's defaults (so `--help` shows them), then everything, flags given explicitly winning.
+    Then checks what no single option's type can."""
+    first_pass = ArgumentParser(None, add_help=False, prog=parser.prog)
+    first_pass.add_argument("--recipe", choices=tuple(RECIPES), default="report")
+    recipe = first_pass.parse_known_args(argv)[0].recipe
+    parser.set_defaults(**RECIPES[recipe])
+    options = parser.parse_args(argv)
     check_training_options(options)
+    return options
+
+
+def parse_continuation(parser, argv=None):
+    """Parses a retraining command in two passes: the model named, its saved settings become the
+    defaults of the options left unset, then everything again; then checks epochs and output."""
+    options = parser.parse_args(argv)
+    saved_settings = files.read_json(files.settings_path(options.model)) or {}
+    parser.set_defaults(**{name: saved_settings.get(name, default) for name, default in
+                           {**TRAINING_DEFAULTS, **SELF_TRAINING_DEFAULTS}.items()
+                           if getattr(options, name, False) is None})
+    options = parser.parse_args(argv)
+    _check_continuation(options)
+    return options
 
 
 def check_training_options(options):
@@ -276,13 +272,6 @@ def check_training_options(options):
     if options.schedule == "cosine" and options.warmup_epochs >= options.epochs:
         raise UsageError(f"--warmup-epochs {options.warmup_epochs} leaves no epoch for the cosine "
                          f"decay of --epochs {options.epochs}; use fewer warm-up epochs")
-
-
-def fill_unset_options(options, saved_settings):
-    """Gives each training option left unset the value saved with the model, else the default."""
-    for name, default in {**TRAINING_DEFAULTS, **SELF_TRAINING_DEFAULTS}.items():
-        if hasattr(options, name) and getattr(options, name) is None:
-            setattr(options, name, saved_settings.get(name, default))
 
 
 SELF_TRAINING_DEFAULTS = {"labeled_ratio": 1.0, "threshold": 0.5}
@@ -318,9 +307,9 @@ def add_prediction_options(parser):
                              "model list can set it per line with pixel-scale=NAME")
 
 
-def resolve_continuation(options):
+def _check_continuation(options):
     """Checks a retraining run's PREV_EPOCH and LAST_EPOCH against each other and against the model's
-    saved history, then fills unset training options from the model's saved settings."""
+    saved history, and its output folder."""
     if options.last_epoch <= options.prev_epoch:
         raise UsageError(f"LAST_EPOCH {options.last_epoch} must be larger than PREV_EPOCH "
                          f"{options.prev_epoch}")
@@ -328,7 +317,6 @@ def resolve_continuation(options):
     if history and history[-1][0] != options.prev_epoch:
         raise UsageError(f"PREV_EPOCH is {options.prev_epoch}, but the history saved with "
                          f"{options.model} ends at epoch {history[-1][0]}")
-    fill_unset_options(options, files.read_json(files.settings_path(options.model)) or {})
     if options.out_dir is None:
         options.out_dir = os.path.dirname(options.model) or "."
     files.check_writable_folder(options.out_dir, needed_bytes=MODEL_BYTES_NEEDED)

@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from common.cli import UsageError
+from common.data import NUM_CLASSES
 
 
 MODEL_SUFFIXES = (".h5", ".keras")
@@ -112,3 +113,28 @@ def describe_accuracy(predicted, labels, unseen):
     correct = predicted == labels
     unseen_part = f"{correct[unseen].mean():.4f} on {int(unseen.sum())}" if unseen.any() else "no rows"
     return f"validation accuracy {correct.mean():.4f} on {len(labels)} rows, unseen {unseen_part}"
+
+
+def vote(list_path, listed_models, faces, report, batch_size=512, tta=False, precision="saved",
+         pixel_scale="raw"):
+    """Every listed model's weighted votes on each named set of faces ({"test": images, ...}), one
+    model loaded at a time after all were checked; `report(index, listed, probabilities by name)`
+    is called after each model. Returns a Vote per name."""
+    from common import prediction  # TensorFlow loads only when models are used
+
+    for listed in listed_models:  # every model is checked before any predicts
+        try:
+            prediction.load_model(listed.path)
+        except UsageError as error:
+            raise UsageError(f"{list_path}: line {listed.line_number}: {error}") from None
+    votes = {name: Vote(len(images), NUM_CLASSES) for name, images in faces.items()}
+    for index, listed in enumerate(listed_models, start=1):
+        model = prediction.with_precision(prediction.load_model(listed.path), precision)
+        predictor = prediction.ModelPredictor(model, listed.pixel_scale or pixel_scale)
+        probabilities = {name: predictor.probabilities(images, batch_size, tta)
+                         for name, images in faces.items()}
+        for name, vote_of_set in votes.items():
+            vote_of_set.add(probabilities[name], listed.weight)
+        report(index, listed, probabilities)
+        del model, predictor
+    return votes

@@ -12,9 +12,8 @@ from sklearn import metrics
 
 from common import prediction
 from common.cli import UsageError
-from common.data import CLASS_NAMES, NUM_CLASSES
+from common.data import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
 
-SALIENCY_METHODS = ("gradient", "perturb", "gradcam")
 
 
 def confusion_matrix(labels, predictions, num_classes=NUM_CLASSES):
@@ -147,7 +146,7 @@ def filter_ascent(model, layer_name, filters, steps=100, step_size=2.0, seed=0):
         rms = tf.sqrt(tf.reduce_mean(tf.square(gradients), axis=(1, 2, 3), keepdims=True)) + 1e-8
         pixels.assign(tf.clip_by_value(pixels + step_size * gradients / rms, 0.0, 255.0))
     final = mean_activations().numpy()
-    return pixels.numpy().reshape(filters, 48, 48), final, start
+    return pixels.numpy().reshape(filters, IMAGE_SIZE, IMAGE_SIZE), final, start
 
 
 def activation_maps(model, layer_name, images):

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import data, distillation, files, models, prediction, resume
+from common import augmentation, data, distillation, files, models, prediction, resume
 from common.cli import RunFailed
 from common.data import NUM_CLASSES
 
@@ -83,26 +83,18 @@ def make_dataset(images, labels, model_input_shape, batch_size, augment="none", 
     """A tf.data pipeline of (pixels shaped for the model, one-hot labels) batches; with
     `soft_targets` (rows, 7) the targets are the one-hot labels followed by those (distillation).
 
-    `augment="report"`: random shift within 10% of the size in both directions (nearest-pixel fill)
-    and a random horizontal flip. `augment="strong"`: one random affine warp per face (shift within
-    10%, zoom within 10%, rotation within 10 degrees, horizontal flip; bilinear, nearest-pixel fill)
-    followed by random erasing (half the faces get a grey rectangle of 2-12% of the area). Drawn
-    anew for every batch, seeded by `seed`.
+    `augment` names the training-time augmentation ("report", "strong" or "none"; see
+    `common.augmentation`), drawn anew for every batch, seeded by `seed`.
     """
     extra = () if soft_targets is None else (soft_targets.astype(np.float32),)
     dataset = tf.data.Dataset.from_tensor_slices((images, labels, *extra))  # (48, 48) uint8, int64
     if shuffle:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
-    augmenter = _make_augmenter(seed) if augment == "report" else None
-    generator = tf.random.Generator.from_seed(seed) if augment == "strong" else None
+    augment_batch = augmentation.make_augmenter(augment, seed)
 
     def prepare(batch_images, batch_labels, *batch_soft_targets):
-        batch_images = tf.cast(batch_images, tf.float32)[..., tf.newaxis]  # (batch, 48, 48, 1)
-        if augmenter is not None:
-            batch_images = augmenter(batch_images, training=True)
-        if generator is not None:
-            batch_images = random_erasing(random_affine(batch_images, generator), generator)
+        batch_images = augment_batch(tf.cast(batch_images, tf.float32)[..., tf.newaxis])  # (b, 48, 48, 1)
         batch_images = tf.reshape(batch_images, (-1, *model_input_shape))  # flat for a DNN
         targets = tf.one_hot(batch_labels, NUM_CLASSES)
         if batch_soft_targets:
@@ -111,53 +103,6 @@ def make_dataset(images, labels, model_input_shape, batch_size, augment="none", 
 
     dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def random_affine(images, generator, shift=0.1, zoom=0.1, degrees=10.0):
-    """Warps each image of (batch, height, width, 1) by its own random shift, zoom, rotation and
-    horizontal flip, composed into one projective transform (one resampling per image)."""
-    batch = tf.shape(images)[0]
-    height, width = float(images.shape[1]), float(images.shape[2])
-
-    def uniform(low, high):
-        return generator.uniform((batch,), low, high)
-
-    angle = uniform(-degrees, degrees) * (np.pi / 180)
-    scale = 1.0 / uniform(1.0 - zoom, 1.0 + zoom)  # output -> input: zooming in samples less area
-    flip = tf.where(generator.uniform((batch,)) < 0.5, -1.0, 1.0)
-    shift_x, shift_y = uniform(-shift, shift) * width, uniform(-shift, shift) * height
-    # input = centre + rotation(angle) * scale * diag(flip, 1) * (output - centre) + shift
-    a0, a1 = tf.cos(angle) * scale * flip, -tf.sin(angle) * scale
-    b0, b1 = tf.sin(angle) * scale * flip, tf.cos(angle) * scale
-    centre_x, centre_y = (width - 1) / 2, (height - 1) / 2
-    a2 = centre_x - a0 * centre_x - a1 * centre_y + shift_x
-    b2 = centre_y - b0 * centre_x - b1 * centre_y + shift_y
-    zeros = tf.zeros_like(a0)
-    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)  # (batch, 8)
-    warped = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3], fill_value=0.0,
-        interpolation="BILINEAR", fill_mode="NEAREST")
-    return tf.ensure_shape(warped, images.shape)
-
-
-def random_erasing(images, generator, probability=0.5, area=(0.02, 0.12), aspect=(0.3, 3.3)):
-    """Paints a random rectangle (area and aspect ratio drawn from the ranges) of one random grey
-    level over each image of (batch, height, width, 1) with the given probability."""
-    batch = tf.shape(images)[0]
-    height, width = images.shape[1], images.shape[2]
-    rectangle_area = generator.uniform((batch,), *area) * (height * width)
-    log_aspect = generator.uniform((batch,), float(np.log(aspect[0])), float(np.log(aspect[1])))
-    half_height = tf.sqrt(rectangle_area * tf.exp(log_aspect)) / 2
-    half_width = tf.sqrt(rectangle_area / tf.exp(log_aspect)) / 2
-    centre_y = generator.uniform((batch,), 0.0, float(height))
-    centre_x = generator.uniform((batch,), 0.0, float(width))
-    rows = tf.range(height, dtype=tf.float32)[tf.newaxis, :, tf.newaxis]  # (1, height, 1)
-    columns = tf.range(width, dtype=tf.float32)[tf.newaxis, tf.newaxis, :]  # (1, 1, width)
-    inside = ((tf.abs(rows - centre_y[:, None, None]) <= half_height[:, None, None])
-              & (tf.abs(columns - centre_x[:, None, None]) <= half_width[:, None, None]))
-    erase = inside & (generator.uniform((batch,)) < probability)[:, None, None]  # (batch, h, w)
-    grey = generator.uniform((batch,), 0.0, 255.0)[:, None, None, None]
-    return tf.where(erase[..., tf.newaxis], grey, images)
 
 
 def fit(model, train_set, val_set, options, initial_epoch=0, backup=None, best_so_far=None,
@@ -518,10 +463,3 @@ def run_settings(options, model, train_set, val_set, summary):
         "keras_version": keras.__version__, "tensorflow_version": tf.__version__,
     })
     return settings
-
-
-def _make_augmenter(seed):
-    return keras.Sequential([
-        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed),
-        keras.layers.RandomFlip("horizontal", seed=seed),
-    ], name="report_augmentation")

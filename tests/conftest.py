@@ -1,42 +1,19 @@
 """Shared fixtures: small generated data sets and an in-process runner for the top-level scripts."""
 
-import contextlib
-import io
-import os
-import runpy
-import sys
-
+import keras
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-
-from common import data, synthetic  # noqa: E402  (needs the repo on sys.path)
+from common import data, synthetic
+from helpers import run_script
 
 
-class ScriptResult:
-    def __init__(self, exit_code, stdout, stderr):
-        self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr
-
-    @property
-    def last_line(self):
-        return self.stdout.strip().splitlines()[-1]
-
-
-def run_script(script, *arguments):
-    """Runs a top-level script as `python script ARGS` would, in this process (TensorFlow loads once)."""
-    stdout, stderr = io.StringIO(), io.StringIO()
-    saved_argv = sys.argv
-    sys.argv = [script, *map(str, arguments)]
-    exit_code = 0
-    try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            runpy.run_path(os.path.join(REPO, script), run_name="__main__")
-    except SystemExit as exit:
-        exit_code = exit.code if isinstance(exit.code, int) else 1
-    finally:
-        sys.argv = saved_argv
-    return ScriptResult(exit_code, stdout.getvalue(), stderr.getvalue())
+@pytest.fixture(autouse=True)
+def fresh_keras_state():
+    """Every test starts with Keras's default float32 policy and a clear session."""
+    keras.mixed_precision.set_global_policy("float32")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+    keras.backend.clear_session()
 
 
 @pytest.fixture(scope="session")

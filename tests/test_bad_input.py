@@ -9,18 +9,10 @@ import h5py
 import keras
 import pytest
 
-from conftest import REPO, run_script
+from helpers import REPO, assert_refused, run_script
 
 GOOD_ROW = "3," + " ".join(["128"] * 2304)
 
-
-def assert_refused(result, *expected_parts):
-    assert result.exit_code == 2
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for part in expected_parts:
-        assert part in lines[0], lines[0]
 
 
 BAD_CSVS = {

@@ -8,7 +8,7 @@ import pytest
 
 from common import data, synthetic
 from common.cli import UsageError
-from conftest import run_script
+from helpers import run_script
 
 
 def naive_parse(path):

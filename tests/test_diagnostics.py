@@ -8,8 +8,7 @@ import numpy as np
 import sklearn.metrics
 
 from common import explain
-from conftest import run_script
-from test_bad_input import assert_refused
+from helpers import assert_refused, run_script
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -70,9 +69,9 @@ def test_confusion_matrix_equals_scikit_learns():
 def test_perturbation_saliency_equals_a_slow_per_pixel_reference():
     keras.utils.set_random_seed(1)
     inputs = keras.Input(shape=(48, 48, 1))
-    pixels = keras.layers.Rescaling(1 / 255, dtype="float32")(inputs)
-    outputs = keras.layers.Dense(7, activation="softmax", kernel_initializer="random_normal",
-                                 dtype="float32")(keras.layers.Flatten(dtype="float32")(pixels))
+    pixels = keras.layers.Rescaling(1 / 255)(inputs)  # float32: the autouse fixture resets the policy
+    outputs = keras.layers.Dense(7, activation="softmax", kernel_initializer="random_normal")(
+        keras.layers.Flatten()(pixels))
     model = keras.Model(inputs, outputs)
     image = np.random.default_rng(2).integers(0, 255, size=(48, 48)).astype(np.uint8)
     label = 4

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from common import cli, data, files, synthetic
-from conftest import REPO, run_script
-from test_bad_input import assert_refused
+from helpers import REPO, assert_refused, run_script
 
 
 def write_npz(path, **arrays):
@@ -104,11 +103,13 @@ def test_continuing_a_half_label_model_keeps_its_labeled_ratio_and_threshold(tmp
     settings = tmp_path / "0.500000_settings.json"
     settings.write_text(json.dumps({"labeled_ratio": 0.5, "threshold": 0.8, "val_size": 300}))
     parser = cli.ArgumentParser("test")
+    for name in ("model", "prev_epoch", "last_epoch"):
+        parser.add_argument(name, type=str if name == "model" else int)
     cli.add_self_training_options(parser, from_model=True)
     cli.add_training_options(parser, from_model=True)
-    options = parser.parse_args([])
-    cli.fill_unset_options(options, files.read_json(str(settings)))
-    assert (options.labeled_ratio, options.threshold, options.val_size) == (0.5, 0.8, 300)
+    options = cli.parse_continuation(parser, [str(tmp_path / "0.500000.h5"), "1", "2", "--threshold", "0.6"])
+    assert (options.labeled_ratio, options.threshold, options.val_size) == (0.5, 0.6, 300)
+    assert options.out_dir == str(tmp_path)
 
 
 def test_scoring_may_use_every_row_of_a_small_file():

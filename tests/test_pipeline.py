@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from common import data, files, models, prediction, synthetic, training
-from conftest import run_script
+from helpers import run_script
 
 
 def read_rows(path):

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from common import models, prediction, synthetic, training
-from conftest import run_script
+from helpers import run_script
 
 PLAIN_KERAS_LABELS = """
 import sys

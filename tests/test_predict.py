@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from common import faces, files, synthetic
-from conftest import REPO, run_script
-from test_bad_input import assert_refused
+from helpers import REPO, assert_refused, run_script
 
 EXAMPLE_PHOTO = os.path.join(REPO, "examples", "astronaut.jpg")
 COLUMNS = ["source", "frame", "face", "x", "y", "width", "height", "label", "emotion", "angry",
@@ -130,3 +129,22 @@ def _write(path, content):
 def _folder(path):
     path.mkdir()
     return path
+def test_the_pretrained_model_is_found_and_small():
+    path = files.pretrained_model_path()
+    assert os.path.getsize(path) <= 10 * 1024 * 1024
+    assert os.path.isfile(os.path.join(os.path.dirname(path), "MODEL_CARD.md"))
+
+
+def test_a_fresh_clone_classifies_the_example_photo_with_the_shipped_model(tmp_path):
+    result = run_script("predict.py", EXAMPLE_PHOTO, "--out", tmp_path / "out")  # no --model
+    assert result.exit_code == 0, result.stderr
+    (row,) = read_predictions(tmp_path / "out")
+    assert row["emotion"] == "happy"  # she smiles broadly
+    assert f"model: {files.pretrained_model_path()}" in result.stdout
+
+
+def test_test_py_uses_the_shipped_model_when_none_is_given(tmp_path, test_csv):
+    result = run_script("test.py", test_csv, tmp_path / "result.csv")
+    assert result.exit_code == 0, result.stderr
+    assert str(files.pretrained_model_path()) in result.stdout
+    assert len((tmp_path / "result.csv").read_text().splitlines()) == 41

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from common import data
-from conftest import REPO
+from helpers import REPO
 
 FER2013 = os.path.join(os.path.dirname(REPO), "shared", "fer2013")
 pytestmark = pytest.mark.skipif(not os.path.isdir(FER2013), reason="../shared/fer2013 is not here")

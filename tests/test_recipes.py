@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common import cli, data, files, prediction, training
-from conftest import run_script
+from common import augmentation, cli, data, files, prediction, training
+from helpers import run_script
 
 
 def test_random_affine_is_the_identity_when_every_range_is_zero():
     images = np.random.default_rng(0).uniform(0, 255, (4, 48, 48, 1)).astype("float32")
     generator = tf.random.Generator.from_seed(0)
-    warped = training.random_affine(tf.constant(images), generator, shift=0.0, zoom=0.0, degrees=0.0)
+    warped = augmentation.random_affine(tf.constant(images), generator, shift=0.0, zoom=0.0, degrees=0.0)
     flipped = np.any(np.abs(warped.numpy() - images) > 1e-3, axis=(1, 2, 3))
     for index, was_flipped in enumerate(flipped):  # only the random mirror remains
         expected = images[index, :, ::-1] if was_flipped else images[index]
@@ -24,7 +24,7 @@ def test_random_affine_is_the_identity_when_every_range_is_zero():
 
 def test_random_erasing_paints_one_grey_rectangle_on_about_half_the_faces():
     images = tf.fill((400, 48, 48, 1), -1.0)  # a value the grey level (0..255) never takes
-    erased = training.random_erasing(images, tf.random.Generator.from_seed(1)).numpy()
+    erased = augmentation.random_erasing(images, tf.random.Generator.from_seed(1)).numpy()
     painted = erased[..., 0] != -1.0
     share_painted = painted.any(axis=(1, 2)).mean()
     assert 0.4 < share_painted < 0.6
@@ -63,17 +63,26 @@ def test_continuing_a_cosine_run_restarts_warm_at_the_saved_step():
     assert 0.5 < resumed / 0.01 < 0.6 and final == 0.0
 
 
-def test_recipe_fills_only_the_options_left_unset():
-    parser = cli.ArgumentParser("test")
-    cli.add_training_options(parser, recipes=True)
-    strong = parser.parse_args(["--recipe", "strong", "--epochs", "3", "--class-weight", "balanced"])
-    cli.apply_recipe(strong)
+def test_a_recipe_sets_the_defaults_and_explicit_flags_win(tmp_path):
+    def parse(*argv):
+        parser = cli.ArgumentParser("test")
+        cli.add_training_options(parser, recipes=True)
+        return cli.parse_training_options(parser, [*argv, "--out-dir", str(tmp_path)])
+
+    strong = parse("--recipe", "strong", "--epochs", "3", "--class-weight", "balanced")
     assert (strong.arch, strong.epochs, strong.optimizer, strong.augment) == ("vgg", 3, "adamw", "strong")
-    assert strong.class_weight == "balanced" and strong.label_smoothing == 0.1
-    report = parser.parse_args([])
-    cli.apply_recipe(report)
-    assert vars(report) == dict(cli.RECIPES["report"], recipe="report", out_dir="models",
+    assert strong.class_weight == "balanced" and strong.label_smoothing == 0.1 and strong.keep == "last"
+    report = parse()
+    assert vars(report) == dict(cli.RECIPES["report"], recipe="report", out_dir=str(tmp_path),
                                 strategy="default", restart=False, deterministic=False)
+
+
+def test_help_shows_the_chosen_recipes_defaults():
+    result = run_script("train.py", "--recipe", "strong", "--help")
+    assert result.exit_code == 0
+    help_text = " ".join(result.stdout.split())
+    assert "training epochs (default: 40)" in help_text and "(default: adamw)" in help_text
+    assert "training epochs (default: 20)" in " ".join(run_script("train.py", "--help").stdout.split())
 
 
 def test_strong_recipe_trains_and_records_how_the_model_was_made(tmp_path, train_csv):

@@ -9,8 +9,7 @@ import time
 import pytest
 
 from common import files
-from conftest import REPO, run_script
-from test_bad_input import assert_refused
+from helpers import REPO, assert_refused, run_script
 
 
 def model_files(folder):

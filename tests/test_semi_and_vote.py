@@ -8,8 +8,7 @@ import pytest
 
 from common import data, ensemble
 from common.cli import UsageError
-from conftest import run_script
-from test_bad_input import assert_refused
+from helpers import assert_refused, run_script
 
 
 def labelled_dataset(counts):
