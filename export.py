@@ -50,8 +50,7 @@ def main():
     from common import exporting, prediction  # TensorFlow loads only after the input checked out
 
     model = prediction.load_model(options.model)
-    if int(model.input_shape[1:].__len__()) not in (1, 3) or model.input_shape[1:3] not in (
-            (data.IMAGE_SIZE, data.IMAGE_SIZE), (data.NUM_PIXELS,)):
+    if tuple(model.input_shape[1:]) not in ((data.IMAGE_SIZE, data.IMAGE_SIZE, 1), (data.NUM_PIXELS,)):
         raise cli.UsageError(f"{options.model}: takes input {model.input_shape[1:]}; export.py writes "
                              f"models of this toolkit (48x48 faces or 2,304 pixels)")
     path = options.output or exporting.default_export_path(options.model, options.format)

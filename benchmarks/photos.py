@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from common import cli, data  # noqa: E402  (needs the repo on sys.path)
+from common import cli, data, synthetic  # noqa: E402  (needs the repo on sys.path)
 
 
 def row_range(text):
@@ -53,11 +53,7 @@ def make_photos(images, seed=0):
     rng = np.random.default_rng(seed)
     photos = []
     for face in images:
-        big = cv2.resize(face, (144, 144), interpolation=cv2.INTER_CUBIC)
-        gradient = np.linspace(rng.uniform(40, 120), rng.uniform(120, 220), 640)[None, :]
-        photo = np.clip(gradient + rng.normal(0, 12, (480, 640)), 0, 255).astype(np.uint8)
-        top, left = int(rng.integers(0, 480 - 144)), int(rng.integers(0, 640 - 144))
-        photo[top:top + 144, left:left + 144] = big
+        photo = synthetic.photo_with_face(cv2.resize(face, (144, 144), interpolation=cv2.INTER_CUBIC), rng)
         _, encoded = cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_QUALITY, 90])
         photos.append(cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE))
     return photos

@@ -189,11 +189,8 @@ def generated_photos(dataset, count, folder, seed=0):
         else:
             face = example[40:200, 145:305]
         side = int(rng.integers(120, 201))
-        face = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
-        gradient = np.linspace(rng.uniform(40, 120), rng.uniform(120, 220), 640)[None, :]
-        photo = np.clip(gradient + rng.normal(0, 12, (480, 640)), 0, 255).astype(np.uint8)
-        top, left = int(rng.integers(0, 480 - side)), int(rng.integers(0, 640 - side))
-        photo[top:top + side, left:left + side] = face
+        photo = synthetic.photo_with_face(cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC),
+                                          rng)
         cv2.imwrite(os.path.join(photo_folder, f"photo{index:04d}.jpg"),
                     cv2.cvtColor(photo, cv2.COLOR_GRAY2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
     return photo_folder

@@ -235,11 +235,16 @@ def classify_faces(image, classifier=None, detector="haar", tta=False):
     elif not isinstance(classifier, prediction.Classifier):
         classifier = prediction.Classifier([prediction.ModelPredictor(classifier)], [1.0], "model")
     found = find_faces(image, DETECTORS[detector]())
+    classify(classifier, found, tta)
+    return found
+
+
+def classify(classifier, found, tta=False):
+    """Gives each face of `found` its class probabilities, in one call of the classifier."""
     if found:
         probabilities = classifier.probabilities(np.stack([face.crop for face in found]), tta=tta)
         for face, face_probabilities in zip(found, probabilities):
             face.probabilities = face_probabilities
-    return found
 
 
 def annotate(image, found):
@@ -279,12 +284,7 @@ class BatchedClassification:
             self.flush()
 
     def flush(self):
-        found_all = [face for _, found in self.pending for face in found]
-        if found_all:
-            crops = np.stack([face.crop for face in found_all])  # (faces, 48, 48)
-            probabilities = self.classifier.probabilities(crops, tta=self.tta)
-            for face, face_probabilities in zip(found_all, probabilities):
-                face.probabilities = face_probabilities
+        classify(self.classifier, [face for _, found in self.pending for face in found], self.tta)
         pending, self.pending, self.face_count, self.held_bytes = self.pending, [], 0, 0
         for item, found in pending:
             self.on_classified(item, found)

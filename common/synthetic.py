@@ -83,6 +83,17 @@ def generate_faces(rows, seed=0):
     return np.clip(np.rint(images), 0, 255).astype(np.uint8), labels.astype(np.int64)
 
 
+def photo_with_face(face, rng, height=480, width=640):
+    """A grey `height` x `width` photo of a noisy horizontal gradient with `face` (already at its
+    size) pasted at a random place: a stand-in for a photo with one face in it."""
+    gradient = np.linspace(rng.uniform(40, 120), rng.uniform(120, 220), width)[None, :]
+    photo = np.clip(gradient + rng.normal(0, 12, (height, width)), 0, 255).astype(np.uint8)
+    side = face.shape[0]
+    top, left = int(rng.integers(0, height - side)), int(rng.integers(0, width - side))
+    photo[top:top + side, left:left + side] = face
+    return photo
+
+
 def main():
     parser = cli.ArgumentParser(__doc__)
     parser.add_argument("output", help="CSV to write (.csv or .csv.gz); an existing file is kept")
