@@ -8,7 +8,7 @@ Writes <out-dir>/dnn_<val_acc>.h5 (e.g. models/dnn_0.384200.h5) with its _histor
 _settings.json beside it, and prints the model's path as its last line.
 """
 
-from common import cli, data
+from common import cli, config, data
 
 
 def main():
@@ -19,13 +19,15 @@ def main():
     cli.check_training_options(options)
 
     dataset = data.load_dataset(options.train_csv, require_labels=True)
-    train_set, val_set = data.split_validation(dataset, options.val_size, fallback=0.1)
+    with cli.naming("--val-size", options.val_size):
+        train_set, val_set = data.split_validation(dataset, options.val_size, fallback=0.1)
     options.val_size = options.val_size or len(val_set)  # saved as the row count it became
 
     from common import models, training  # TensorFlow loads only after the input checked out
 
-    model_path = training.train_new_model(models.build_dnn, train_set, val_set, options, prefix="dnn_")
-    print(model_path)
+    model_path = training.train_new_model(models.build_dnn, train_set, val_set,
+                                          config.TrainingConfig.from_options(options), prefix="dnn_")
+    cli.print_model_path(model_path)
 
 
 if __name__ == "__main__":

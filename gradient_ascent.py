@@ -37,14 +37,16 @@ def main():
     faces = None
     if options.images:
         dataset = data.load_dataset(options.images, part="train")
-        faces = data.select_rows(dataset, options.rows, "--rows").images
+        with cli.naming("--rows"):
+            faces = data.select_rows(dataset, options.rows).images
     stem = files.plot_stem(options.model, options.out_dir)
 
     from common import explain, plots, prediction  # TensorFlow loads only after the input checked out
 
     model = prediction.with_precision(prediction.load_model(options.model), "fp32")
     layer_name = options.layer or explain.conv_layer_names(model)[0]
-    explain.conv_layer(model, layer_name)  # an unknown name lists the model's convolution layers
+    with cli.naming("--layer", layer_name):
+        explain.conv_layer(model, layer_name)  # an unknown name lists the model's convolution layers
 
     started = time.perf_counter()
     images, final, start = explain.filter_ascent(model, layer_name, options.filters, options.steps,

@@ -40,15 +40,23 @@ def main():
     options = parser.parse_args()
 
     dataset = data.load_dataset(options.train_csv, require_labels=True)
-    _, val_set = data.split_validation(dataset, options.val_size, for_training=False)
-    chosen = data.select_rows(dataset, options.images, "--images")
+    with cli.naming("--val-size", options.val_size):
+        _, val_set = data.split_validation(dataset, options.val_size, for_training=False)
+    with cli.naming("--images"):
+        chosen = data.select_rows(dataset, options.images)
     stem = files.plot_stem(options.model, options.out_dir)
 
-    from common import explain, plots, prediction  # TensorFlow loads only after the input checked out
+    from common import explain, prediction  # TensorFlow loads only after the input checked out
 
     model = prediction.with_precision(prediction.load_model(options.model), "fp32")
     if options.saliency == "gradcam":
         explain.last_conv_layer_name(model)  # refuses a DNN before any plot is drawn
+    draw_plots(model, options.model, val_set, chosen, options.images, options.saliency, stem)
+
+
+def draw_plots(model, model_path, val_set, chosen, chosen_rows, saliency, stem):
+    """The four figures, each announced with its path and time."""
+    from common import explain, plots, prediction
 
     started = time.perf_counter()
     path, used_graphviz = plots.structure(model, stem + "_struct.png")
@@ -59,23 +67,23 @@ def main():
     predicted = prediction.predict_probabilities(model, val_set.images).argmax(axis=1)
     counts = explain.confusion_matrix(val_set.labels, predicted)
     print(explain.confusion_report(counts))
-    title = f"{os.path.basename(options.model)}: {len(val_set)} validation rows"
+    title = f"{os.path.basename(model_path)}: {len(val_set)} validation rows"
     path = plots.confusion(counts, stem + "_cm.png", title)
     print(f"confusion matrix: {path} [{time.perf_counter() - started:.1f} s]")
 
     started = time.perf_counter()
-    history = files.read_history(options.model)
+    history = files.read_history(model_path)
     if history:
-        path = plots.history(history, stem + "_his.png", f"{os.path.basename(options.model)}: training")
+        path = plots.history(history, stem + "_his.png", f"{os.path.basename(model_path)}: training")
         print(f"training curves: {path} [{time.perf_counter() - started:.1f} s]")
     else:
-        print(f"training curves: skipped, no history file {files.history_path(options.model)}")
+        print(f"training curves: skipped, no history file {files.history_path(model_path)}")
 
     started = time.perf_counter()
-    maps = explain.saliency(model, chosen.images, chosen.labels, options.saliency)
+    maps = explain.saliency(model, chosen.images, chosen.labels, saliency)
     predicted = prediction.predict_probabilities(model, chosen.images).argmax(axis=1)
-    path = plots.saliency_grid(chosen.images, maps, chosen.labels, predicted, options.images,
-                               stem + "_sm.png", options.saliency)
+    path = plots.saliency_grid(chosen.images, maps, chosen.labels, predicted, chosen_rows,
+                               stem + "_sm.png", saliency)
     print(f"saliency maps: {path} [{time.perf_counter() - started:.1f} s]")
 
 

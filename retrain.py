@@ -11,7 +11,7 @@ the model (its _settings.json); options given here override them. The model keep
 (bf16 or fp32) it was built with.
 """
 
-from common import cli, data
+from common import cli, config, data
 
 
 def main():
@@ -24,14 +24,15 @@ def main():
     options = cli.parse_continuation(parser)
 
     dataset = data.load_dataset(options.train_csv, require_labels=True)
-    train_set, val_set = data.split_validation(dataset, options.val_size)
+    with cli.naming("--val-size", options.val_size):
+        train_set, val_set = data.split_validation(dataset, options.val_size)
 
-    from common import prediction, training  # TensorFlow loads only after the input checked out
+    from common import training  # TensorFlow loads only after the input checked out
 
-    model = prediction.load_model(options.model)
-    model_path = training.continue_training(model, options.model, train_set, val_set, options,
+    model_path = training.continue_training(options.model, train_set, val_set,
+                                            config.TrainingConfig.from_options(options),
                                             options.prev_epoch, options.last_epoch)
-    print(model_path)
+    cli.print_model_path(model_path)
 
 
 if __name__ == "__main__":

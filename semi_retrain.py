@@ -10,7 +10,7 @@ written as <val_acc>_<EXISTING basename> beside it unless --out-dir is given. Tr
 default to those saved with EXISTING.h5.
 """
 
-from common import cli, self_training
+from common import cli, config, self_training
 
 
 def main():
@@ -25,13 +25,18 @@ def main():
     cli.add_training_options(parser, from_model=True)
     options = cli.parse_continuation(parser)
 
-    from common import prediction, training  # TensorFlow loads now
+    with cli.naming("--val-size", options.val_size):
+        combined, val_set = self_training.load_training_sets(
+            options.train_csv, options.test_csv, options.predictor, options.val_size, options.labeled_ratio,
+            options.threshold, options.seed, options.strategy)
+    options.val_size = options.val_size or len(val_set)  # saved as the row count it became
 
-    model = prediction.load_model(options.model)
-    combined, val_set = self_training.load_training_sets(options)
-    model_path = training.continue_training(model, options.model, combined, val_set, options,
+    from common import training
+
+    model_path = training.continue_training(options.model, combined, val_set,
+                                            config.TrainingConfig.from_options(options),
                                             options.prev_epoch, options.last_epoch)
-    print(model_path)
+    cli.print_model_path(model_path)
 
 
 if __name__ == "__main__":

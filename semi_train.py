@@ -14,7 +14,7 @@ settings, prints the self-label counts per class and their accuracy on the hidde
 the model's path as its last line.
 """
 
-from common import cli, self_training
+from common import cli, config, self_training
 
 
 def main():
@@ -26,13 +26,17 @@ def main():
     cli.add_training_options(parser, recipes=True)
     options = cli.parse_training_options(parser)
 
-    combined, val_set = self_training.load_training_sets(options)
+    with cli.naming("--val-size", options.val_size):
+        combined, val_set = self_training.load_training_sets(
+            options.train_csv, options.test_csv, options.predictor, options.val_size, options.labeled_ratio,
+            options.threshold, options.seed, options.strategy)
+    options.val_size = options.val_size or len(val_set)  # saved as the row count it became
 
     from common import models, training
 
-    model_path = training.train_new_model(models.ARCHITECTURES[options.arch], combined, val_set, options,
-                                          prefix="semi_")
-    print(model_path)
+    model_path = training.train_new_model(models.ARCHITECTURES[options.arch], combined, val_set,
+                                          config.TrainingConfig.from_options(options), prefix="semi_")
+    cli.print_model_path(model_path)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ def main():
     val_set = None
     if options.eval:
         labelled = data.load_dataset(options.eval, require_labels=True)
-        train_part, val_set = data.split_validation(labelled, options.val_size, for_training=False)
+        with cli.naming("--val-size", options.val_size):
+            train_part, val_set = data.split_validation(labelled, options.val_size, for_training=False)
         copied, relabelled = data.exact_copies(val_set, train_part)
         print(f"{copied.sum()} of the {len(val_set)} validation rows have an exact pixel copy among the "
               f"training rows ({relabelled.sum()} of them with another label); 'unseen' leaves them out")

@@ -16,7 +16,7 @@ model's path as its last line. Validation rows are the first --val-size rows of 
 
 import os
 
-from common import cli, data
+from common import cli, config, data
 
 
 def main():
@@ -41,24 +41,27 @@ def main():
     if options.teacher and not os.path.exists(options.teacher):
         raise cli.UsageError(f"--teacher {options.teacher}: no such model file or model list")
     dataset = data.load_dataset(options.train_csv, require_labels=True)
-    train_set, val_set = data.split_validation(dataset, options.val_size)
+    with cli.naming("--val-size", options.val_size):
+        train_set, val_set = data.split_validation(dataset, options.val_size)
     options.val_size = options.val_size or len(val_set)  # saved as the row count it became
     if options.labeled_ratio < 1:
         train_set, _ = data.split_labelled(train_set, options.labeled_ratio, options.seed)
 
-    from common import models, training  # TensorFlow loads only after the input checked out
+    from common import distribution, models, training  # TensorFlow loads only after the input checked out
 
+    strategy = distribution.get_strategy(options.strategy)  # a multi-worker one precedes any other work
     soft_targets = None
     if options.teacher:
         from common import distillation
 
         distillation.check_teachers_validation(distillation.teacher_paths(options.teacher),
                                                len(val_set), len(dataset))
+        cache_folder = options.out_dir if distribution.is_chief(strategy) else None
         soft_targets = distillation.teacher_probabilities(options.teacher, train_set.images,
-                                                          options.teacher_tta, options.out_dir)
-    model_path = training.train_new_model(models.ARCHITECTURES[options.arch], train_set, val_set, options,
-                                          soft_targets=soft_targets)
-    print(model_path)
+                                                          options.teacher_tta, cache_folder)
+    model_path = training.train_new_model(models.ARCHITECTURES[options.arch], train_set, val_set,
+                                          config.TrainingConfig.from_options(options), soft_targets=soft_targets)
+    cli.print_model_path(model_path)
 
 
 if __name__ == "__main__":

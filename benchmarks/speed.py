@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/speed.py                                   # ../shared/fer2013/train.csv.gz
     python benchmarks/speed.py --data path/to/train.csv --quick  # under 3 minutes
+    python benchmarks/speed.py --quick --workers 2               # and one vs two local workers
 
 Rows of the table:
 - parsing the training CSV: the toolkit's loader against a naive per-row `str.split` parse (plain
@@ -17,26 +18,30 @@ Rows of the table:
   BatchNormalization; and the same model with `--precision bf16`) against plain `model.predict` of
   the same model, with the share of identical predicted labels (an untrained model: its near ties
   make the bf16 agreement a worst case);
+- inference images/s of every CNN of `train.py --arch`, each against the VGG-style CNN;
 - photos: predict.py's whole run (read, detect, crop, classify in batches, write predictions.csv
   and the annotated copies) on a folder of generated 640x480 photos with one real face each
-  against the detector alone (read, grey, detect) on the same photos, in alternating rounds.
+  against the detector alone (read, grey, detect) on the same photos, in alternating rounds;
+- with --workers N: training images/s of `train.py` (the report's recipe) on one worker against N
+  local workers (`--strategy multiworker`, TF_CONFIG over localhost ports) sharing this machine's
+  cores, same rows, epochs and global batch, in alternating rounds: the cost of synchronising.
 Without the real data, generated faces stand in (the output says so). Writes
 benchmarks/results/speed-<date>.json.
 """
 
-import argparse
 import datetime
 import gzip
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common import cli, data, files, synthetic  # noqa: E402  (needs the repo on sys.path)
+from common import cli, config, data, files, synthetic  # noqa: E402  (needs the repo on sys.path)
 
 DEFAULT_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                             "shared", "fer2013", "train.csv.gz")
@@ -119,7 +124,7 @@ def training_throughput(dataset, steps, warmup, path):
     if path in ("toolkit", "toolkit_keras_bn"):
         training.set_precision(cli.TRAINING_DEFAULTS["precision"])
         model = models.build_seed_cnn(fused_batch_norm=path == "toolkit")
-        training.compile_model(model, argparse.Namespace(**cli.TRAINING_DEFAULTS))
+        training.compile_model(model, config.TrainingConfig())
         pipeline = training.make_dataset(images, labels, model.input_shape[1:], BATCH_SIZE,
                                          augment="report", shuffle=True)
         model.fit(pipeline, epochs=1, steps_per_epoch=steps + warmup, verbose=0, shuffle=False,
@@ -133,6 +138,63 @@ def training_throughput(dataset, steps, warmup, path):
         y = keras.utils.to_categorical(labels, data.NUM_CLASSES)
         model.fit(x, y, batch_size=BATCH_SIZE, epochs=1, verbose=0, callbacks=[timer.callback])
     return timer.images_per_second()
+
+
+def training_rows(dataset, rounds, steps, warmup):
+    """The three training paths in alternating rounds, so machine noise hits all alike."""
+    toolkit, keras_bn, plain = [], [], []
+    for round_number in range(rounds):  # alternate, so machine noise hits all alike
+        toolkit.append(training_throughput(dataset, steps, warmup, "toolkit"))
+        keras_bn.append(training_throughput(dataset, steps, warmup, "toolkit_keras_bn"))
+        plain.append(training_throughput(dataset, steps, warmup, "plain"))
+        print(f"training round {round_number + 1}: toolkit {toolkit[-1]:.0f} images/s, the same with "
+              f"Keras's BatchNormalization {keras_bn[-1]:.0f}, plain fp32 fit {plain[-1]:.0f}", flush=True)
+    return {
+        "training_images_per_second": statistics.median(toolkit),
+        "training_keras_batch_norm_images_per_second": statistics.median(keras_bn),
+        "training_fused_batch_norm_speedup": statistics.median(toolkit) / statistics.median(keras_bn),
+        "training_plain_fp32_images_per_second": statistics.median(plain),
+        "training_speedup": statistics.median(toolkit) / statistics.median(plain),
+        "training_rounds": rounds, "training_timed_steps": steps, "batch_size": BATCH_SIZE,
+        "training_default_precision": cli.TRAINING_DEFAULTS["precision"],
+    }
+
+
+def training_run_speed(csv_path, workers, folder):
+    """Training images/s (from the chief's settings) of `train.py` on `csv_path` run by `workers`
+    local worker processes (1: an ordinary run)."""
+    from common import distribution
+
+    out_dir = tempfile.mkdtemp(dir=folder)
+    command = [sys.executable, os.path.join(files.REPOSITORY, "train.py"), csv_path, "--epochs", "2",
+               "--val-size", "256", "--out-dir", out_dir]
+    if workers > 1:
+        command += ["--strategy", "multiworker"]
+    environments = ([dict(os.environ, TF_CONFIG=tf_config) for tf_config in distribution.local_cluster(workers)]
+                    if workers > 1 else [dict(os.environ)])
+    processes = [subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for environment in environments]
+    outputs = [process.communicate() for process in processes]
+    if any(process.returncode for process in processes):
+        raise cli.RunFailed(f"a training run for the worker rows failed: {outputs[0][1].strip()[-500:]}")
+    model_path = outputs[0][0].strip().splitlines()[-1]
+    return files.read_json(files.settings_path(model_path))["training_images_per_second"]
+
+
+def worker_rows(dataset, workers, rows, rounds, folder):
+    """One worker against `workers` local workers, alternating, on the first `rows` faces."""
+    csv_path = os.path.join(folder, "workers.csv")
+    data.write_csv_dataset(csv_path, dataset.images[:rows], dataset.labels[:rows])
+    one, many = [], []
+    for round_number in range(rounds):
+        one.append(training_run_speed(csv_path, 1, folder))
+        many.append(training_run_speed(csv_path, workers, folder))
+        print(f"workers round {round_number + 1}: one worker {one[-1]:.0f} images/s, {workers} local "
+              f"workers {many[-1]:.0f}", flush=True)
+    return {"training_one_worker_images_per_second": statistics.median(one),
+            f"training_{workers}_local_workers_images_per_second": statistics.median(many),
+            "training_local_workers_speedup": statistics.median(many) / statistics.median(one),
+            "training_workers_rows": rows, "training_workers_epochs": 2}
 
 
 def inference_rows(dataset, rows, rounds):
@@ -168,6 +230,31 @@ def inference_rows(dataset, rows, rounds):
         "inference_bf16_speedup": statistics.median(bf16) / statistics.median(plain),
         "inference_bf16_label_agreement": float((bf16_probabilities.argmax(1) == plain_labels).mean()),
     }
+
+
+def architecture_rows(dataset, rows, rounds):
+    """Images/s of the prediction path (float32, as files hold models) for each CNN of train.py's
+    --arch, in alternating rounds; each against the VGG-style CNN's."""
+    import keras
+
+    from common import models, prediction
+
+    keras.mixed_precision.set_global_policy("float32")
+    built = {name: models.with_batch_norm(models.ARCHITECTURES[name](), fused=False)
+             for name in cli.CNN_ARCHITECTURES}
+    speeds = {name: [] for name in built}
+    images = dataset.images[:rows]
+    for model in built.values():  # traced once before timing
+        prediction.predict_probabilities(model, images[:256])
+    for _ in range(rounds):
+        for name, model in built.items():
+            _, seconds = timed(prediction.predict_probabilities, model, images)
+            speeds[name].append(len(images) / seconds)
+    results = {}
+    for name, values in speeds.items():
+        results[f"inference_{name}_images_per_second"] = statistics.median(values)
+        results[f"inference_{name}_vs_vgg"] = statistics.median(values) / statistics.median(speeds["vgg"])
+    return results
 
 
 def generated_photos(dataset, count, folder, seed=0):
@@ -237,6 +324,8 @@ def main():
     parser = cli.ArgumentParser(__doc__)
     parser.add_argument("--data", default=DEFAULT_DATA, help="the training CSV (.csv.gz) to measure on")
     parser.add_argument("--quick", action="store_true", help="fewer steps and rounds: under 3 minutes")
+    parser.add_argument("--workers", type=cli.positive_int,
+                        help="also compare train.py on one worker with this many local workers")
     parser.add_argument("--out-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                           "results"), help="folder for the JSON")
     options = parser.parse_args()
@@ -253,24 +342,14 @@ def main():
 
     from common import backend  # noqa: F401  (TensorFlow loads quietly)
 
-    toolkit, keras_bn, plain = [], [], []
-    for round_number in range(rounds):  # alternate, so machine noise hits all alike
-        toolkit.append(training_throughput(dataset, steps, warmup, "toolkit"))
-        keras_bn.append(training_throughput(dataset, steps, warmup, "toolkit_keras_bn"))
-        plain.append(training_throughput(dataset, steps, warmup, "plain"))
-        print(f"training round {round_number + 1}: toolkit {toolkit[-1]:.0f} images/s, the same with "
-              f"Keras's BatchNormalization {keras_bn[-1]:.0f}, plain fp32 fit {plain[-1]:.0f}", flush=True)
-    results.update({
-        "training_images_per_second": statistics.median(toolkit),
-        "training_keras_batch_norm_images_per_second": statistics.median(keras_bn),
-        "training_fused_batch_norm_speedup": statistics.median(toolkit) / statistics.median(keras_bn),
-        "training_plain_fp32_images_per_second": statistics.median(plain),
-        "training_speedup": statistics.median(toolkit) / statistics.median(plain),
-        "training_rounds": rounds, "training_timed_steps": steps, "batch_size": BATCH_SIZE,
-        "training_default_precision": cli.TRAINING_DEFAULTS["precision"],
-    })
+    results.update(training_rows(dataset, rounds, steps, warmup))
     results.update(inference_rows(dataset, inference_images, rounds))
+    results.update(architecture_rows(dataset, inference_images, rounds))
     results.update(photo_rows(dataset, 40 if options.quick else 200, rounds))
+    if options.workers and options.workers > 1:
+        with tempfile.TemporaryDirectory() as folder:
+            results.update(worker_rows(dataset, options.workers, 2000 if options.quick else 6000, rounds,
+                                       folder))
     results.update({"data": options.data if os.path.exists(options.data) else "generated faces",
                     "quick": options.quick, "date": datetime.datetime.now().isoformat(timespec="seconds"),
                     "cpu_count": os.cpu_count()})

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from common import files
-from common.cli import UsageError
+from common.cli import BadValue, UsageError
 
 CLASS_NAMES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 NUM_CLASSES = len(CLASS_NAMES)
@@ -181,13 +181,12 @@ def split_validation(dataset, val_size, for_training=True, fallback=2400):
         val_size = dataset.default_validation_rows or fallback
     rows = validation_row_count(len(dataset), val_size)
     if not for_training and rows == 0:
-        raise UsageError("--val-size 0: scoring needs validation rows; give a count or a fraction")
+        raise BadValue("scoring needs validation rows; give a count or a fraction")
     if not for_training and rows > len(dataset):
-        raise UsageError(f"--val-size {val_size}: {dataset.source} has only {len(dataset)} rows; "
-                         f"use a smaller --val-size")
+        raise BadValue(f"{dataset.source} has only {len(dataset)} rows; ask for fewer validation rows")
     if for_training and rows >= len(dataset):
-        raise UsageError(f"--val-size {val_size} leaves no training rows: {dataset.source} has "
-                         f"{len(dataset)} rows; use a smaller --val-size")
+        raise BadValue(f"leaves no training rows: {dataset.source} has {len(dataset)} rows; ask for "
+                       f"fewer validation rows")
     return dataset.subset(slice(rows, None)), dataset.subset(slice(0, rows))
 
 
@@ -207,12 +206,12 @@ def exact_copies(val_set, train_set):
     return copied, relabelled
 
 
-def select_rows(dataset, rows, option):
-    """The rows numbered (from 0) in `rows`; a UsageError names `option` when one is out of range."""
+def select_rows(dataset, rows):
+    """The rows numbered (from 0) in `rows`; a BadValue when one is out of range."""
     for row in rows:
         if row >= len(dataset):
-            raise UsageError(f"{option}: row {row} is out of range; {dataset.source} has "
-                             f"{len(dataset)} rows (0..{len(dataset) - 1})")
+            raise BadValue(f"row {row} is out of range; {dataset.source} has {len(dataset)} rows "
+                           f"(0..{len(dataset) - 1})")
     return dataset.subset(rows)
 
 

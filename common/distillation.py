@@ -62,12 +62,13 @@ def cache_key(paths, images, tta):
 
 
 def teacher_probabilities(teacher, images, tta, cache_folder):
-    """(rows, 7) averaged teacher probabilities of `images`, from the cache when it has them."""
+    """(rows, 7) averaged teacher probabilities of `images`, from the cache in `cache_folder` when it
+    has them, else computed and kept there (`cache_folder=None`: computed, not kept)."""
     from common import prediction  # TensorFlow loads here
 
     paths = teacher_paths(teacher)
-    cache_path = os.path.join(cache_folder, f".teacher-{cache_key(paths, images, tta)}.npy")
-    if os.path.exists(cache_path):
+    cache_path = cache_folder and os.path.join(cache_folder, f".teacher-{cache_key(paths, images, tta)}.npy")
+    if cache_path and os.path.exists(cache_path):
         print(f"teacher probabilities from {cache_path}")
         return np.load(cache_path, allow_pickle=False)
     classifier = prediction.load_classifier(teacher)
@@ -76,8 +77,9 @@ def teacher_probabilities(teacher, images, tta, cache_folder):
     else:
         probabilities = (classifier.probabilities(images)
                          + classifier.probabilities(images[:, :, ::-1])) / 2
-    with files.atomic_output(cache_path) as temporary_path, open(temporary_path, "wb") as handle:
-        np.save(handle, probabilities.astype(np.float32))
+    if cache_path:
+        with files.atomic_output(cache_path) as temporary_path, open(temporary_path, "wb") as handle:
+            np.save(handle, probabilities.astype(np.float32))
     return probabilities
 
 

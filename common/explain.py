@@ -11,7 +11,7 @@ import tensorflow as tf
 from sklearn import metrics
 
 from common import prediction
-from common.cli import UsageError
+from common.cli import BadValue, UsageError
 from common.data import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
 
 
@@ -111,11 +111,10 @@ def last_conv_layer_name(model):
 
 
 def conv_layer(model, name):
-    """The convolution layer called `name`; a UsageError lists the model's convolution layers."""
+    """The convolution layer called `name`; a BadValue lists the model's convolution layers."""
     names = conv_layer_names(model)
     if name not in names:
-        raise UsageError(f"--layer {name}: no such convolution layer; this model has "
-                         + ", ".join(names))
+        raise BadValue("no such convolution layer; this model has " + ", ".join(names))
     return model.get_layer(name)
 
 

@@ -79,21 +79,35 @@ def build_vgg_cnn(dropout_rate=0.4):
     32/64/128/256 filters), each closed by MaxPool, then global average pooling, Dense 256 with
     dropout, and the 7-way softmax. 1,978,279 trainable parameters; about as fast to train as the seed
     CNN, since its wider layers work on smaller maps."""
+    return _vgg_style_cnn("vgg_cnn", (32, 64, 128, 256), dropout_rate)
+
+
+def build_small_cnn(dropout_rate=0.3):
+    """A small, fast CNN for CPUs and phones: the VGG-style layout at half the width (16/32/64/128
+    filters, Dense 128). 495,831 trainable parameters, about a quarter of the VGG-style CNN's
+    multiply-adds."""
+    return _vgg_style_cnn("small_cnn", (16, 32, 64, 128), dropout_rate)
+
+
+def _vgg_style_cnn(name, stage_filters, dropout_rate):
+    """Stages of 2, 2, 3, 3 Conv3x3+BN+ReLU with `stage_filters`, each closed by MaxPool; global
+    average pooling; a Dense layer as wide as the last stage, with dropout; the 7-way softmax."""
     inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
     x = layers.Rescaling(1.0 / 255, name="scale_pixels")(inputs)
-    for stage, (filters, convs) in enumerate(((32, 2), (64, 2), (128, 3), (256, 3)), start=1):
+    for stage, (filters, convs) in enumerate(zip(stage_filters, (2, 2, 3, 3)), start=1):
         for conv in range(1, convs + 1):
             x = layers.Conv2D(filters, 3, padding="same", use_bias=False,
                               name=f"stage{stage}_conv{conv}")(x)
             x = FusedBatchNormalization(name=f"stage{stage}_bn{conv}")(x)
             x = layers.Activation("relu", name=f"stage{stage}_relu{conv}")(x)
         x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)  # 48 -> 24 -> 12 -> 6 -> 3
-    x = layers.GlobalAveragePooling2D(name="average_pool")(x)  # (3, 3, 256) -> (256,)
-    x = layers.Dense(256, activation="relu", name="dense256")(x)
-    x = layers.Dropout(dropout_rate, name="dense256_dropout")(x)
+    x = layers.GlobalAveragePooling2D(name="average_pool")(x)  # (3, 3, last filters) -> (last filters,)
+    units = stage_filters[-1]
+    x = layers.Dense(units, activation="relu", name=f"dense{units}")(x)
+    x = layers.Dropout(dropout_rate, name=f"dense{units}_dropout")(x)
     x = layers.Dense(NUM_CLASSES, name="logits")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="vgg_cnn")
+    return keras.Model(inputs, outputs, name=name)
 
 
 def build_resnet_cnn(dropout_rate=0.4):
@@ -146,6 +160,7 @@ def build_dnn(dropout_rate=0.2):
 ARCHITECTURES = {
     "seed": build_seed_cnn,
     "vgg": build_vgg_cnn,
+    "small": build_small_cnn,
     "resnet": build_resnet_cnn,
     "dnn": build_dnn,
 }

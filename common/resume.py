@@ -7,6 +7,9 @@ history rows so far) with `best_weights.npz` (the weights of the best epoch so f
 removed once the finished model is saved. The data order and augmentation draws after a resume
 start from the run's seed again, so a resumed run ends with the same files and epochs as an
 uninterrupted one, but not with bit-identical weights.
+
+In a multi-worker run only the chief writes the folder; the other workers read it to resume from
+the same epoch (so `--out-dir` must be a folder they share).
 """
 
 import hashlib
@@ -22,9 +25,10 @@ from common import files
 EXCLUDED_FROM_KEY = ("restart", "out_dir", "strategy")  # options that do not change what is trained
 
 
-def run_folder(out_dir, script, options):
-    """The backup folder of the run `options` describe (the same command gives the same folder)."""
-    described = {name: value for name, value in sorted(vars(options).items())
+def run_folder(out_dir, script, command_options):
+    """The backup folder of the run `command_options` (a mapping of every option) describe: the same
+    command gives the same folder."""
+    described = {name: value for name, value in sorted(command_options.items())
                  if name not in EXCLUDED_FROM_KEY and not callable(value)}
     digest = hashlib.sha256(json.dumps([script, described], sort_keys=True, default=str).encode())
     return os.path.join(out_dir, f".run-{os.path.splitext(script)[0]}-{digest.hexdigest()[:12]}")
@@ -33,9 +37,9 @@ def run_folder(out_dir, script, options):
 class RunBackup:
     """The kept state of one run: what to restore before training, what to save after each epoch."""
 
-    def __init__(self, folder, restart=False):
-        self.folder = folder
-        if restart and os.path.isdir(folder):
+    def __init__(self, folder, restart=False, writer=True):
+        self.folder, self.restart, self.writer = folder, restart, writer
+        if restart and writer and os.path.isdir(folder):
             shutil.rmtree(folder)
         self.keras_folder = os.path.join(folder, "keras")
         self.state_path = os.path.join(folder, "state.json")
@@ -44,7 +48,7 @@ class RunBackup:
     def finished_epochs(self):
         """Epochs finished by an earlier, interrupted attempt (0 when there was none)."""
         path = os.path.join(self.keras_folder, "training_metadata.json")
-        if not os.path.exists(path):
+        if self.restart or not os.path.exists(path):
             return 0
         with open(path) as handle:
             return int(json.load(handle)["epoch"])
@@ -56,7 +60,10 @@ class RunBackup:
 
     def callbacks(self, best_weights, history_rows):
         """Our state first, then Keras's checkpoint: a kill between the two leaves our state one
-        epoch ahead, which `saved_rows` cuts back to Keras's epoch."""
+        epoch ahead, which `saved_rows` cuts back to Keras's epoch. A reader (not the chief) only
+        restores."""
+        if not self.writer:
+            return [] if self.restart else [_RestoreOnly(self.keras_folder, delete_checkpoint=False)]
         return [_StateSaver(self, best_weights, history_rows),
                 keras.callbacks.BackupAndRestore(self.keras_folder, delete_checkpoint=False)]
 
@@ -70,7 +77,15 @@ class RunBackup:
             best_weights.weights = weights
 
     def remove(self):
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.writer:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class _RestoreOnly(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore that restores the kept state at the start and never writes it."""
+
+    def _save_model(self):
+        pass
 
 
 class _StateSaver(keras.callbacks.Callback):

@@ -12,34 +12,35 @@ def confident_rows(probabilities, threshold):
     return confident, probabilities[confident].argmax(axis=1)
 
 
-def load_training_sets(options):
-    """The training set (labelled plus confidently self-labelled rows) and the validation set, from
-    the options of semi_train.py and semi_retrain.py: `train_csv`, `test_csv`, `val_size`,
-    `predictor`, `labeled_ratio`, `threshold` and `seed`.
+def load_training_sets(train_csv, test_csv, predictor_path, val_size, labeled_ratio, threshold, seed,
+                       strategy="default"):
+    """The training set (labelled plus confidently self-labelled rows) and the validation set (the
+    first `val_size` rows of `train_csv`), for semi_train.py and semi_retrain.py.
 
-    The rows of a --labeled-ratio share of the training set keep their labels; the predictor labels
-    the other training rows and every test row, and those labelled with a highest probability
-    >= threshold join the training set. Prints how many rows were self-labelled per class, and how
-    many self-labels on the training rows whose labels were hidden are correct.
+    The rows of a `labeled_ratio` share of the training set (chosen with `seed`) keep their labels;
+    the model at `predictor_path` labels the other training rows and every test row, and those
+    labelled with a highest probability >= `threshold` join the training set. Prints how many rows
+    were self-labelled per class, and how many self-labels on the rows whose labels were hidden are
+    correct. `strategy` names the run's distribution strategy, started before the predictor runs.
     """
-    dataset = data.load_dataset(options.train_csv, require_labels=True)
-    train_set, val_set = data.split_validation(dataset, options.val_size)
-    options.val_size = options.val_size or len(val_set)  # saved as the row count it became
-    test_set = data.load_dataset(options.test_csv, part="test")
-    labelled, hidden = data.split_labelled(train_set, options.labeled_ratio, options.seed)
+    dataset = data.load_dataset(train_csv, require_labels=True)
+    train_set, val_set = data.split_validation(dataset, val_size)
+    test_set = data.load_dataset(test_csv, part="test")
+    labelled, hidden = data.split_labelled(train_set, labeled_ratio, seed)
     unlabelled_images = np.concatenate([hidden.images, test_set.images])
 
-    from common import prediction  # TensorFlow loads only after the data checked out
+    from common import distribution, prediction  # TensorFlow loads only after the data checked out
 
-    predictor = prediction.load_model(options.predictor)
+    distribution.get_strategy(strategy)  # a multi-worker strategy precedes TensorFlow's work
+    predictor = prediction.load_model(predictor_path)
     probabilities = prediction.predict_probabilities(predictor, unlabelled_images)
-    rows, labels = confident_rows(probabilities, options.threshold)
+    rows, labels = confident_rows(probabilities, threshold)
     self_labelled = data.Dataset(unlabelled_images[rows], labels, rows.astype(np.int64), "self-labelled")
     counts = np.bincount(labels, minlength=data.NUM_CLASSES)
-    print(f"{len(labelled)} labelled training rows ({options.labeled_ratio:g} of {len(train_set)}); "
+    print(f"{len(labelled)} labelled training rows ({labeled_ratio:g} of {len(train_set)}); "
           f"{len(unlabelled_images)} unlabelled ({len(hidden)} training rows with hidden labels "
           f"+ {len(test_set)} test rows)")
-    print(f"self-labelled {len(rows)} rows with max probability >= {options.threshold:g}: "
+    print(f"self-labelled {len(rows)} rows with max probability >= {threshold:g}: "
           + ", ".join(f"{name} {count}" for name, count in zip(data.CLASS_NAMES, counts)))
     on_hidden = rows < len(hidden)
     if on_hidden.any():

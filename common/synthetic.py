@@ -65,11 +65,18 @@ def generate_faces(rows, seed=0):
         brow = (np.abs(y - brow_line) <= 0.9) & (np.abs(x - eye_x) <= 3.8 * scale)
         images = np.where(brow, dark, images)
 
-    mouth_x = center_x
-    mouth_y = center_y + 10 * scale
+    tilt_sign = per_face(rng.choice([-1.0, 1.0], rows))
+    mouth = _mouth(x, y, center_x, center_y + 10 * scale, scale, tilt_sign, expression)
+    images = np.where(mouth, dark, images)
+
+    images = images + rng.normal(0, 12, size=images.shape)
+    return np.clip(np.rint(images), 0, 255).astype(np.uint8), labels.astype(np.int64)
+
+
+def _mouth(x, y, mouth_x, mouth_y, scale, tilt_sign, expression):
+    """Where the mouth is dark (rows, 48, 48): the lips, curved and tilted, and any opening."""
     half_width = 6.5 * scale
     across = np.clip((x - mouth_x) / half_width, -1, 1)
-    tilt_sign = per_face(rng.choice([-1.0, 1.0], rows))
     mouth_line = (mouth_y - expression("mouth_curve") * across ** 2
                   + tilt_sign * expression("mouth_tilt") * (x - mouth_x))
     lips = (np.abs(y - mouth_line) <= 0.9) & (np.abs(x - mouth_x) <= half_width)
@@ -77,10 +84,7 @@ def generate_faces(rows, seed=0):
     open_height = expression("open_height") * scale
     opening = (((x - mouth_x) / np.maximum(open_width, 1e-6)) ** 2
                + ((y - mouth_y) / np.maximum(open_height, 1e-6)) ** 2 <= 1) & (open_width > 0)
-    images = np.where(lips | opening, dark, images)
-
-    images = images + rng.normal(0, 12, size=images.shape)
-    return np.clip(np.rint(images), 0, 255).astype(np.uint8), labels.astype(np.int64)
+    return lips | opening
 
 
 def photo_with_face(face, rng, height=480, width=640):

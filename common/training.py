@@ -8,6 +8,7 @@ accuracy of the epoch it keeps (`--keep`), its history and its settings, atomica
 replacing anything.
 """
 
+import contextlib
 import logging
 import os
 import sys
@@ -19,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import augmentation, data, distillation, files, models, prediction, resume
+from common import augmentation, data, distillation, distribution, files, models, prediction, resume
 from common.cli import RunFailed
 from common.data import NUM_CLASSES
 
@@ -33,40 +34,41 @@ def set_precision(precision):
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[precision])
 
 
-def compile_model(model, options, steps_per_epoch=None):
-    """Compiles `model` with the optimiser, learning-rate schedule, loss and weight decay `options`
-    name (see `cli.add_training_options`); the report's recipe is Adam at a constant 1e-3 with plain
+def compile_model(model, config, steps_per_epoch=None):
+    """Compiles `model` with the optimiser, learning-rate schedule, loss and weight decay of `config`
+    (a `config.TrainingConfig`); the report's recipe is Adam at a constant 1e-3 with plain
     categorical cross-entropy. A schedule needs `steps_per_epoch`."""
-    learning_rate = learning_rate_schedule(options, steps_per_epoch)
-    weight_decay = options.weight_decay or None
-    average = {"use_ema": True, "ema_momentum": options.ema} if getattr(options, "ema", 0) else {}
-    if options.optimizer == "sgd":
+    learning_rate = learning_rate_schedule(config.schedule, config.learning_rate, config.warmup_epochs,
+                                           config.epochs, steps_per_epoch)
+    weight_decay = config.weight_decay or None
+    average = {"use_ema": True, "ema_momentum": config.ema} if config.ema else {}
+    if config.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True,
                                          weight_decay=weight_decay, **average)
-    elif options.optimizer == "adamw":
-        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=options.weight_decay, **average)
+    elif config.optimizer == "adamw":
+        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=config.weight_decay, **average)
     else:
         optimizer = keras.optimizers.Adam(learning_rate, weight_decay=weight_decay, **average)
     if weight_decay:  # decay the convolution and dense kernels, not BN scales/offsets or biases
         optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    if getattr(options, "teacher", None):  # targets carry the teachers' probabilities too
-        loss = distillation.DistillationLoss(options.distill_weight, options.temperature,
-                                             options.label_smoothing)
+    if config.teacher:  # targets carry the teachers' probabilities too
+        loss = distillation.DistillationLoss(config.distill_weight, config.temperature,
+                                             config.label_smoothing)
         model.compile(optimizer=optimizer, loss=loss, metrics=[distillation.accuracy])
         return
-    loss = keras.losses.CategoricalCrossentropy(label_smoothing=options.label_smoothing)
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
 
 
-def learning_rate_schedule(options, steps_per_epoch):
-    """`constant`: --learning-rate throughout. `cosine`: a linear warm-up from 1% of --learning-rate
-    over --warmup-epochs, then a cosine decay to zero at the last of --epochs."""
-    if options.schedule == "constant":
-        return options.learning_rate
-    warmup_steps = options.warmup_epochs * steps_per_epoch
+def learning_rate_schedule(schedule, learning_rate, warmup_epochs, epochs, steps_per_epoch):
+    """`constant`: `learning_rate` throughout. `cosine`: a linear warm-up from 1% of `learning_rate`
+    over `warmup_epochs`, then a cosine decay to zero at the end of `epochs`."""
+    if schedule == "constant":
+        return learning_rate
+    warmup_steps = warmup_epochs * steps_per_epoch
     return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=options.learning_rate * 0.01, warmup_target=options.learning_rate,
-        warmup_steps=warmup_steps, decay_steps=max(options.epochs * steps_per_epoch - warmup_steps, 1),
+        initial_learning_rate=learning_rate * 0.01, warmup_target=learning_rate,
+        warmup_steps=warmup_steps, decay_steps=max(epochs * steps_per_epoch - warmup_steps, 1),
         alpha=0.0)
 
 
@@ -102,12 +104,14 @@ def make_dataset(images, labels, model_input_shape, batch_size, augment="none", 
         return batch_images, targets
 
     dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    sharding = tf.data.Options()  # several workers given this pipeline each keep every n-th batch
+    sharding.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(sharding)
 
 
-def fit(model, train_set, val_set, options, initial_epoch=0, backup=None, best_so_far=None,
-        soft_targets=None):
-    """Trains `model` from `initial_epoch` up to `options.epochs` and returns the history rows of
+def fit(model, train_set, val_set, config, initial_epoch=0, backup=None, best_so_far=None,
+        soft_targets=None, strategy=None):
+    """Trains `model` from `initial_epoch` up to `config.epochs` and returns the history rows of
     those epochs, a summary of the run, and the last epoch's weights when the model is left with
     other (kept) ones, else None.
 
@@ -115,32 +119,26 @@ def fit(model, train_set, val_set, options, initial_epoch=0, backup=None, best_s
     `soft_targets` (training rows, 7): the teachers' probabilities, for distillation.
     `backup` (a `resume.RunBackup`) keeps the training state after every epoch and, when an earlier
     attempt of the same run was interrupted, continues after its last finished epoch.
-    `options.keep == "best"` leaves the model with the weights of its epoch of highest validation
+    `strategy` (see `common.distribution`): with several workers each trains on its share of the rows.
+    `config.keep == "best"` leaves the model with the weights of its epoch of highest validation
     accuracy (the summary's `kept_epoch`); "last" with those of the last epoch. With no validation
     rows the last epoch is kept and validation figures are None.
     """
-    train_data, val_data = _fit_datasets(model, train_set, val_set, options, soft_targets)
+    strategy = strategy or tf.distribute.get_strategy()
+    train_data, val_data = _fit_datasets(model, train_set, val_set, config, soft_targets, strategy)
+    target_width = NUM_CLASSES * (1 if soft_targets is None else 2)
+    distribution.prepare_for_workers(model, strategy, ((1, *model.input_shape[1:]), (1, target_width)))
     best_weights, rows = BestWeights(*(best_so_far or ())), []
     callbacks = [best_weights, HistoryRows(rows), StopOnNonFiniteLoss()]
-    resumed_epochs = _resume(backup, initial_epoch, options.epochs, best_weights, rows, callbacks)
+    resumed_epochs = _resume(backup, initial_epoch, config.epochs, best_weights, rows, callbacks)
     started = time.perf_counter()
-    class_weight = (balanced_class_weights(train_set.labels) if options.class_weight == "balanced"
-                    else None)
-    try:
-        model.fit(train_data, validation_data=val_data, epochs=options.epochs,
+    class_weight = balanced_class_weights(train_set.labels) if config.class_weight == "balanced" else None
+    with _reported_stops(backup, rows, initial_epoch):
+        model.fit(train_data, validation_data=val_data, epochs=config.epochs,
                   initial_epoch=initial_epoch, shuffle=False, callbacks=callbacks,
                   class_weight=class_weight, verbose=1 if sys.stdout.isatty() else 2)
-    except KeyboardInterrupt:
-        if backup is not None and rows:
-            print(f"\ninterrupted after epoch {rows[-1][0]}: run the same command again to continue "
-                  f"from there (add --restart to start over)", file=sys.stderr)
-        raise
-    except RunFailed:
-        if backup is not None:
-            backup.remove()
-        raise
     wall_seconds = time.perf_counter() - started
-    kept_epoch, kept_accuracy, last_weights = _keep_weights(model, options, best_weights, rows,
+    kept_epoch, kept_accuracy, last_weights = _keep_weights(model, config, best_weights, rows,
                                                             train_data, val_data)
     summary = {"wall_seconds": round(wall_seconds, 1),
                "training_images_per_second": round(
@@ -154,15 +152,46 @@ def fit(model, train_set, val_set, options, initial_epoch=0, backup=None, best_s
     return rows, summary, last_weights
 
 
-def _fit_datasets(model, train_set, val_set, options, soft_targets):
-    """The training and validation pipelines (the latter None when there are no validation rows)."""
+@contextlib.contextmanager
+def _reported_stops(backup, rows, initial_epoch):
+    """Around `model.fit`: says how to continue after Ctrl-C, drops the backup of a failed run, and
+    turns a lost worker into a RunFailed."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if backup is not None and rows:
+            print(f"\ninterrupted after epoch {rows[-1][0]}: run the same command again to continue "
+                  f"from there (add --restart to start over)", file=sys.stderr)
+        raise
+    except RunFailed:
+        if backup is not None:
+            backup.remove()
+        raise
+    except distribution.LOST_WORKER_ERRORS as error:
+        raise RunFailed(distribution.describe_lost_worker(error, rows[-1][0] if rows else initial_epoch)) from None
+
+
+def _fit_datasets(model, train_set, val_set, config, soft_targets, strategy):
+    """The training and validation pipelines (the latter None when there are no validation rows).
+    With several workers, each worker's training pipeline holds its own share of the rows."""
     input_shape = tuple(model.input_shape[1:])
-    train_data = make_dataset(train_set.images, train_set.labels, input_shape, options.batch_size,
-                              options.augment, shuffle=True, seed=options.seed, soft_targets=soft_targets)
+
+    def training_pipeline(shard_count=1, shard_index=0, batch_size=config.batch_size):
+        rows = distribution.shard_rows(np.arange(len(train_set)), shard_count, shard_index)
+        return make_dataset(train_set.images[rows], train_set.labels[rows], input_shape, batch_size,
+                            config.augment, shuffle=True, seed=config.seed + shard_index,
+                            soft_targets=None if soft_targets is None else soft_targets[rows])
+
+    if distribution.is_multi_worker(strategy):
+        train_data = strategy.distribute_datasets_from_function(
+            lambda context: training_pipeline(context.num_input_pipelines, context.input_pipeline_id,
+                                              context.get_per_replica_batch_size(config.batch_size)))
+    else:
+        train_data = training_pipeline()
     if not len(val_set):
         return train_data, None
     val_soft_targets = None if soft_targets is None else np.eye(NUM_CLASSES)[val_set.labels]
-    return train_data, make_dataset(val_set.images, val_set.labels, input_shape, options.batch_size,
+    return train_data, make_dataset(val_set.images, val_set.labels, input_shape, config.batch_size,
                                     soft_targets=val_soft_targets)
 
 
@@ -181,17 +210,17 @@ def _resume(backup, initial_epoch, epochs, best_weights, rows, callbacks):
     return len(rows)
 
 
-def _keep_weights(model, options, best_weights, rows, train_data, val_data):
+def _keep_weights(model, config, best_weights, rows, train_data, val_data):
     """Leaves the model with the weights to save; returns (kept epoch, its validation accuracy or
     None, the last epoch's weights when other weights are kept, else None)."""
-    keep_best = options.keep == "best" and val_data is not None
+    keep_best = config.keep == "best" and val_data is not None
     kept_epoch = best_weights.best_epoch if keep_best else rows[-1][0]
     kept_accuracy = best_weights.best_accuracy if keep_best else _or_none(rows[-1][-1])
-    if getattr(options, "ema", 0):  # Keras left the averaged weights in the model after fit
+    if config.ema:  # Keras left the averaged weights in the model after fit
         recompute_batch_norm_statistics(model, train_data)
         if val_data is not None:
             kept_accuracy = float(model.evaluate(val_data, verbose=0, return_dict=True)["accuracy"])
-            print(f"averaged weights (--ema {options.ema}): val accuracy {kept_accuracy:.4f}")
+            print(f"averaged weights (decay {config.ema}): val accuracy {kept_accuracy:.4f}")
     if kept_epoch == rows[-1][0]:
         return kept_epoch, kept_accuracy, None
     last_weights = model.get_weights()
@@ -342,55 +371,79 @@ def read_last_epoch_weights(model_path):
         return None if group is None else [group[str(index)][()] for index in range(len(group))]
 
 
-def train_new_model(build_model, train_set, val_set, options, prefix="", soft_targets=None):
-    """Seeds, sets the precision, builds, compiles, trains and saves a model; returns its path.
+def train_new_model(build_model, train_set, val_set, config, prefix="", soft_targets=None):
+    """Seeds, sets the precision, builds, compiles, trains and saves a model; returns its path (None
+    on a worker other than the chief, which saves nothing).
 
-    `options` is the script's parsed arguments (see `cli.add_training_options`); all of them are
-    saved in the settings file beside the model.
+    `config` is the run's `config.TrainingConfig`; its command's options are all saved in the
+    settings file beside the model.
     """
-    seed_everything(options)
-    set_precision(options.precision)
-    if options.strategy == "mirrored":
-        strategy = tf.distribute.MirroredStrategy()
-    else:
-        strategy = tf.distribute.get_strategy()
+    strategy = start_strategy(config)
+    seed_everything(config.seed, config.deterministic)
+    set_precision(config.precision)
     with strategy.scope():
         model = build_model()
-        compile_model(model, options, steps_per_epoch(train_set, options))
+        compile_model(model, config, steps_per_epoch(len(train_set), config.batch_size, strategy))
     print(f"{model.name}: {models.trainable_parameter_count(model):,} trainable parameters "
           f"({model.count_params():,} in all); {len(train_set)} training rows, "
           f"{len(val_set)} validation rows from {train_set.source}")
-    backup = resume.RunBackup(resume.run_folder(options.out_dir, script_name(), options), options.restart)
-    rows, summary, last_weights = fit(model, train_set, val_set, options, backup=backup,
-                                      soft_targets=soft_targets)
-    settings = run_settings(options, model, train_set, val_set, summary)
-    model_path = save_trained_model(model, options.out_dir, rows, settings, prefix, last_weights)
+    backup = make_backup(config, strategy, 0, train_set, val_set)
+    rows, summary, last_weights = fit(model, train_set, val_set, config, backup=backup,
+                                      soft_targets=soft_targets, strategy=strategy)
+    if not distribution.is_chief(strategy):
+        return None
+    settings = run_settings(config, model, train_set, val_set, summary)
+    model_path = save_trained_model(model, config.out_dir, rows, settings, prefix, last_weights)
     backup.remove()
     return model_path
 
 
-def continue_training(model, model_path, train_set, val_set, options, first_epoch, last_epoch):
-    """Trains a loaded model from `first_epoch` to `last_epoch` and saves it as
-    `<val acc>_<old model name>` with the old history followed by the new epochs."""
-    seed_everything(options)
-    model = models.with_batch_norm(model, fused=True)  # files hold Keras's layer; train the fast one
-    options.epochs = last_epoch  # a cosine schedule spans epochs 1..LAST_EPOCH, resumed at its step
-    compile_model(model, options, steps_per_epoch(train_set, options))
-    restored = restore_optimizer_state(model, model_path)
+def start_strategy(config):
+    """The run's distribution strategy, checked against the batch size."""
+    strategy = distribution.get_strategy(config.strategy)
+    distribution.check_batch_size(strategy, config.batch_size)
+    return strategy
+
+
+def make_backup(config, strategy, initial_epoch, train_set, val_set):
+    """The run's backup (the chief writes it, other workers only read it), after checking that
+    every worker is about to train the same thing from the same epoch."""
+    folder = resume.run_folder(config.out_dir, script_name(), config.command_options)
+    backup = resume.RunBackup(folder, config.restart, writer=distribution.is_chief(strategy))
+    arrays = [train_set.images, train_set.labels, val_set.images, val_set.labels]
+    distribution.check_workers_agree(strategy, config.command_options, ("out_dir",), arrays,
+                                     max(backup.finished_epochs(), initial_epoch))
+    return backup
+
+
+def continue_training(model_path, train_set, val_set, config, first_epoch, last_epoch):
+    """Trains the model of `model_path` from `first_epoch` to `last_epoch` and saves it as
+    `<val acc>_<old model name>` with the old history followed by the new epochs; returns its path
+    (None on a worker other than the chief)."""
+    config = config.until_epoch(last_epoch)  # a cosine schedule spans epochs 1..LAST_EPOCH, resumed
+    strategy = start_strategy(config)
+    seed_everything(config.seed, config.deterministic)
+    with strategy.scope():
+        # files hold Keras's batch normalisation; train with the fast one
+        model = models.with_batch_norm(prediction.load_model(model_path), fused=True)
+        compile_model(model, config, steps_per_epoch(len(train_set), config.batch_size, strategy))
+        restored = restore_optimizer_state(model, model_path)
     print(f"continuing {model_path} at epoch {first_epoch + 1}; "
           + ("optimizer state restored" if restored else "no matching saved optimizer state, "
                                                      "starting a fresh one"))
-    best_so_far = _continue_from_last_epoch(model, model_path, options.keep)
-    backup = resume.RunBackup(resume.run_folder(options.out_dir, script_name(), options), options.restart)
-    rows, summary, last_weights = fit(model, train_set, val_set, options, initial_epoch=first_epoch,
-                                      backup=backup, best_so_far=best_so_far)
+    best_so_far = _continue_from_last_epoch(model, model_path, config.keep)
+    backup = make_backup(config, strategy, first_epoch, train_set, val_set)
+    rows, summary, last_weights = fit(model, train_set, val_set, config, initial_epoch=first_epoch,
+                                      backup=backup, best_so_far=best_so_far, strategy=strategy)
+    if not distribution.is_chief(strategy):
+        return None
     history = files.read_history(model_path) + rows
-    settings = run_settings(options, model, train_set, val_set, summary)
+    settings = run_settings(config, model, train_set, val_set, summary)
     settings["continued_from"] = os.path.basename(model_path)
     old_stem = os.path.splitext(os.path.basename(model_path))[0]
     kept_accuracy = summary["kept_val_accuracy"]
     new_stem = (files.model_stem(kept_accuracy) if kept_accuracy is not None else "all_rows") + "_" + old_stem
-    model_path = _save(model, files.free_model_path(options.out_dir, new_stem), history, settings,
+    model_path = _save(model, files.free_model_path(config.out_dir, new_stem), history, settings,
                        last_weights)
     backup.remove()
     return model_path
@@ -413,11 +466,11 @@ def _continue_from_last_epoch(model, model_path, keep):
     return best_so_far
 
 
-def seed_everything(options):
-    """Seeds Python, NumPy and TensorFlow; `--deterministic` also fixes the order of TensorFlow's
+def seed_everything(seed, deterministic=False):
+    """Seeds Python, NumPy and TensorFlow; `deterministic` also fixes the order of TensorFlow's
     multi-threaded operations."""
-    keras.utils.set_random_seed(options.seed)
-    if options.deterministic:
+    keras.utils.set_random_seed(seed)
+    if deterministic:
         tf.config.experimental.enable_op_determinism()
 
 
@@ -425,8 +478,11 @@ def script_name():
     return os.path.basename(sys.argv[0])
 
 
-def steps_per_epoch(train_set, options):
-    return -(-len(train_set) // options.batch_size)
+def steps_per_epoch(rows, batch_size, strategy=None):
+    """Batches per epoch of `rows` training rows; with several workers, of each worker's equal share
+    of them."""
+    workers = distribution.worker_index_and_count(strategy)[1] if strategy else 1
+    return -(-(rows // workers) // (batch_size // workers))
 
 
 def restore_optimizer_state(model, model_path):
@@ -449,9 +505,9 @@ def restore_optimizer_state(model, model_path):
     return True
 
 
-def run_settings(options, model, train_set, val_set, summary):
+def run_settings(config, model, train_set, val_set, summary):
     """Everything needed to say how a model was made: the options, data sizes, versions, timings."""
-    settings = {name: value for name, value in vars(options).items() if not callable(value)}
+    settings = {name: value for name, value in config.command_options.items() if not callable(value)}
     settings.update(summary)
     settings.update({
         "command": " ".join([script_name()] + sys.argv[1:]),

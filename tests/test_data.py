@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from common import data, synthetic
-from common.cli import UsageError
+from common.cli import BadValue, UsageError
 from helpers import run_script
 
 
@@ -79,7 +79,7 @@ def test_validation_rows_are_the_first_rows(train_csv):
     np.testing.assert_array_equal(train.labels, dataset.labels[64:])
     _, tenth = data.split_validation(dataset, 0.1)
     assert len(tenth) == 32
-    with pytest.raises(UsageError, match="leaves no training rows"):
+    with pytest.raises(BadValue, match="leaves no training rows"):  # scripts name the option
         data.split_validation(dataset, 320)
 
 

@@ -116,7 +116,7 @@ def test_scoring_may_use_every_row_of_a_small_file():
     dataset = data.Dataset(faces(30), np.zeros(30, int), np.arange(30), "small.csv")
     _, val_set = data.split_validation(dataset, 30, for_training=False)
     assert len(val_set) == 30
-    with pytest.raises(cli.UsageError, match="has only 30 rows"):
+    with pytest.raises(cli.BadValue, match="has only 30 rows"):
         data.split_validation(dataset, 31, for_training=False)
 
 

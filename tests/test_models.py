@@ -33,6 +33,17 @@ def test_vgg_cnn_shape_and_parameter_count():
     assert model.input_shape == (None, 48, 48, 1) and model.output_shape == (None, 7)
 
 
+def test_small_cnn_stays_under_half_a_million_parameters_and_a_third_of_the_vgg_work():
+    small, vgg = models.build_small_cnn(), models.build_vgg_cnn()
+    assert models.trainable_parameter_count(small) == 495_831 <= 500_000
+    assert small.input_shape == (None, 48, 48, 1) and small.output_shape == (None, 7)
+
+    def multiply_adds(model):
+        return sum(layer.output.shape[1] * layer.output.shape[2] * layer.kernel.shape.num_elements()
+                   for layer in model.layers if layer.name.endswith(tuple(f"_conv{n}" for n in (1, 2, 3))))
+    assert multiply_adds(small) * 3 < multiply_adds(vgg)
+
+
 def test_resnet_cnn_parameter_count_and_residual_stages():
     model = models.build_resnet_cnn()
     assert models.trainable_parameter_count(model) == 2_694_439

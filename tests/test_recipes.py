@@ -1,6 +1,5 @@
 """Recipe options: the strong augmentation, schedules, class weights, --recipe and what gets saved."""
 
-import argparse
 import json
 import os
 
@@ -46,18 +45,15 @@ def test_balanced_class_weights_equalise_the_classes():
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():
-    options = argparse.Namespace(schedule="cosine", learning_rate=0.01, warmup_epochs=2, epochs=10)
-    schedule = training.learning_rate_schedule(options, steps_per_epoch=5)
+    schedule = training.learning_rate_schedule("cosine", 0.01, warmup_epochs=2, epochs=10, steps_per_epoch=5)
     rates = [float(schedule(step)) for step in (0, 10, 30, 50)]
     np.testing.assert_allclose(rates, [1e-4, 0.01, 0.005, 0.0], atol=1e-6)
-    options.schedule = "constant"
-    assert training.learning_rate_schedule(options, 5) == 0.01
+    assert training.learning_rate_schedule("constant", 0.01, 2, 10, 5) == 0.01
 
 
 def test_continuing_a_cosine_run_restarts_warm_at_the_saved_step():
     # retrain.py stretches the decay to LAST_EPOCH and resumes at the saved step: 20 -> 40 epochs
-    options = argparse.Namespace(schedule="cosine", learning_rate=0.01, warmup_epochs=2, epochs=40)
-    schedule = training.learning_rate_schedule(options, steps_per_epoch=5)
+    schedule = training.learning_rate_schedule("cosine", 0.01, warmup_epochs=2, epochs=40, steps_per_epoch=5)
     resumed, final = float(schedule(20 * 5)), float(schedule(40 * 5))
     np.testing.assert_allclose(resumed, 0.01 * 0.5 * (1 + np.cos(np.pi * 18 / 38)), rtol=1e-5)
     assert 0.5 < resumed / 0.01 < 0.6 and final == 0.0
@@ -120,7 +116,7 @@ def test_ema_saves_the_averaged_weights_scored_after_the_last_epoch(tmp_path, tr
     result = run_script("train.py", train_csv, "--epochs", 2, "--val-size", 64, "--batch-size", 64,
                         "--ema", 0.9, "--keep", "last", "--out-dir", tmp_path)
     assert result.exit_code == 0, result.stderr
-    assert "averaged weights (--ema 0.9): val accuracy" in result.stdout
+    assert "averaged weights (decay 0.9): val accuracy" in result.stdout
     settings = json.load(open(files.settings_path(result.last_line)))
     assert settings["ema"] == 0.9 and settings["kept_epoch"] == 2
     model = prediction.load_model(result.last_line)

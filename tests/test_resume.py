@@ -19,7 +19,9 @@ def model_files(folder):
 def start_and_stop_after(command, out_dir, epochs_done, signal_number):
     """Starts a training command and sends it `signal_number` once its kept state holds
     `epochs_done` finished epochs; returns what it printed and its exit code."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell's background job inherits SIGINT ignored, which Python keeps: give it the default back
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
         states = [os.path.join(root, "state.json") for root, _, names in os.walk(out_dir)
@@ -40,7 +42,7 @@ def test_an_interrupted_and_a_killed_run_continue_and_end_like_an_uninterrupted_
     command = [sys.executable, os.path.join(REPO, "train.py"), str(train_csv), "--epochs", "7",
                "--val-size", "64", "--batch-size", "64", "--out-dir", str(out_dir)]
     interrupted = start_and_stop_after(command, out_dir, 2, signal.SIGINT)  # Ctrl-C
-    assert interrupted.returncode == 130
+    assert interrupted.returncode == 130, interrupted.stdout[-1500:] + interrupted.stderr[-1500:]
     assert "run the same command again to continue" in interrupted.stderr
     killed = start_and_stop_after(command, out_dir, 4, signal.SIGKILL)  # kill -9: no clean-up at all
     assert killed.returncode == -signal.SIGKILL
