@@ -29,10 +29,9 @@ def main():
 
     from common import training  # TensorFlow loads only after the input checked out
 
-    model_path = training.continue_training(options.model, train_set, val_set,
-                                            config.TrainingConfig.from_options(options),
-                                            options.prev_epoch, options.last_epoch)
-    cli.print_model_path(model_path)
+    cli.print_model_path(training.continue_training(
+        options.model, train_set, val_set, config.TrainingConfig.from_options(options), options.prev_epoch,
+        options.last_epoch))
 
 
 if __name__ == "__main__":

@@ -26,9 +26,7 @@ def main():
     options = cli.parse_continuation(parser)
 
     with cli.naming("--val-size", options.val_size):
-        combined, val_set = self_training.load_training_sets(
-            options.train_csv, options.test_csv, options.predictor, options.val_size, options.labeled_ratio,
-            options.threshold, options.seed, options.strategy)
+        combined, val_set = self_training.load_training_sets(**cli.self_training_arguments(options))
     options.val_size = options.val_size or len(val_set)  # saved as the row count it became
 
     from common import training

@@ -48,8 +48,7 @@ def main():
 
     from common import prediction  # TensorFlow loads only after the input checked out
 
-    faces = {"test": test_set.images} if val_set is None else {"test": test_set.images,
-                                                               "validation": val_set.images}
+    faces = {"test": test_set.images, **({} if val_set is None else {"validation": val_set.images})}
 
     def report(index, listed, probabilities):
         print(f"model {index} of {len(listed_models)}: {os.path.basename(listed.path)} "
@@ -61,13 +60,12 @@ def main():
     votes = ensemble.vote(options.model_list, listed_models, faces, report, batch_size=options.batch_size,
                           tta=options.tta, precision=options.precision, pixel_scale=options.pixel_scale)
     val_vote = votes.get("validation")
-    test_vote = votes["test"]
     if val_vote:
         method = "soft" if options.soft else "hard"
         print(f"ensemble ({method} voting{', tta' if options.tta else ''}): "
               f"{ensemble.describe_accuracy(val_vote.labels(options.soft), val_set.labels, ~copied)}")
     result_path = prediction.write_predictions(options.result_csv, test_set.ids,
-                                               test_vote.labels(options.soft))
+                                               votes["test"].labels(options.soft))
     print(result_path)
 
 

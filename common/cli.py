@@ -317,6 +317,14 @@ def add_self_training_options(parser, from_model=False):
                              ">= this" + saved)
 
 
+def self_training_arguments(options):
+    """The keyword arguments of `self_training.load_training_sets` that a semi-supervised script's
+    parsed options give."""
+    return dict(train_csv=options.train_csv, test_csv=options.test_csv, predictor_path=options.predictor,
+                val_size=options.val_size, labeled_ratio=options.labeled_ratio, threshold=options.threshold,
+                seed=options.seed, strategy=options.strategy)
+
+
 def add_prediction_options(parser):
     """Options of the scripts that predict: test-time augmentation, batch size, precision."""
     parser.add_argument("--tta", action="store_true",

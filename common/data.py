@@ -185,8 +185,8 @@ def split_validation(dataset, val_size, for_training=True, fallback=2400):
     if not for_training and rows > len(dataset):
         raise BadValue(f"{dataset.source} has only {len(dataset)} rows; ask for fewer validation rows")
     if for_training and rows >= len(dataset):
-        raise BadValue(f"leaves no training rows: {dataset.source} has {len(dataset)} rows; ask for "
-                       f"fewer validation rows")
+        raise BadValue(f"{rows} validation rows leave no training rows: {dataset.source} has "
+                       f"{len(dataset)} rows; ask for fewer")
     return dataset.subset(slice(rows, None)), dataset.subset(slice(0, rows))
 
 

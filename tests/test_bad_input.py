@@ -80,7 +80,7 @@ def test_an_output_folder_that_is_a_file_is_refused(train_csv, tmp_path):
 
 def test_val_size_larger_than_the_data_is_refused(train_csv, tmp_path):
     result = run_script("train.py", train_csv, "--val-size", 5000, "--out-dir", tmp_path / "m")
-    assert_refused(result, "--val-size 5000: leaves no training rows", str(train_csv))
+    assert_refused(result, "--val-size 5000: 5000 validation rows leave no training rows", str(train_csv))
 
 
 def test_retrain_refuses_epochs_that_make_no_sense(train_csv, trained_model):

@@ -79,7 +79,7 @@ def test_validation_rows_are_the_first_rows(train_csv):
     np.testing.assert_array_equal(train.labels, dataset.labels[64:])
     _, tenth = data.split_validation(dataset, 0.1)
     assert len(tenth) == 32
-    with pytest.raises(BadValue, match="leaves no training rows"):  # scripts name the option
+    with pytest.raises(BadValue, match="320 validation rows leave no training rows"):  # scripts name the option
         data.split_validation(dataset, 320)
 
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from common import data, distribution, files, synthetic
-from helpers import REPO
+from helpers import REPO, assert_refused, run_script
 
 REPORT_CNN_PARAMETERS = 1_703_047
 
@@ -64,4 +64,15 @@ def test_workers_that_disagree_on_the_options_all_stop_with_one_line(tmp_path, t
         assert result.returncode == 2, result.stderr[-3000:]
         assert "Traceback" not in result.stderr
         assert "worker(s) 1 differ from the chief" in result.stderr.strip().splitlines()[-1]
+    assert os.listdir(tmp_path) == []
+
+
+def test_multiworker_without_a_cluster_or_with_ema_is_refused(tmp_path, train_csv, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    arguments = ["train.py", train_csv, "--strategy", "multiworker", "--epochs", 1, "--val-size", 64,
+                 "--out-dir", tmp_path]
+    assert_refused(run_script(*arguments), "--strategy multiworker: no cluster described; set TF_CONFIG")
+    assert_refused(run_script(*arguments, "--ema", 0.9, "--keep", "last"),
+                   "--ema is not available with --strategy multiworker")
     assert os.listdir(tmp_path) == []
