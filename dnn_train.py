@@ -20,7 +20,8 @@ def main():
 
     dataset = data.load_dataset(options.train_csv, require_labels=True)
     with cli.naming("--val-size", options.val_size):
-        train_set, val_set = data.split_validation(dataset, options.val_size, fallback=0.1)
+        train_set, val_set = data.split_validation(dataset, options.val_size, fallback=0.1,
+                                                   folds=options.folds, fold=options.fold)
     options.val_size = options.val_size or len(val_set)  # saved as the row count it became
 
     from common import models, training  # TensorFlow loads only after the input checked out

@@ -25,7 +25,8 @@ def main():
 
     dataset = data.load_dataset(options.train_csv, require_labels=True)
     with cli.naming("--val-size", options.val_size):
-        train_set, val_set = data.split_validation(dataset, options.val_size)
+        train_set, val_set = data.split_validation(dataset, options.val_size, folds=options.folds,
+                                                   fold=options.fold)
 
     from common import training  # TensorFlow loads only after the input checked out
 

@@ -37,33 +37,32 @@ def main():
 
     listed_models = ensemble.read_model_list(options.model_list)
     test_set = data.load_dataset(options.test_csv, part="test")
-    val_set = None
+    val_set, unseen, held_out = None, None, None
     if options.eval:
-        labelled = data.load_dataset(options.eval, require_labels=True)
         with cli.naming("--val-size", options.val_size):
-            train_part, val_set = data.split_validation(labelled, options.val_size, for_training=False)
-        copied, relabelled = data.exact_copies(val_set, train_part)
-        print(f"{copied.sum()} of the {len(val_set)} validation rows have an exact pixel copy among the "
-              f"training rows ({relabelled.sum()} of them with another label); 'unseen' leaves them out")
+            val_set, unseen, held_out = ensemble.evaluation_rows(options.eval, options.val_size, listed_models)
 
     from common import prediction  # TensorFlow loads only after the input checked out
 
     faces = {"test": test_set.images, **({} if val_set is None else {"validation": val_set.images})}
 
-    def report(index, listed, probabilities):
+    def report(index, listed, probabilities, rows):
         print(f"model {index} of {len(listed_models)}: {os.path.basename(listed.path)} "
               f"(weight {listed.weight:g})", flush=True)
         if val_set is not None:
+            rows = slice(None) if rows is None else rows  # out-of-fold: the rows it held out
             predicted = probabilities["validation"].argmax(axis=1)
-            print(f"  {ensemble.describe_accuracy(predicted, val_set.labels, ~copied)} of {options.eval}")
+            print(f"  {ensemble.describe_accuracy(predicted, val_set.labels[rows], unseen[rows])} of "
+                  f"{options.eval}")
 
     votes = ensemble.vote(options.model_list, listed_models, faces, report, batch_size=options.batch_size,
-                          tta=options.tta, precision=options.precision, pixel_scale=options.pixel_scale)
+                          tta=options.tta, precision=options.precision, pixel_scale=options.pixel_scale,
+                          held_out=held_out)
     val_vote = votes.get("validation")
     if val_vote:
         method = "soft" if options.soft else "hard"
         print(f"ensemble ({method} voting{', tta' if options.tta else ''}): "
-              f"{ensemble.describe_accuracy(val_vote.labels(options.soft), val_set.labels, ~copied)}")
+              + ensemble.describe_halves(val_vote.labels(options.soft), val_set.labels, unseen))
     result_path = prediction.write_predictions(options.result_csv, test_set.ids,
                                                votes["test"].labels(options.soft))
     print(result_path)

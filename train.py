@@ -42,7 +42,8 @@ def main():
         raise cli.UsageError(f"--teacher {options.teacher}: no such model file or model list")
     dataset = data.load_dataset(options.train_csv, require_labels=True)
     with cli.naming("--val-size", options.val_size):
-        train_set, val_set = data.split_validation(dataset, options.val_size)
+        train_set, val_set = data.split_validation(dataset, options.val_size, folds=options.folds,
+                                                   fold=options.fold)
     options.val_size = options.val_size or len(val_set)  # saved as the row count it became
     if options.labeled_ratio < 1:
         train_set, _ = data.split_labelled(train_set, options.labeled_ratio, options.seed)

@@ -160,7 +160,8 @@ def validation_size(text):
 TRAINING_DEFAULTS = {"epochs": 20, "batch_size": 128, "val_size": None, "seed": 0,
                      "learning_rate": 1e-3, "augment": "report", "precision": "bf16",
                      "keep": "best", "ema": 0.0, "optimizer": "adam", "schedule": "constant", "warmup_epochs": 0,
-                     "label_smoothing": 0.0, "weight_decay": 0.0, "class_weight": "none"}
+                     "label_smoothing": 0.0, "weight_decay": 0.0, "class_weight": "none",
+                     "folds": None, "fold": None}
 
 MODEL_BYTES_NEEDED = 100 << 20  # a model with optimizer state, its backup and side files
 
@@ -249,6 +250,12 @@ def add_training_options(parser, default_val_size=2400, default_augment="report"
     parser.add_argument("--val-size", type=validation_size, default=None,
                         help=VAL_SIZE_HELP + (saved or f" (default: the PublicTest rows of Kaggle's "
                                                         f"fer2013.csv, else {default_val_size})"))
+    parser.add_argument("--folds", type=positive_int, default=None,
+                        help="cross-validation: split the labelled rows into this many equal blocks "
+                             "and validate on block --fold (instead of --val-size); members trained on "
+                             "every fold give test_by_vote.py --eval an out-of-fold figure" + saved)
+    parser.add_argument("--fold", type=non_negative_int, default=None,
+                        help="which block (0..FOLDS-1) validates" + saved)
     parser.add_argument("--out-dir", type=output_folder, default=None if from_model else "models",
                         help="folder for the model, history and settings"
                              + (" (default: the model's folder)" if from_model else ""))
@@ -293,6 +300,9 @@ def check_training_options(options):
     if options.val_size == 0 and options.keep == "best":
         options.keep = "last"  # no validation rows to choose an epoch on
     _check_strategy(options)
+    _check_folds(options)
+    if options.folds and options.val_size is not None:
+        raise UsageError("--val-size and --folds both choose the validation rows; give one of them")
     if options.ema and options.keep == "best":
         raise UsageError("--ema saves the averaged weights after the last epoch; add --keep last")
     if options.schedule == "cosine" and options.warmup_epochs >= options.epochs:
@@ -322,7 +332,7 @@ def self_training_arguments(options):
     parsed options give."""
     return dict(train_csv=options.train_csv, test_csv=options.test_csv, predictor_path=options.predictor,
                 val_size=options.val_size, labeled_ratio=options.labeled_ratio, threshold=options.threshold,
-                seed=options.seed, strategy=options.strategy)
+                seed=options.seed, strategy=options.strategy, folds=options.folds, fold=options.fold)
 
 
 def add_prediction_options(parser):
@@ -355,6 +365,16 @@ def _check_continuation(options):
         options.out_dir = os.path.dirname(options.model) or "."
     files.check_writable_folder(options.out_dir, needed_bytes=MODEL_BYTES_NEEDED)
     _check_strategy(options)
+    _check_folds(options)
+
+
+def _check_folds(options):
+    """--folds and --fold come together, the fold one of the folds."""
+    if (options.folds is None) != (options.fold is None):
+        raise UsageError("--folds and --fold come together: e.g. --folds 8 --fold 0 (then --fold 1..7)")
+    if options.folds is not None and not (options.folds >= 2 and options.fold < options.folds):
+        raise UsageError(f"--folds {options.folds} --fold {options.fold}: expected at least 2 folds and "
+                         f"a fold 0..{options.folds - 1}")
 
 
 def _check_strategy(options):

@@ -173,10 +173,16 @@ def write_csv_dataset(path, images, labels=None):
     return path
 
 
-def split_validation(dataset, val_size, for_training=True, fallback=2400):
+def split_validation(dataset, val_size, for_training=True, fallback=2400, folds=None, fold=None):
     """Splits off the first `val_size` rows (a count, or a fraction of the rows) as validation data;
     None: the file's own validation part (fer2013.csv's PublicTest rows), else `fallback`.
-    `for_training=False` (scoring only) lets the validation rows be the whole file."""
+    `for_training=False` (scoring only) lets the validation rows be the whole file.
+    With `folds`, the validation rows are instead block `fold` of `folds` equal blocks of rows
+    (`val_size` unused): members trained on every fold hold out each row exactly once."""
+    if folds:
+        held_out = np.zeros(len(dataset), dtype=bool)
+        held_out[fold_rows(len(dataset), folds, fold)] = True
+        return dataset.subset(~held_out), dataset.subset(held_out)
     if val_size is None:
         val_size = dataset.default_validation_rows or fallback
     rows = validation_row_count(len(dataset), val_size)
@@ -188,6 +194,21 @@ def split_validation(dataset, val_size, for_training=True, fallback=2400):
         raise BadValue(f"{rows} validation rows leave no training rows: {dataset.source} has "
                        f"{len(dataset)} rows; ask for fewer")
     return dataset.subset(slice(rows, None)), dataset.subset(slice(0, rows))
+
+
+def fold_rows(total_rows, folds, fold):
+    """The rows (a slice) of block `fold` of `folds` equal blocks of `total_rows` rows."""
+    if not 0 <= fold < folds <= total_rows:
+        raise BadValue(f"fold {fold} of {folds} does not fit {total_rows} rows; folds are numbered "
+                       f"0..{folds - 1}")
+    return slice(total_rows * fold // folds, total_rows * (fold + 1) // folds)
+
+
+def repeated_rows(dataset):
+    """Which rows have an exact pixel copy among the other rows of `dataset` (a boolean mask)."""
+    _, inverse, counts = np.unique(dataset.images.reshape(len(dataset), -1), axis=0, return_inverse=True,
+                                   return_counts=True)
+    return counts[inverse.ravel()] > 1
 
 
 def exact_copies(val_set, train_set):

@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from common import data, files
 from common.cli import UsageError
 from common.data import NUM_CLASSES
 
@@ -85,13 +86,15 @@ class Vote:
     def __init__(self, rows, num_classes):
         self.votes = np.zeros((rows, num_classes))
         self.probability_sum = np.zeros((rows, num_classes))
-        self.total_weight = 0.0
+        self.total_weight = np.zeros(rows)
 
-    def add(self, probabilities, weight):
-        """Adds one model's (rows, classes) probabilities with its weight."""
-        self.votes[np.arange(len(probabilities)), probabilities.argmax(axis=1)] += weight
-        self.probability_sum += weight * probabilities
-        self.total_weight += weight
+    def add(self, probabilities, weight, rows=None):
+        """Adds one model's (rows, classes) probabilities with its weight, to the `rows` (indices)
+        they are of, or to every row."""
+        rows = np.arange(len(self.votes)) if rows is None else np.asarray(rows)
+        self.votes[rows, probabilities.argmax(axis=1)] += weight
+        self.probability_sum[rows] += weight * probabilities
+        self.total_weight[rows] += weight
 
     def hard_labels(self):
         """Each row's class with the largest summed weight of votes; a tie goes to the tied class
@@ -101,7 +104,7 @@ class Vote:
 
     def soft_probabilities(self):
         """The weighted average of the models' probabilities."""
-        return self.probability_sum / self.total_weight
+        return self.probability_sum / self.total_weight[:, None]
 
     def labels(self, soft):
         return self.soft_probabilities().argmax(axis=1) if soft else self.hard_labels()
@@ -115,11 +118,62 @@ def describe_accuracy(predicted, labels, unseen):
     return f"validation accuracy {correct.mean():.4f} on {len(labels)} rows, unseen {unseen_part}"
 
 
+def evaluation_rows(eval_path, val_size, listed_models):
+    """The labelled rows `--eval` scores: (dataset, its "unseen" mask, held-out rows per model line
+    or None). When every model was trained on a fold (`--folds`), the rows are those of the folds
+    the models held out, each scored by the models that held it out (out-of-fold), and "unseen"
+    leaves out rows repeated elsewhere in the file; else the first `val_size` rows, "unseen" leaving
+    out those with a copy among the other rows."""
+    labelled = data.load_dataset(eval_path, require_labels=True)
+    folds = {listed.line_number: _fold_of(listed.path) for listed in listed_models}
+    if not any(folds.values()):
+        train_part, val_set = data.split_validation(labelled, val_size, for_training=False)
+        copied, relabelled = data.exact_copies(val_set, train_part)
+        print(f"{copied.sum()} of the {len(val_set)} validation rows have an exact pixel copy among the "
+              f"training rows ({relabelled.sum()} of them with another label); 'unseen' leaves them out")
+        return val_set, ~copied, None
+    if not all(folds.values()) or len({count for count, _ in folds.values()}) != 1:
+        raise UsageError("out-of-fold scoring needs every listed model trained with the same --folds; "
+                         "list fold members and other models apart")
+    covered = np.zeros(len(labelled), dtype=bool)
+    for count, fold in folds.values():
+        covered[data.fold_rows(len(labelled), count, fold)] = True
+    position = np.cumsum(covered) - 1  # a covered row's index among the scored rows
+    held_out = {line: position[data.fold_rows(len(labelled), count, fold)]
+                for line, (count, fold) in folds.items()}
+    scored = labelled.subset(covered)
+    repeated = data.repeated_rows(labelled)[covered]
+    print(f"out-of-fold: {len(scored)} of the {len(labelled)} rows, each scored only by the models that "
+          f"held it out; {repeated.sum()} of them repeat elsewhere in the file ('unseen' leaves them out)")
+    return scored, ~repeated, held_out
+
+
+def _fold_of(model_path):
+    """(folds, fold) of a model trained with --folds, from its settings; else None."""
+    settings = files.read_json(files.settings_path(model_path)) or {}
+    return (settings["folds"], settings["fold"]) if settings.get("folds") else None
+
+
+def describe_halves(predicted, labels, unseen):
+    """The ensemble's accuracy on all validation rows, then on each half: members and weights chosen
+    on the first half leave the second half's figure free of that choice."""
+    half = len(labels) // 2
+    lines = [describe_accuracy(predicted, labels, unseen)]
+    for name, rows in (("choosing half", slice(0, half)), ("reporting half", slice(half, None))):
+        first, last = range(len(labels))[rows][0], range(len(labels))[rows][-1]
+        lines.append(f"  {name}, rows {first}..{last}: "
+                     + describe_accuracy(predicted[rows], labels[rows], unseen[rows]))
+    return "\n".join(lines)
+
+
 def vote(list_path, listed_models, faces, report, batch_size=512, tta=False, precision="saved",
-         pixel_scale="raw"):
+         pixel_scale="raw", held_out=None):
     """Every listed model's weighted votes on each named set of faces ({"test": images, ...}), one
-    model loaded at a time after all were checked; `report(index, listed, probabilities by name)`
-    is called after each model. Returns a Vote per name."""
+    model loaded at a time after all were checked; `report(index, listed, probabilities by name,
+    validation rows)` is called after each model. Returns a Vote per name.
+
+    `held_out` ({line number: row indices}, out-of-fold scoring): each model votes on those rows of
+    the "validation" faces only, the rows its training held out."""
     from common import prediction  # TensorFlow loads only when models are used
 
     for listed in listed_models:  # every model is checked before any predicts
@@ -131,10 +185,13 @@ def vote(list_path, listed_models, faces, report, batch_size=512, tta=False, pre
     for index, listed in enumerate(listed_models, start=1):
         model = prediction.with_precision(prediction.load_model(listed.path), precision)
         predictor = prediction.ModelPredictor(model, listed.pixel_scale or pixel_scale)
-        probabilities = {name: predictor.probabilities(images, batch_size, tta)
-                         for name, images in faces.items()}
-        for name, vote_of_set in votes.items():
-            vote_of_set.add(probabilities[name], listed.weight)
-        report(index, listed, probabilities)
+        rows = held_out[listed.line_number] if held_out else None
+        probabilities = {}
+        for name, images in faces.items():
+            own_rows = rows if name == "validation" else None
+            probabilities[name] = predictor.probabilities(images if own_rows is None else images[own_rows],
+                                                          batch_size, tta)
+            votes[name].add(probabilities[name], listed.weight, own_rows)
+        report(index, listed, probabilities, rows)
         del model, predictor
     return votes

@@ -13,9 +13,10 @@ def confident_rows(probabilities, threshold):
 
 
 def load_training_sets(train_csv, test_csv, predictor_path, val_size, labeled_ratio, threshold, seed,
-                       strategy="default"):
+                       strategy="default", folds=None, fold=None):
     """The training set (labelled plus confidently self-labelled rows) and the validation set (the
-    first `val_size` rows of `train_csv`), for semi_train.py and semi_retrain.py.
+    first `val_size` rows of `train_csv`, or block `fold` of `folds`), for semi_train.py and
+    semi_retrain.py.
 
     The rows of a `labeled_ratio` share of the training set (chosen with `seed`) keep their labels;
     the model at `predictor_path` labels the other training rows and every test row, and those
@@ -24,7 +25,7 @@ def load_training_sets(train_csv, test_csv, predictor_path, val_size, labeled_ra
     correct. `strategy` names the run's distribution strategy, started before the predictor runs.
     """
     dataset = data.load_dataset(train_csv, require_labels=True)
-    train_set, val_set = data.split_validation(dataset, val_size)
+    train_set, val_set = data.split_validation(dataset, val_size, folds=folds, fold=fold)
     test_set = data.load_dataset(test_csv, part="test")
     labelled, hidden = data.split_labelled(train_set, labeled_ratio, seed)
     unlabelled_images = np.concatenate([hidden.images, test_set.images])

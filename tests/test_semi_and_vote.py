@@ -127,8 +127,14 @@ def test_mixed_cnn_and_dnn_ensemble_end_to_end(tmp_path, train_csv, test_csv, tr
                         "--eval", train_csv, "--val-size", 64, "--tta")
     assert result.exit_code == 0, result.stderr
     assert "model 1 of 2: " + os.path.basename(trained_model) in result.stdout
-    assert result.stdout.count("validation accuracy") == 3
+    assert result.stdout.count("validation accuracy") == 5  # two models, the ensemble and its halves
     assert "ensemble (hard voting, tta): validation accuracy" in result.stdout
+    halves = [line for line in result.stdout.splitlines() if "half, rows" in line]
+    assert [line.split(":")[0].strip() for line in halves] == ["choosing half, rows 0..31",
+                                                               "reporting half, rows 32..63"]
+    whole, first, second = (float(line.split("validation accuracy ")[1].split()[0]) for line in
+                            [next(line for line in result.stdout.splitlines() if "ensemble (" in line)] + halves)
+    assert abs((first + second) / 2 - whole) < 1e-3  # equal halves average to the whole
     with open(tmp_path / "result.csv", newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["id", "label"] and len(rows) == 41
