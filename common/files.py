@@ -18,6 +18,8 @@ MODEL_SUFFIX = ".h5"
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRETRAINED_FOLDER = os.path.join(REPOSITORY, "pretrained")
 HISTORY_SUFFIX = "_history.csv"
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_unseen_accuracy")
+VAL_ACCURACY = HISTORY_COLUMNS.index("val_accuracy")
 SETTINGS_SUFFIX = "_settings.json"
 
 
@@ -175,8 +177,9 @@ def read_json(path):
 
 
 def read_history(model_path):
-    """The per-epoch rows saved beside a model ([epoch, loss, accuracy, val_loss, val_accuracy]),
-    or [] when there are none."""
+    """The per-epoch rows saved beside a model ([epoch, loss, accuracy, val_loss, val_accuracy,
+    val_unseen_accuracy]; files written before that last column have five), or [] when there are
+    none."""
     path = history_path(model_path)
     if not os.path.exists(path):
         return []

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from common import files
+from common.files import VAL_ACCURACY
 
 EXCLUDED_FROM_KEY = ("restart", "out_dir", "strategy")  # options that do not change what is trained
 
@@ -70,10 +71,10 @@ class RunBackup:
     def restore_best(self, best_weights, rows):
         """Gives the BestWeights callback the best-so-far of the interrupted attempt."""
         if rows and os.path.exists(self.best_weights_path):
-            best_row = max(rows, key=lambda row: row[-1])
+            best_row = max(rows, key=lambda row: row[VAL_ACCURACY])
             with np.load(self.best_weights_path) as archive:
                 weights = [archive[f"arr_{index}"] for index in range(len(archive.files))]
-            best_weights.best_accuracy, best_weights.best_epoch = best_row[-1], best_row[0]
+            best_weights.best_accuracy, best_weights.best_epoch = best_row[VAL_ACCURACY], best_row[0]
             best_weights.weights = weights
 
     def remove(self):

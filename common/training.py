@@ -23,9 +23,9 @@ import tensorflow as tf
 from common import augmentation, data, distillation, distribution, files, models, prediction, resume
 from common.cli import RunFailed
 from common.data import NUM_CLASSES
+from common.files import HISTORY_COLUMNS, VAL_ACCURACY
 
 PRECISION_POLICIES = {"bf16": "mixed_bfloat16", "fp32": "float32"}
-HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 
 
 def set_precision(precision):
@@ -129,7 +129,7 @@ def fit(model, train_set, val_set, config, initial_epoch=0, backup=None, best_so
     target_width = NUM_CLASSES * (1 if soft_targets is None else 2)
     distribution.prepare_for_workers(model, strategy, ((1, *model.input_shape[1:]), (1, target_width)))
     best_weights, rows = BestWeights(*(best_so_far or ())), []
-    callbacks = [best_weights, HistoryRows(rows), StopOnNonFiniteLoss()]
+    callbacks = [UnseenAccuracy(train_set, val_set), best_weights, HistoryRows(rows), StopOnNonFiniteLoss()]
     resumed_epochs = _resume(backup, initial_epoch, config.epochs, best_weights, rows, callbacks)
     started = time.perf_counter()
     class_weight = balanced_class_weights(train_set.labels) if config.class_weight == "balanced" else None
@@ -145,7 +145,8 @@ def fit(model, train_set, val_set, config, initial_epoch=0, backup=None, best_so
                    len(train_set) * (len(rows) - resumed_epochs) / wall_seconds, 1),
                "resumed_after_epoch": rows[resumed_epochs - 1][0] if resumed_epochs else None,
                "best_val_accuracy": best_weights.best_accuracy if best_weights.best_epoch else None,
-               "best_epoch": best_weights.best_epoch, "last_val_accuracy": _or_none(rows[-1][-1]),
+               "best_epoch": best_weights.best_epoch,
+               "last_val_accuracy": _or_none(rows[-1][VAL_ACCURACY]),
                "kept_epoch": kept_epoch, "kept_val_accuracy": kept_accuracy,
                **unseen_accuracy(model, train_set, val_set)}
     print(describe_run(summary, len(rows) - resumed_epochs))
@@ -215,7 +216,7 @@ def _keep_weights(model, config, best_weights, rows, train_data, val_data):
     None, the last epoch's weights when other weights are kept, else None)."""
     keep_best = config.keep == "best" and val_data is not None
     kept_epoch = best_weights.best_epoch if keep_best else rows[-1][0]
-    kept_accuracy = best_weights.best_accuracy if keep_best else _or_none(rows[-1][-1])
+    kept_accuracy = best_weights.best_accuracy if keep_best else _or_none(rows[-1][VAL_ACCURACY])
     if config.ema:  # Keras left the averaged weights in the model after fit
         recompute_batch_norm_statistics(model, train_data)
         if val_data is not None:
@@ -275,8 +276,24 @@ def recompute_batch_norm_statistics(model, train_data, batches=100):
             layer.momentum = momentum
 
 
+class UnseenAccuracy(keras.callbacks.Callback):
+    """Adds `val_unseen_accuracy` to each epoch's logs: the accuracy on the validation rows without
+    an exact pixel copy among the training rows (none when there are no such rows)."""
+
+    def __init__(self, train_set, val_set):
+        super().__init__()
+        copied = data.exact_copies(val_set, train_set)[0] if len(val_set) else np.zeros(0, dtype=bool)
+        self.images, self.labels = val_set.images[~copied], val_set.labels[~copied]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and len(self.labels):
+            predicted = prediction.predict_probabilities(self.model, self.images).argmax(axis=1)
+            logs["val_unseen_accuracy"] = float((predicted == self.labels).mean())
+
+
 class HistoryRows(keras.callbacks.Callback):
-    """Appends each finished epoch's [epoch, loss, accuracy, val_loss, val_accuracy] to `rows`."""
+    """Appends each finished epoch's row of HISTORY_COLUMNS to `rows` (NaN where there is no value:
+    no validation rows)."""
 
     def __init__(self, rows):
         super().__init__()
@@ -321,7 +338,7 @@ def save_trained_model(model, out_dir, history_rows, settings, prefix="", last_w
 
     Returns the model's path. Never replaces an existing file: a `-1`, `-2`, ... suffix is added.
     """
-    val_accuracy = settings.get("kept_val_accuracy", history_rows[-1][-1])
+    val_accuracy = settings.get("kept_val_accuracy", history_rows[-1][VAL_ACCURACY])
     stem = files.model_stem(val_accuracy, prefix) if val_accuracy is not None else prefix + "all_rows"
     model_path = files.free_model_path(out_dir, stem)
     return _save(model, model_path, history_rows, settings, last_weights)
@@ -437,7 +454,8 @@ def continue_training(model_path, train_set, val_set, config, first_epoch, last_
                                       backup=backup, best_so_far=best_so_far, strategy=strategy)
     if not distribution.is_chief(strategy):
         return None
-    history = files.read_history(model_path) + rows
+    history = [row + [float("nan")] * (len(HISTORY_COLUMNS) - len(row))  # older files: 5 columns
+               for row in files.read_history(model_path)] + rows
     settings = run_settings(config, model, train_set, val_set, summary)
     settings["continued_from"] = os.path.basename(model_path)
     old_stem = os.path.splitext(os.path.basename(model_path))[0]
