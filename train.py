@@ -55,8 +55,9 @@ def main():
     if options.teacher:
         from common import distillation
 
-        distillation.check_teachers_validation(distillation.teacher_paths(options.teacher),
-                                               len(val_set), len(dataset))
+        with cli.naming("--teacher", options.teacher):
+            distillation.check_teachers_validation(distillation.teacher_paths(options.teacher), len(val_set),
+                                                   len(dataset), options.folds, options.fold)
         cache_folder = options.out_dir if distribution.is_chief(strategy) else None
         soft_targets = distillation.teacher_probabilities(options.teacher, train_set.images,
                                                           options.teacher_tta, cache_folder)

@@ -18,35 +18,41 @@ import keras
 import numpy as np
 
 from common import ensemble, files
-from common.cli import UsageError
+from common.cli import BadValue
 from common.data import NUM_CLASSES
 
 
 def teacher_paths(teacher):
-    """The model files behind `--teacher` (one model, or every model of a list)."""
+    """The model files behind a teacher (one model, or every model of a list)."""
     if ensemble.is_model_list(teacher):
         return [listed.path for listed in ensemble.read_model_list(teacher)]
     if not os.path.isfile(teacher):
-        raise UsageError(f"--teacher {teacher}: no such model file or model list")
+        raise BadValue("no such model file or model list")
     return [teacher]
 
 
-def check_teachers_validation(paths, validation_rows, source_rows):
+def check_teachers_validation(paths, validation_rows, source_rows, folds=None, fold=None):
     """Refuses a teacher whose saved settings show other validation rows than the student's (the
-    first `validation_rows` of `source_rows`): it may have trained on the rows the student is
-    scored on."""
+    first `validation_rows` of `source_rows`, or fold `fold` of `folds`): it may have trained on
+    the rows the student is scored on."""
     for path in paths:
         settings = files.read_json(files.settings_path(path))
         if settings is None:
-            raise UsageError(f"--teacher: {path} has no settings file beside it, so its validation "
-                             f"rows are unknown; use teachers trained by this toolkit")
+            raise BadValue(f"{path} has no settings file beside it, so its validation rows are "
+                           f"unknown; use teachers trained by this toolkit")
         teacher_rows = settings.get("validation_rows")
         teacher_total = settings.get("training_rows", 0) + (teacher_rows or 0)
-        if (teacher_rows, teacher_total) != (validation_rows, source_rows):
-            raise UsageError(f"--teacher: {path} was validated on the first {teacher_rows} of "
-                             f"{teacher_total} rows, the student on the first {validation_rows} of "
-                             f"{source_rows}; teachers must not have trained on the student's "
-                             f"validation rows")
+        teacher_fold = (settings.get("folds"), settings.get("fold"))
+        if (teacher_rows, teacher_total, teacher_fold) != (validation_rows, source_rows, (folds, fold)):
+            teacher_part = _described_rows(teacher_rows, teacher_total, *teacher_fold)
+            student_part = _described_rows(validation_rows, source_rows, folds, fold)
+            raise BadValue(f"{path} was validated on {teacher_part}, the student on {student_part}; "
+                           f"teachers must not have trained on the student's validation rows")
+
+
+def _described_rows(rows, total, folds, fold):
+    return (f"fold {fold} of {folds} ({rows} of {total} rows)" if folds
+            else f"the first {rows} of {total} rows")
 
 
 def cache_key(paths, images, tta):

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from common import augmentation, cli, data, files, prediction, training
-from helpers import run_script
+from helpers import assert_refused, run_script
 
 
 def test_random_affine_is_the_identity_when_every_range_is_zero():
@@ -149,8 +149,20 @@ def test_a_student_learns_from_a_teacher_whose_probabilities_are_cached(tmp_path
 def test_a_teacher_validated_on_other_rows_is_refused(tmp_path, train_csv, trained_model):
     result = run_script("train.py", train_csv, "--epochs", 1, "--val-size", 32, "--teacher", trained_model,
                         "--out-dir", tmp_path)
-    assert result.exit_code == 2
-    assert "teachers must not have trained on the student's validation rows" in result.stderr
+    assert_refused(result, f"--teacher {trained_model}: {trained_model} was validated on the first 64 of 320 "
+                           f"rows, the student on the first 32 of 320",
+                   "teachers must not have trained on the student's validation rows")
+
+
+def test_a_teacher_of_another_fold_is_refused(tmp_path):
+    from common import distillation
+
+    teacher = tmp_path / "teacher.h5"
+    files.write_json(files.settings_path(str(teacher)),
+                     {"validation_rows": 160, "training_rows": 160, "folds": 2, "fold": 0})
+    distillation.check_teachers_validation([str(teacher)], 160, 320, folds=2, fold=0)  # the same rows
+    with pytest.raises(cli.BadValue, match="on fold 0 of 2 .160 of 320 rows., the student on fold 1 of 2"):
+        distillation.check_teachers_validation([str(teacher)], 160, 320, folds=2, fold=1)
 
 
 def test_the_distillation_loss_mixes_the_label_and_the_teacher():
