@@ -127,12 +127,7 @@ def check_workers_agree(strategy, command_options, excluded, arrays, resumed_epo
     for array in arrays:
         digest.update(np.ascontiguousarray(array).tobytes())
     local = tf.constant([list(digest.digest()[:16])], tf.float32)  # (1, 16) byte values, exact in float32
-
-    @tf.function(autograph=False)
-    def gather_every_worker():
-        return strategy.gather(strategy.run(tf.identity, args=(local,)), axis=0)
-
-    every_worker = gather_every_worker().numpy()  # (replicas, 16)
+    every_worker = _gather_from_every_replica(strategy, local)  # (replicas, 16)
     replicas_per_worker = len(every_worker) // worker_index_and_count(strategy)[1]
     differing = sorted({index // replicas_per_worker
                         for index, row in enumerate(every_worker) if not np.array_equal(row, every_worker[0])})
@@ -161,6 +156,23 @@ def prepare_for_workers(model, strategy, batch_shapes):
 
 def _as_vectors(logs):
     return {name: tf.reshape(value, (1,)) for name, value in logs.items()}
+
+
+def wait_for_every_worker(strategy):
+    """Returns once every worker has come here: the chief then leaves no worker behind mid-exchange
+    (a worker whose chief has exited is stopped by TensorFlow)."""
+    if is_multi_worker(strategy):
+        _gather_from_every_replica(strategy, tf.zeros((1, 1)))
+
+
+def _gather_from_every_replica(strategy, local):
+    """Every replica's `local` (1, n) tensor stacked, (replicas, n), on every worker."""
+
+    @tf.function(autograph=False)
+    def gather():
+        return strategy.gather(strategy.run(tf.identity, args=(local,)), axis=0)
+
+    return gather().numpy()
 
 
 def shard_rows(rows, shard_count, shard_index):

@@ -407,11 +407,12 @@ def train_new_model(build_model, train_set, val_set, config, prefix="", soft_tar
     backup = make_backup(config, strategy, 0, train_set, val_set)
     rows, summary, last_weights = fit(model, train_set, val_set, config, backup=backup,
                                       soft_targets=soft_targets, strategy=strategy)
-    if not distribution.is_chief(strategy):
-        return None
-    settings = run_settings(config, model, train_set, val_set, summary)
-    model_path = save_trained_model(model, config.out_dir, rows, settings, prefix, last_weights)
-    backup.remove()
+    model_path = None
+    if distribution.is_chief(strategy):
+        settings = run_settings(config, model, train_set, val_set, summary)
+        model_path = save_trained_model(model, config.out_dir, rows, settings, prefix, last_weights)
+        backup.remove()
+    distribution.wait_for_every_worker(strategy)
     return model_path
 
 
@@ -453,6 +454,7 @@ def continue_training(model_path, train_set, val_set, config, first_epoch, last_
     rows, summary, last_weights = fit(model, train_set, val_set, config, initial_epoch=first_epoch,
                                       backup=backup, best_so_far=best_so_far, strategy=strategy)
     if not distribution.is_chief(strategy):
+        distribution.wait_for_every_worker(strategy)
         return None
     history = [row + [float("nan")] * (len(HISTORY_COLUMNS) - len(row))  # older files: 5 columns
                for row in files.read_history(model_path)] + rows
@@ -464,6 +466,7 @@ def continue_training(model_path, train_set, val_set, config, first_epoch, last_
     model_path = _save(model, files.free_model_path(config.out_dir, new_stem), history, settings,
                        last_weights)
     backup.remove()
+    distribution.wait_for_every_worker(strategy)
     return model_path
 
 
