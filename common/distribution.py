@@ -27,7 +27,6 @@ import tensorflow as tf
 
 from common.cli import RunFailed, UsageError
 
-STRATEGIES = ("default", "mirrored", "multiworker")
 WORKER_WAIT_SECONDS = 600  # how long workers wait for each other, at start-up and in each exchange
 
 
