@@ -4,6 +4,8 @@ the command line said. The defaults reproduce the report's recipe.
 """
 
 import dataclasses
+import hashlib
+import json
 import types
 from typing import Mapping, Optional
 
@@ -47,3 +49,10 @@ class TrainingConfig:
         """The same run stretched (or cut) to end at `last_epoch`: a continued run's schedule."""
         options = types.MappingProxyType({**self.command_options, "epochs": last_epoch})
         return dataclasses.replace(self, epochs=last_epoch, command_options=options)
+
+    def digest(self, *also, excluded=()):
+        """A sha256 hash object of the command's options less the names in `excluded`, and of the
+        plain values `also`: the same command gives the same digest."""
+        described = {name: value for name, value in sorted(self.command_options.items())
+                     if name not in excluded and not callable(value)}
+        return hashlib.sha256(json.dumps([*also, described], sort_keys=True, default=str).encode())

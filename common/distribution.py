@@ -16,7 +16,6 @@ before training (teachers, self-labelling) call `get_strategy` first.
 """
 
 import functools
-import hashlib
 import json
 import os
 import socket
@@ -114,15 +113,13 @@ def check_batch_size(strategy, batch_size):
                          f"training together (e.g. {batch_size - batch_size % replicas or replicas})")
 
 
-def check_workers_agree(strategy, command_options, excluded, arrays, resumed_epochs):
-    """Compares a digest of what this worker is about to train (its options less `excluded`, its
-    data `arrays`, the epoch it resumes after) with the chief's; a UsageError on every worker names
-    the workers that differ. Outside a multi-worker run there is nothing to compare."""
+def check_workers_agree(strategy, config, arrays, resumed_epochs):
+    """Compares a digest of what this worker is about to train (its options in `config` less
+    --out-dir, its data `arrays`, the epoch it resumes after) with the chief's; a UsageError on every
+    worker names the workers that differ. Outside a multi-worker run there is nothing to compare."""
     if not is_multi_worker(strategy):
         return
-    described = {name: value for name, value in sorted(command_options.items())
-                 if name not in excluded and not callable(value)}
-    digest = hashlib.sha256(json.dumps([described, resumed_epochs], sort_keys=True, default=str).encode())
+    digest = config.digest(resumed_epochs, excluded=("out_dir",))
     for array in arrays:
         digest.update(np.ascontiguousarray(array).tobytes())
     local = tf.constant([list(digest.digest()[:16])], tf.float32)  # (1, 16) byte values, exact in float32

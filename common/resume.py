@@ -12,7 +12,6 @@ In a multi-worker run only the chief writes the folder; the other workers read i
 the same epoch (so `--out-dir` must be a folder they share).
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,13 +25,11 @@ from common.files import VAL_ACCURACY
 EXCLUDED_FROM_KEY = ("restart", "out_dir", "strategy")  # options that do not change what is trained
 
 
-def run_folder(out_dir, script, command_options):
-    """The backup folder of the run `command_options` (a mapping of every option) describe: the same
-    command gives the same folder."""
-    described = {name: value for name, value in sorted(command_options.items())
-                 if name not in EXCLUDED_FROM_KEY and not callable(value)}
-    digest = hashlib.sha256(json.dumps([script, described], sort_keys=True, default=str).encode())
-    return os.path.join(out_dir, f".run-{os.path.splitext(script)[0]}-{digest.hexdigest()[:12]}")
+def run_folder(script, config):
+    """The backup folder, in `config.out_dir`, of the run of `script` with `config` (a
+    `config.TrainingConfig`): the same command gives the same folder."""
+    digest = config.digest(script, excluded=EXCLUDED_FROM_KEY)
+    return os.path.join(config.out_dir, f".run-{os.path.splitext(script)[0]}-{digest.hexdigest()[:12]}")
 
 
 class RunBackup:

@@ -128,8 +128,9 @@ def fit(model, train_set, val_set, config, initial_epoch=0, backup=None, best_so
     train_data, val_data = _fit_datasets(model, train_set, val_set, config, soft_targets, strategy)
     target_width = NUM_CLASSES * (1 if soft_targets is None else 2)
     distribution.prepare_for_workers(model, strategy, ((1, *model.input_shape[1:]), (1, target_width)))
+    copied, relabelled = data.exact_copies(val_set, train_set)  # (validation rows,) masks each
     best_weights, rows = BestWeights(*(best_so_far or ())), []
-    callbacks = [UnseenAccuracy(train_set, val_set), best_weights, HistoryRows(rows), StopOnNonFiniteLoss()]
+    callbacks = [UnseenAccuracy(val_set, copied), best_weights, HistoryRows(rows), StopOnNonFiniteLoss()]
     resumed_epochs = _resume(backup, initial_epoch, config.epochs, best_weights, rows, callbacks)
     started = time.perf_counter()
     class_weight = balanced_class_weights(train_set.labels) if config.class_weight == "balanced" else None
@@ -148,7 +149,7 @@ def fit(model, train_set, val_set, config, initial_epoch=0, backup=None, best_so
                "best_epoch": best_weights.best_epoch,
                "last_val_accuracy": _or_none(rows[-1][VAL_ACCURACY]),
                "kept_epoch": kept_epoch, "kept_val_accuracy": kept_accuracy,
-               **unseen_accuracy(model, train_set, val_set)}
+               **unseen_accuracy(model, val_set, copied, relabelled)}
     print(describe_run(summary, len(rows) - resumed_epochs))
     return rows, summary, last_weights
 
@@ -245,13 +246,13 @@ def _or_none(value):
     return None if value is None or np.isnan(value) else value
 
 
-def unseen_accuracy(model, train_set, val_set):
+def unseen_accuracy(model, val_set, copied, relabelled):
     """The model's accuracy on the validation rows without an exact pixel copy among the training
-    rows ("unseen"), with how many rows those are."""
+    rows ("unseen"; `copied` marks the others, `relabelled` those whose copy has another label),
+    with how many rows those are."""
     if not len(val_set):
         return {"val_unseen_rows": 0, "val_rows_copied_in_training": 0,
                 "val_rows_copied_with_another_label": 0, "kept_val_unseen_accuracy": None}
-    copied, relabelled = data.exact_copies(val_set, train_set)
     predicted = prediction.predict_probabilities(model, val_set.images).argmax(axis=1)
     correct = predicted[~copied] == val_set.labels[~copied]
     return {"val_unseen_rows": int((~copied).sum()),
@@ -278,11 +279,10 @@ def recompute_batch_norm_statistics(model, train_data, batches=100):
 
 class UnseenAccuracy(keras.callbacks.Callback):
     """Adds `val_unseen_accuracy` to each epoch's logs: the accuracy on the validation rows without
-    an exact pixel copy among the training rows (none when there are no such rows)."""
+    an exact pixel copy among the training rows, marked by `copied` (none when there are no such rows)."""
 
-    def __init__(self, train_set, val_set):
+    def __init__(self, val_set, copied):
         super().__init__()
-        copied = data.exact_copies(val_set, train_set)[0] if len(val_set) else np.zeros(0, dtype=bool)
         self.images, self.labels = val_set.images[~copied], val_set.labels[~copied]
 
     def on_epoch_end(self, epoch, logs=None):
@@ -426,11 +426,10 @@ def start_strategy(config):
 def make_backup(config, strategy, initial_epoch, train_set, val_set):
     """The run's backup (the chief writes it, other workers only read it), after checking that
     every worker is about to train the same thing from the same epoch."""
-    folder = resume.run_folder(config.out_dir, script_name(), config.command_options)
+    folder = resume.run_folder(script_name(), config)
     backup = resume.RunBackup(folder, config.restart, writer=distribution.is_chief(strategy))
     arrays = [train_set.images, train_set.labels, val_set.images, val_set.labels]
-    distribution.check_workers_agree(strategy, config.command_options, ("out_dir",), arrays,
-                                     max(backup.finished_epochs(), initial_epoch))
+    distribution.check_workers_agree(strategy, config, arrays, max(backup.finished_epochs(), initial_epoch))
     return backup
 
 
