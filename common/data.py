@@ -18,6 +18,7 @@ import dataclasses
 import gzip
 import os
 import re
+import tokenize
 import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -132,7 +133,7 @@ def parse_csv(path):
         content_end -= 1
     if content_end <= header_end:
         raise UsageError(f"{path}: no data rows after the header '{header}'")
-    if content_end != len(text) - 1:
+    if text[content_end:] != b"\n":
         text = text[:content_end] + b"\n"  # exactly one line end after the last row
     leading, pixels, usage = _parse_rows(path, text, header_end + 1, kaggle=header == KAGGLE_HEADER)
     images = pixels.reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
@@ -307,7 +308,7 @@ def _parse_rows(path, body, body_start, kaggle=False):
     chunk_bounds = []  # (first byte, end byte, first row) of each chunk of whole lines
     start, row = body_start, 0
     while start < len(body):
-        end = body.find(b"\n", min(start + CHUNK_BYTES, len(body) - 1)) + 1
+        end = body.find(b"\n", min(start + CHUNK_BYTES, len(body) - 1)) + 1 or len(body)
         chunk_bounds.append((start, end, row))
         row += body.count(b"\n", start, end)
         start = end
@@ -411,7 +412,8 @@ def _load_npz(path, part):
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files if name.startswith(part + "_")}
-    except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile, tokenize.TokenError,
+            SyntaxError, KeyError) as error:  # NumPy reads a damaged array header with tokenize
         reason = " ".join(str(error).split()) or type(error).__name__
         raise UsageError(f"{path}: not a readable .npz cache ({reason}); write it again with "
                          f"csv_to_npz.py") from None
