@@ -1,0 +1,162 @@
+"""A queue of long commands run one after another in the background, across sessions.
+
+The queue is a text file with one shell command per line (`#` starts a comment). Each command is
+run in its turn with its output appended to `<state folder>/<job>.log`; a command that exits 0 is
+marked done (`<job>.done`) and skipped from then on, so starting the same queue again continues
+with the first command not yet done. Training commands resume after their last finished epoch by
+themselves, so a queue stopped mid-run loses at most one epoch. A job is named by a hash of its
+command's text: editing a line makes it a new job, moving it does not.
+
+One queue runner holds a folder at a time (`queue.lock` with its process id and host); a lock left
+by a process that no longer runs is taken over with a note.
+"""
+
+import contextlib
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+
+from common import cli
+
+INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C or SIGTERM
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    line_number: int
+    command: str
+
+    @property
+    def name(self):
+        """A stable name: the first 12 hex digits of the command's sha256."""
+        return hashlib.sha256(self.command.encode()).hexdigest()[:12]
+
+
+def read_jobs(queue_path):
+    """The commands of a queue file, in order; blank lines and `#` comments are skipped."""
+    try:
+        with open(queue_path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise cli.UsageError(f"{queue_path}: cannot be read as a text queue ({error})") from None
+    jobs = [Job(number, line.strip()) for number, line in enumerate(lines, start=1)
+            if line.strip() and not line.strip().startswith("#")]
+    if not jobs:
+        raise cli.UsageError(f"{queue_path}: no commands (expected one shell command per line)")
+    return jobs
+
+
+def job_state(job, state_folder):
+    """'done', 'failed (exit N)' or 'waiting' for `job`, from its marker files."""
+    if os.path.exists(os.path.join(state_folder, f"{job.name}.done")):
+        return "done"
+    failed = os.path.join(state_folder, f"{job.name}.failed")
+    if os.path.exists(failed):
+        with open(failed, encoding="utf-8") as handle:
+            return f"failed (exit {json.load(handle)['exit_code']})"
+    return "waiting"
+
+
+class QueueLock:
+    """The state folder's lock: a file naming the runner's process id and host."""
+
+    def __init__(self, state_folder):
+        self.path = os.path.join(state_folder, "queue.lock")
+
+    def __enter__(self):
+        holder = self._holder()
+        if holder and _running(holder):
+            raise cli.UsageError(f"{self.path}: the queue is already being run by process "
+                                 f"{holder['pid']} on {holder['host']} since {holder['started']}")
+        if holder:
+            print(f"note: taking over {self.path} from process {holder['pid']}, which no longer runs")
+        temporary = f"{self.path}.{os.getpid()}"
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}, handle)
+        os.replace(temporary, self.path)
+        return self
+
+    def __exit__(self, *exception):
+        if (self._holder() or {}).get("pid") == os.getpid():
+            os.unlink(self.path)
+
+    def _holder(self):
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                return json.load(handle)
+        except (OSError, ValueError):
+            return None
+
+
+def _running(holder):
+    """Whether the lock's process still runs (assumed so for another host's lock)."""
+    if holder.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError, TypeError):
+        return True
+    return True
+
+
+def run_queue(jobs, state_folder, working_folder="."):
+    """Runs every job not yet done, in order, each in `working_folder`; returns the number of jobs
+    that failed. Stops at once (exit status 130 of a job, or SIGTERM/Ctrl-C to the runner) when
+    interrupted, stopping the running command too."""
+    failures = 0
+    for job in jobs:
+        if job_state(job, state_folder) == "done":
+            continue
+        exit_code = _run_job(job, state_folder, working_folder)
+        if exit_code == INTERRUPTED:
+            raise KeyboardInterrupt
+        _mark(job, state_folder, exit_code)
+        failures += exit_code != 0
+        print(f"{_now()}  line {job.line_number}: {'done' if exit_code == 0 else f'failed (exit {exit_code})'}"
+              f"  {job.command}")
+    return failures
+
+
+def _run_job(job, state_folder, working_folder):
+    """Runs one job's command under bash with its output appended to its log; its exit status."""
+    log_path = os.path.join(state_folder, f"{job.name}.log")
+    print(f"{_now()}  line {job.line_number}: running  {job.command}  (log: {log_path})")
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"\n=== {_now()} {job.command}\n")
+        log.flush()
+        process = subprocess.Popen(["bash", "-c", job.command], cwd=working_folder, stdout=log,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+        try:
+            return process.wait()
+        except KeyboardInterrupt:  # the runner was stopped: stop the command's whole group with it
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait()
+            raise
+
+
+def _mark(job, state_folder, exit_code):
+    """Records a finished job: `<name>.done`, or `<name>.failed` (retried by the next run)."""
+    for suffix in (".done", ".failed"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(state_folder, job.name + suffix))
+    suffix = ".done" if exit_code == 0 else ".failed"
+    with open(os.path.join(state_folder, job.name + suffix), "w", encoding="utf-8") as handle:
+        json.dump({"command": job.command, "exit_code": exit_code, "finished": _now()}, handle)
+
+
+def _now():
+    return datetime.datetime.now().isoformat(timespec="seconds")
+
+
+def describe(jobs, state_folder):
+    """Prints one line per job: its line number, state and command."""
+    for job in jobs:
+        print(f"line {job.line_number:>3}  {job_state(job, state_folder):<16} {job.command}")
