@@ -1,21 +1,24 @@
 """Finds the faces in photos, folders and videos and tells the expression of each.
 
 Usage:
-    python predict.py examples/astronaut.jpg                   # the shipped model, Haar face detector
+    python predict.py examples/astronaut.jpg                   # the shipped model, MTCNN face detector
     python predict.py photos/ clip.mp4 --every 5 --out results  # a folder's images and videos
+    python predict.py group.jpg --min-face 24                   # smaller faces too (slower)
     python predict.py crops/ --detector none                    # every image already is one face
     python predict.py photo.jpg --model models/0.694167.h5 --tta
     python predict.py photo.jpg --model model_list.txt          # a weighted ensemble
 
-Each face is cut out as FER2013's faces were (a square around the detected face with a 5% margin
-on each side, greyscale, 48x48) and classified by the same prediction path as test.py. Writes, in
---out: predictions.csv (one row per face: source,frame,face,x,y,width,height,label,emotion and the
-seven probabilities), <name>_faces.png for each image with a face (boxes and emotions drawn on
+MTCNN finds the faces (turned, small, several per photo) with their eyes; each face is turned so its
+eyes are level (--no-align: not) and cut out as FER2013's faces were (a square around the face with
+the detector's own margin, greyscale, 48x48), then classified by the same prediction path as
+test.py. Writes, in --out: predictions.csv (one row per face: source,frame,face,x,y,width,height,
+label,emotion, the seven probabilities and detector_score), <name>_faces.png for each image with a face (boxes and emotions drawn on
 it) and, with --annotate-video, <name>_faces.mp4 for each video. Existing files are kept; new ones
 get a -1, -2, ... suffix. Folders are read one level deep, files sorted by name; a file there that
 is neither an image nor a video is skipped with a warning.
 """
 
+import argparse
 import os
 import sys
 
@@ -31,8 +34,15 @@ def main():
                                         "(soft voting) (default: the model in pretrained/)")
     parser.add_argument("--out", type=cli.output_folder, default="predictions",
                         help="folder for predictions.csv and the annotated copies (created if missing)")
-    parser.add_argument("--detector", choices=tuple(faces.DETECTORS), default="haar",
-                        help="'haar': OpenCV's frontal-face cascade; 'none': each image is one face")
+    parser.add_argument("--detector", choices=tuple(faces.DETECTORS), default=faces.DEFAULT_DETECTOR,
+                        help="'mtcnn': finds turned, small and several faces, with landmarks; 'haar': "
+                             "OpenCV's frontal-face cascade (upright faces only); 'none': each image "
+                             "is one face")
+    parser.add_argument("--min-face", type=cli.positive_int, default=faces.DEFAULT_MIN_FACE,
+                        help="smallest face width looked for, in pixels (smaller: slower)")
+    parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
+                        help="turn each face so its eyes are level before cutting it out (detectors "
+                             "with landmarks)")
     parser.add_argument("--every", type=cli.positive_int, default=1,
                         help="read every N-th frame of a video")
     parser.add_argument("--annotate-video", action="store_true",
@@ -55,9 +65,9 @@ def main():
 
     classifier = prediction.load_classifier(model_path, options.precision, options.pixel_scale)
     run = face_prediction.FacePredictionRun(
-        classifier, faces.DETECTORS[options.detector](), options.out, tta=options.tta,
+        classifier, faces.make_detector(options.detector, options.min_face), options.out, tta=options.tta,
         every=options.every, annotate_images=not options.no_annotate,
-        annotate_videos=options.annotate_video, batch_size=options.batch_size)
+        annotate_videos=options.annotate_video, batch_size=options.batch_size, align=options.align)
     for source in face_prediction.progress(sources):
         run.add(source)
     summary = run.finish()

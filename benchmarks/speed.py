@@ -293,11 +293,11 @@ def photo_rows(dataset, count, rounds):
     keras.mixed_precision.set_global_policy("float32")
     with tempfile.TemporaryDirectory() as folder:
         sources, _ = faces.collect_sources([generated_photos(dataset, count, folder)])
-        detector = faces.HaarDetector()
+        detector = faces.make_detector()
         classifier = prediction.Classifier([prediction.ModelPredictor(models.build_vgg_cnn())], [1.0], "vgg")
 
         def detector_alone():
-            return sum(len(detector.boxes(faces.to_grey(faces.read_image(source.path))))
+            return sum(len(detector.detect(faces.read_image(source.path)))
                        for source in sources)
 
         def whole_run(round_number):

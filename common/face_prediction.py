@@ -14,7 +14,7 @@ from common import faces, files
 from common.cli import UsageError
 
 PREDICTION_COLUMNS = ("source", "frame", "face", "x", "y", "width", "height", "label", "emotion",
-                      *faces.EMOTIONS)
+                      *faces.EMOTIONS, "detector_score")
 PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 
 
@@ -32,8 +32,8 @@ class FacePredictionRun:
     """Reads sources one after another; faces are classified in batches across them."""
 
     def __init__(self, classifier, detector, out_dir, tta=False, every=1, annotate_images=True,
-                 annotate_videos=False, batch_size=256):
-        self.detector, self.out_dir, self.every = detector, out_dir, every
+                 annotate_videos=False, batch_size=256, align=True):
+        self.detector, self.out_dir, self.every, self.align = detector, out_dir, every, align
         self.annotate_images, self.annotate_videos = annotate_images, annotate_videos
         self.batches = faces.BatchedClassification(classifier, self._on_classified, batch_size, tta)
         self.rows, self.summary = [], RunSummary()
@@ -57,7 +57,7 @@ class FacePredictionRun:
             self.summary.images += 1
             image = faces.read_image(source.path)
             kept = image if self.annotate_images else None  # held until its faces are classified
-            self.batches.add((source, 0, kept, None), faces.find_faces(image, self.detector), kept)
+            self.batches.add((source, 0, kept, None), faces.find_faces(image, self.detector, self.align), kept)
         else:
             self._add_video(source)
 
@@ -80,7 +80,7 @@ class FacePredictionRun:
         for frame_number, frame in faces.video_frames(source.path, self.every):
             self.summary.frames += 1
             kept = frame if writer else None
-            self.batches.add((source, frame_number, kept, writer), faces.find_faces(frame, self.detector),
+            self.batches.add((source, frame_number, kept, writer), faces.find_faces(frame, self.detector, self.align),
                              kept)
 
     def _on_classified(self, item, found):
@@ -90,7 +90,7 @@ class FacePredictionRun:
         for index, face in enumerate(found):
             x, y, width, height = face.box
             self.rows.append([source.path, frame_number, index, x, y, width, height, face.label,
-                              face.emotion, *face.probabilities.tolist()])
+                              face.emotion, *face.probabilities.tolist(), face.score])
         if writer is not None:
             writer.write(faces.annotate(image, found))
         elif image is not None and found:

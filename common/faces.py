@@ -5,7 +5,7 @@ interpolation), and classifying them in batches through the one prediction path.
 For a notebook:
 
     from common import faces
-    found = faces.classify_faces("examples/astronaut.jpg")      # the shipped model, Haar detector
+    found = faces.classify_faces("examples/astronaut.jpg")      # the shipped model, MTCNN detector
     for face in found:
         print(face.box, face.emotion, face.probabilities.round(3))
 
@@ -14,6 +14,7 @@ Nothing here loads TensorFlow until a model is needed, so input checks run befor
 
 import dataclasses
 import os
+import typing
 
 import cv2
 import numpy as np
@@ -42,11 +43,12 @@ class Source:
 @dataclasses.dataclass
 class Face:
     """A face found in an image: its box (x, y, width, height) in the image's pixels, its 48x48 grey
-    crop and its seven class probabilities (0 Angry ... 6 Neutral)."""
+    crop, its seven class probabilities (0 Angry ... 6 Neutral) and the detector's score."""
 
     box: tuple
     crop: np.ndarray
     probabilities: np.ndarray | None = None
+    score: float | None = None  # the detector's confidence
 
     @property
     def label(self):
@@ -154,38 +156,122 @@ def video_rate(path):
     return rate if rate and np.isfinite(rate) and rate > 0 else 25.0
 
 
+@dataclasses.dataclass(frozen=True)
+class Detection:
+    """One face as a detector reports it, in the image's pixels."""
+
+    box: tuple  # (x, y, width, height)
+    score: float | None = None  # the detector's confidence; None when it gives none
+    eyes: tuple | None = None  # ((x, y) of the eye on the image's left, (x, y) of the other); None: no landmarks
+
+
+class FaceDetector(typing.Protocol):
+    """What `find_faces` needs of a detector; a new one is a class like these and a DETECTORS line.
+
+    `margin` and `offset` frame its boxes as FER2013's faces were framed: the crop is a square whose
+    side is the box's longer side plus `margin` of it on each side, its centre `offset` of the side
+    below the box's centre (both chosen on training rows by benchmarks/photos.py --fit-framing)."""
+
+    margin: float
+    offset: float
+
+    def detect(self, image) -> list:
+        """The faces (Detection) in a BGR or grey uint8 image, largest first."""
+
+
+class MtcnnDetector:
+    """MTCNN (the `mtcnn` package: TensorFlow networks, weights inside the wheel, five landmarks):
+    finds turned, small and several faces. The search runs on a copy scaled so that the smallest
+    face asked for (`min_face` pixels wide) is 20 pixels, the size the package's image pyramid is
+    built for; boxes are given in the original's pixels and faces are cut from the original."""
+
+    margin, offset = -0.02, -0.01  # see FaceDetector: its box is a little larger than FER2013's crop
+    SEARCH_MIN_FACE = 20  # smaller values of the package's min_face_size are slow; larger ones break its pyramid
+
+    THRESHOLDS = dict(threshold_pnet=0.5, threshold_rnet=0.6, threshold_onet=0.7)  # chosen on training rows
+
+    def __init__(self, min_face=40):
+        from common import backend  # noqa: F401  (TensorFlow loads quietly)
+        import keras
+
+        try:
+            from mtcnn import MTCNN
+        except ImportError as error:
+            raise UsageError(f"--detector mtcnn: the mtcnn package cannot be loaded ({error}); "
+                             f"reinstall it with pip install -r requirements.txt") from None
+        self.min_face = min_face
+        policy = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy("float32")  # its layers never take the classifier's policy
+        try:
+            self.network = MTCNN(stages="face_and_landmarks_detection", device="CPU:0")
+        finally:
+            keras.mixed_precision.set_global_policy(policy)
+
+    def detect(self, image):
+        rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB) \
+            if image.ndim == 2 or image.shape[2] == 3 else cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+        scale = min(1.0, self.SEARCH_MIN_FACE / self.min_face)
+        searched = rgb if scale == 1.0 else cv2.resize(rgb, None, fx=scale, fy=scale,
+                                                        interpolation=cv2.INTER_AREA)
+        if min(searched.shape[:2]) < self.SEARCH_MIN_FACE:
+            return []
+        found = self.network.detect_faces(searched, min_face_size=self.SEARCH_MIN_FACE, **self.THRESHOLDS)
+        detections = []
+        for face in found:
+            x, y, width, height = (float(value) / scale for value in face["box"])
+            if max(width, height) < self.min_face:
+                continue
+            eyes = tuple(tuple(float(value) / scale for value in face["keypoints"][name])
+                         for name in ("left_eye", "right_eye"))
+            detections.append(Detection((int(round(x)), int(round(y)), int(round(width)),
+                                         int(round(height))), float(face["confidence"]), eyes))
+        return sorted(detections, key=lambda detection: -detection.box[2] * detection.box[3])
+
+
 class HaarDetector:
-    """OpenCV's frontal-face Haar cascade, as shipped with OpenCV: nothing to download."""
+    """OpenCV's frontal-face Haar cascade, as shipped with OpenCV: nothing to download; no score,
+    no landmarks, upright faces only."""
 
-    margin = FACE_MARGIN  # the cascade's box is tighter than FER2013's faces
+    margin, offset = FACE_MARGIN, 0.0  # the cascade's box is tighter than FER2013's faces
 
-    def __init__(self):
+    def __init__(self, min_face=24):
         path = os.path.join(cv2.data.haarcascades, HAAR_CASCADE)
         self.cascade = cv2.CascadeClassifier(path)
+        self.min_face = min_face
         if self.cascade.empty():
             raise UsageError(f"{path}: OpenCV's face detector could not be loaded; reinstall "
                              f"opencv-python-headless 4.x")
 
-    def boxes(self, grey):
-        """Face boxes (x, y, width, height) in a grey image, largest first."""
+    def detect(self, image):
+        grey = to_grey(image)
         equalised = cv2.equalizeHist(grey)  # evens out lighting for the cascade only
-        smallest = max(24, min(grey.shape) // 40)
+        smallest = max(self.min_face, min(grey.shape) // 40)
         found = self.cascade.detectMultiScale(equalised, scaleFactor=1.1, minNeighbors=5,
                                               minSize=(smallest, smallest))
-        boxes = [tuple(int(value) for value in box) for box in found]
-        return sorted(boxes, key=lambda box: -box[2] * box[3])
+        boxes = sorted((tuple(int(value) for value in box) for box in found), key=lambda box: -box[2] * box[3])
+        return [Detection(box) for box in boxes]
 
 
 class WholeImage:
     """The detector of `--detector none`: every image already is one face, cut as it is."""
 
-    margin = 0.0
+    margin, offset = 0.0, 0.0
 
-    def boxes(self, grey):
-        return [(0, 0, grey.shape[1], grey.shape[0])]
+    def __init__(self, min_face=0):
+        pass
+
+    def detect(self, image):
+        return [Detection((0, 0, image.shape[1], image.shape[0]), 1.0)]
 
 
-DETECTORS = {"haar": HaarDetector, "none": WholeImage}
+DETECTORS = {"mtcnn": MtcnnDetector, "haar": HaarDetector, "none": WholeImage}
+DEFAULT_DETECTOR = "mtcnn"
+DEFAULT_MIN_FACE = 40  # pixels: FER2013's faces are 48 wide; smaller ones carry too little to read
+
+
+def make_detector(name=DEFAULT_DETECTOR, min_face=DEFAULT_MIN_FACE):
+    """The detector registered as `name`, finding faces at least `min_face` pixels wide."""
+    return DETECTORS[name](min_face=min_face)
 
 
 def to_grey(image):
@@ -197,33 +283,65 @@ def to_grey(image):
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
-def crop_face(grey, box, margin=FACE_MARGIN):
+def eye_angle(eyes):
+    """Degrees by which the line from the left eye to the right one rises clockwise in the image
+    (y grows downwards): turning the face back by it levels the eyes."""
+    (left_x, left_y), (right_x, right_y) = eyes
+    return float(np.degrees(np.arctan2(right_y - left_y, right_x - left_x)))
+
+
+def crop_face(grey, box, margin=FACE_MARGIN, offset=0.0, angle=0.0):
     """The 48x48 uint8 face of `box` cut from a grey image as FER2013's faces were: a square
-    centred on the box, its side the box's longer side plus `margin` of it on each side (edges
-    repeated where it leaves the image), resized by area interpolation."""
+    centred on the box (moved down by `offset` of its side), its side the box's longer side plus
+    `margin` of it on each side (edges repeated where it leaves the image), turned by `angle`
+    degrees about its centre so that a face tilted by that angle comes out upright, resized by area
+    interpolation."""
     x, y, width, height = box
     side = max(1, int(round(max(width, height) * (1 + 2 * margin))))
-    left = int(round(x + width / 2 - side / 2))
-    top = int(round(y + height / 2 - side / 2))
-    pad = max(0, -left, -top, left + side - grey.shape[1], top + side - grey.shape[0])
-    if pad:
-        grey = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        left, top = left + pad, top + pad
-    square = grey[top:top + side, left:left + side]
+    centre_x, centre_y = x + width / 2, y + height / 2 + offset * side
+    if angle:
+        square = _turned_square(grey, (centre_x, centre_y), side, angle)
+    else:
+        square = _square(grey, int(round(centre_x - side / 2)), int(round(centre_y - side / 2)), side)
     interpolation = cv2.INTER_AREA if side >= IMAGE_SIZE else cv2.INTER_LINEAR
     return cv2.resize(square, (IMAGE_SIZE, IMAGE_SIZE), interpolation=interpolation)
 
 
-def find_faces(image, detector):
-    """The faces `detector` finds in a BGR or grey image, each with its 48x48 crop."""
+def _square(grey, left, top, side):
+    """The side x side square at (left, top), image edges repeated where it leaves the image."""
+    pad = max(0, -left, -top, left + side - grey.shape[1], top + side - grey.shape[0])
+    if pad:
+        grey = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        left, top = left + pad, top + pad
+    return grey[top:top + side, left:left + side]
+
+
+def _turned_square(grey, centre, side, angle):
+    """The side x side square about `centre`, turned by `angle` degrees (at full resolution)."""
+    pixel_centre = (centre[0] - 0.5, centre[1] - 0.5)  # pixel i spans i - 0.5 .. i + 0.5
+    turn = cv2.getRotationMatrix2D(pixel_centre, angle, 1.0)  # (2, 3): image -> turned image
+    turn[:, 2] += ((side - 1) / 2 - pixel_centre[0], (side - 1) / 2 - pixel_centre[1])  # lands mid-square
+    return cv2.warpAffine(grey, turn, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def find_faces(image, detector, align=True):
+    """The faces `detector` finds in a BGR or grey image, each with its 48x48 crop; with `align`,
+    faces with landmarks are turned so that their eyes are level."""
     grey = to_grey(image)
-    return [Face(box, crop_face(grey, box, detector.margin)) for box in detector.boxes(grey)]
+    found = []
+    for detection in detector.detect(image):
+        angle = eye_angle(detection.eyes) if align and detection.eyes else 0.0
+        crop = crop_face(grey, detection.box, detector.margin, detector.offset, angle)
+        found.append(Face(detection.box, crop, score=detection.score))
+    return found
 
 
-def classify_faces(image, classifier=None, detector="haar", tta=False):
+def classify_faces(image, classifier=None, detector=DEFAULT_DETECTOR, tta=False, align=True,
+                   min_face=DEFAULT_MIN_FACE):
     """The faces in `image` (a path, or a BGR or grey array as OpenCV gives) with their class
     probabilities. `classifier`: a model path, a model list path, a Keras model, a
-    `prediction.Classifier`, or None for the shipped pretrained model."""
+    `prediction.Classifier`, or None for the shipped pretrained model. `detector`: a name in
+    DETECTORS or a detector object."""
     from common import files, prediction  # TensorFlow loads only when something is classified
 
     if isinstance(image, (str, os.PathLike)):
@@ -234,7 +352,9 @@ def classify_faces(image, classifier=None, detector="haar", tta=False):
         classifier = prediction.load_classifier(os.fspath(classifier))
     elif not isinstance(classifier, prediction.Classifier):
         classifier = prediction.Classifier([prediction.ModelPredictor(classifier)], [1.0], "model")
-    found = find_faces(image, DETECTORS[detector]())
+    if isinstance(detector, str):
+        detector = make_detector(detector, min_face)
+    found = find_faces(image, detector, align)
     classify(classifier, found, tta)
     return found
 

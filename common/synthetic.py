@@ -90,12 +90,17 @@ def _mouth(x, y, mouth_x, mouth_y, scale, tilt_sign, expression):
 def photo_with_face(face, rng, height=480, width=640):
     """A grey `height` x `width` photo of a noisy horizontal gradient with `face` (already at its
     size) pasted at a random place: a stand-in for a photo with one face in it."""
+    return photo_and_corner(face, rng, height, width)[0]
+
+
+def photo_and_corner(face, rng, height=480, width=640):
+    """`photo_with_face`'s photo and the (top, left) corner where the face was pasted."""
     gradient = np.linspace(rng.uniform(40, 120), rng.uniform(120, 220), width)[None, :]
     photo = np.clip(gradient + rng.normal(0, 12, (height, width)), 0, 255).astype(np.uint8)
     side = face.shape[0]
     top, left = int(rng.integers(0, height - side)), int(rng.integers(0, width - side))
     photo[top:top + side, left:left + side] = face
-    return photo
+    return photo, (top, left)
 
 
 def main():

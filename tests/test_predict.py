@@ -12,7 +12,7 @@ from helpers import REPO, assert_refused, run_script
 
 EXAMPLE_PHOTO = os.path.join(REPO, "examples", "astronaut.jpg")
 COLUMNS = ["source", "frame", "face", "x", "y", "width", "height", "label", "emotion", "angry",
-           "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+           "disgust", "fear", "happy", "sad", "surprise", "neutral", "detector_score"]
 
 
 def read_predictions(folder):
@@ -38,7 +38,7 @@ def test_the_example_photo_gives_one_face_with_its_box_and_probabilities(tmp_pat
     assert row["source"] == EXAMPLE_PHOTO and row["frame"] == "0" and row["face"] == "0"
     x, y, width, height = (int(row[name]) for name in ("x", "y", "width", "height"))
     assert 150 < x < 210 and 40 < y < 100 and 70 < width < 130 and 70 < height < 130  # her face
-    probabilities = np.array([float(row[name]) for name in COLUMNS[9:]])
+    probabilities = np.array([float(row[name]) for name in COLUMNS[9:16]])
     assert abs(probabilities.sum() - 1) < 0.002
     assert int(row["label"]) == probabilities.argmax() and row["emotion"] == faces.EMOTIONS[int(row["label"])]
     annotated = cv2.imread(str(out / "astronaut_faces.png"))
@@ -61,7 +61,7 @@ def test_a_folder_of_face_crops_gets_the_same_labels_as_test_py(tmp_path, traine
     from common import prediction
     model = prediction.with_precision(prediction.load_model(trained_model), "fp32")
     expected = prediction.predict_probabilities(model, images)  # test.py's path on the 48x48 faces
-    found = np.array([[float(row[name]) for name in COLUMNS[9:]] for row in rows])
+    found = np.array([[float(row[name]) for name in COLUMNS[9:16]] for row in rows])
     np.testing.assert_allclose(found, expected, atol=6e-5)  # the 4 decimals written
     assert not [name for name in os.listdir(out) if name.endswith(".png")]
 

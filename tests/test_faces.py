@@ -1,0 +1,115 @@
+"""The face finder: several, small and turned faces in generated photos made from the example photo,
+framing and alignment, the detector's score, and its independence from the classifier's settings."""
+
+import os
+
+import cv2
+import keras
+import numpy as np
+import pytest
+
+from common import faces
+from helpers import REPO, assert_refused, run_script
+
+EXAMPLE_PHOTO = os.path.join(REPO, "examples", "astronaut.jpg")
+FACE_BOX = (150, 30, 150, 150)  # a square around the astronaut's face in the example photo
+
+
+@pytest.fixture(scope="module")
+def mtcnn():
+    return faces.make_detector("mtcnn")
+
+
+def example_face(side):
+    """The example photo's face and shoulders, `side` pixels wide (BGR)."""
+    x, y, width, height = FACE_BOX
+    return cv2.resize(cv2.imread(EXAMPLE_PHOTO)[y:y + height, x:x + width], (side, side),
+                      interpolation=cv2.INTER_AREA)
+
+
+def group_photo(sides, centres, size=(960, 1280)):
+    """A photo of a noisy gradient holding the example face at each centre with each side."""
+    rng = np.random.default_rng(0)
+    photo = np.clip(np.linspace(60, 200, size[1])[None, :, None] + rng.normal(0, 8, (*size, 3)), 0, 255)
+    photo = photo.astype(np.uint8)
+    for side, (x, y) in zip(sides, centres):
+        photo[y - side // 2:y - side // 2 + side, x - side // 2:x - side // 2 + side] = example_face(side)
+    return photo
+
+
+def turned(image, degrees):
+    """`image` turned by `degrees` clockwise about its centre, edges repeated."""
+    height, width = image.shape[:2]
+    turn = cv2.getRotationMatrix2D((width / 2, height / 2), -degrees, 1.0)
+    return cv2.warpAffine(image, turn, (width, height), borderMode=cv2.BORDER_REPLICATE)
+
+
+def test_every_face_of_a_three_face_photo_is_found_where_it_is(mtcnn):
+    centres = [(200, 200), (700, 500), (1100, 800)]
+    photo = group_photo([70, 130, 240], centres)
+    detections = mtcnn.detect(photo)
+    assert len(detections) == 3
+    found_centres = sorted((x + width / 2, y + height / 2) for x, y, width, height in
+                           (detection.box for detection in detections))
+    for (found_x, found_y), (x, y) in zip(found_centres, centres):
+        assert abs(found_x - x) < 25 and abs(found_y - y) < 30
+    assert all(0.9 <= detection.score <= 1 for detection in detections)
+    assert [detection.box[2] for detection in detections] == sorted(
+        (detection.box[2] for detection in detections), reverse=True)  # largest first
+
+
+def test_faces_narrower_than_min_face_are_not_reported():
+    photo = group_photo([70, 240], [(200, 200), (900, 600)])
+    assert len(faces.make_detector("mtcnn", min_face=120).detect(photo)) == 1
+
+
+def test_a_turned_face_is_found_and_cut_out_upright(mtcnn):
+    photo = cv2.imread(EXAMPLE_PHOTO)
+    (upright,) = faces.find_faces(photo, mtcnn)
+    tilted_photo = turned(photo, 20)
+    (detection,) = mtcnn.detect(tilted_photo)
+    assert faces.eye_angle(detection.eyes) == pytest.approx(20 + faces.eye_angle(mtcnn.detect(photo)[0].eyes),
+                                                            abs=5)
+    (aligned,) = faces.find_faces(tilted_photo, mtcnn, align=True)
+    (unaligned,) = faces.find_faces(tilted_photo, mtcnn, align=False)
+
+    def difference(crop):
+        return np.abs(crop.astype(float) - upright.crop.astype(float)).mean()
+
+    assert difference(aligned.crop) < 0.6 * difference(unaligned.crop)
+
+
+def test_the_turned_crop_of_a_level_face_is_the_plain_crop():
+    grey = (np.random.default_rng(1).random((200, 300)) * 255).astype(np.uint8)
+    plain = faces.crop_face(grey, (100, 50, 80, 80), margin=0.1, offset=0.0625)  # a 96-pixel square
+    turned_by_nothing = faces._turned_square(grey, (140.0, 90.0 + 6), 96, 1e-9)
+    np.testing.assert_allclose(cv2.resize(turned_by_nothing, (48, 48), interpolation=cv2.INTER_AREA)
+                               .astype(int), plain.astype(int), atol=1)
+
+
+def test_the_detector_keeps_float32_under_the_classifiers_mixed_precision():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    detector = faces.make_detector("mtcnn")
+    assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    stage_model = detector.network.stages[0]._model
+    assert all(weight.dtype == "float32" for weight in stage_model.weights)
+    assert len(detector.detect(cv2.imread(EXAMPLE_PHOTO))) == 1
+
+
+def test_predictions_carry_the_detectors_score(tmp_path, trained_model):
+    scores = {}
+    for detector in ("mtcnn", "haar", "none"):
+        out = tmp_path / detector
+        result = run_script("predict.py", EXAMPLE_PHOTO, "--model", trained_model, "--out", out,
+                            "--detector", detector, "--no-annotate")
+        assert result.exit_code == 0, result.stderr
+        lines = (out / "predictions.csv").read_text().splitlines()
+        assert lines[0].endswith(",neutral,detector_score") and len(lines) == 2
+        scores[detector] = lines[1].rsplit(",", 1)[1]
+    assert 0.9 <= float(scores["mtcnn"]) <= 1 and scores["haar"] == "" and float(scores["none"]) == 1
+
+
+def test_a_detector_that_cannot_load_names_the_package(tmp_path, trained_model, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "mtcnn", None)  # as if it were not installed
+    result = run_script("predict.py", EXAMPLE_PHOTO, "--model", trained_model, "--out", tmp_path / "out")
+    assert_refused(result, "mtcnn", "pip install -r requirements.txt")
