@@ -24,6 +24,7 @@ def main():
                                                    folds=options.folds, fold=options.fold)
     options.val_size = options.val_size or len(val_set)  # saved as the row count it became
 
+    cli.lock_run(options)  # a second live run of this command stops here
     from common import models, training  # TensorFlow loads only after the input checked out
 
     model_path = training.train_new_model(models.build_dnn, train_set, val_set,

@@ -28,6 +28,7 @@ def main():
         train_set, val_set = data.split_validation(dataset, options.val_size, folds=options.folds,
                                                    fold=options.fold)
 
+    cli.lock_run(options)  # a second live run of this command stops here
     from common import training  # TensorFlow loads only after the input checked out
 
     cli.print_model_path(training.continue_training(

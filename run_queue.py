@@ -31,7 +31,7 @@ def main():
         job_queue.describe(jobs, options.state_dir)
         return
     os.makedirs(options.state_dir, exist_ok=True)
-    with job_queue.QueueLock(options.state_dir):
+    with job_queue.queue_lock(options.state_dir):
         failures = job_queue.run_queue(jobs, options.state_dir)
     if failures:
         raise cli.RunFailed(f"{failures} of {len(jobs)} commands failed; their logs are in {options.state_dir}")

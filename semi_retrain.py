@@ -29,6 +29,7 @@ def main():
         combined, val_set = self_training.load_training_sets(**cli.self_training_arguments(options))
     options.val_size = options.val_size or len(val_set)  # saved as the row count it became
 
+    cli.lock_run(options)  # a second live run of this command stops here
     from common import training
 
     model_path = training.continue_training(options.model, combined, val_set,

@@ -30,6 +30,7 @@ def main():
         combined, val_set = self_training.load_training_sets(**cli.self_training_arguments(options))
     options.val_size = options.val_size or len(val_set)  # saved as the row count it became
 
+    cli.lock_run(options)  # a second live run of this command stops here
     from common import models, training
 
     model_path = training.train_new_model(models.ARCHITECTURES[options.arch], combined, val_set,

@@ -48,6 +48,7 @@ def main():
     if options.labeled_ratio < 1:
         train_set, _ = data.split_labelled(train_set, options.labeled_ratio, options.seed)
 
+    cli.lock_run(options)  # a second live run of this command stops here
     from common import distribution, models, training  # TensorFlow loads only after the input checked out
 
     strategy = distribution.get_strategy(options.strategy)  # a multi-worker one precedes any other work

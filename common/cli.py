@@ -32,6 +32,19 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def lock_run(options):
+    """Holds the run of this script with these final options until the process ends, so that a
+    second live run of the same command into the same --out-dir stops at once (a UsageError naming
+    the first). Workers of a multi-worker run share the command and are not locked."""
+    if options.strategy == "multiworker":
+        return
+    from common import config
+
+    script = os.path.basename(sys.argv[0])
+    folder = config.TrainingConfig.from_options(options).run_folder(script)
+    files.ProcessLock(folder + ".lock", f"{script} with these options into {options.out_dir}").acquire()
+
+
 def print_model_path(model_path):
     """A training script's last line: the saved model's path (None: a worker that saves nothing)."""
     print(model_path or "this worker saved nothing: the chief worker writes the model")
@@ -77,6 +90,8 @@ def run(main):
         program = sys.argv[0].rsplit("/", 1)[-1]
         print(f"{program}: error: {error}", file=sys.stderr)
         sys.exit(1)
+    finally:
+        files.release_process_locks()
 
 
 def _interrupt(signal_number, frame):

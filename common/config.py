@@ -6,8 +6,12 @@ the command line said. The defaults reproduce the report's recipe.
 import dataclasses
 import hashlib
 import json
+import os
 import types
 from typing import Mapping, Optional
+
+
+RUN_KEY_EXCLUDED = ("restart", "out_dir", "strategy")  # options that do not change what is trained
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,3 +60,9 @@ class TrainingConfig:
         described = {name: value for name, value in sorted(self.command_options.items())
                      if name not in excluded and not callable(value)}
         return hashlib.sha256(json.dumps([*also, described], sort_keys=True, default=str).encode())
+
+    def run_folder(self, script):
+        """The hidden folder in `out_dir` that keeps the state of the run of `script` (a file name
+        such as `train.py`) with these options: the same command gives the same folder."""
+        digest = self.digest(script, excluded=RUN_KEY_EXCLUDED).hexdigest()[:12]
+        return os.path.join(self.out_dir, f".run-{os.path.splitext(script)[0]}-{digest}")

@@ -5,13 +5,17 @@ an interrupted run leaves no half-written model or CSV. An existing file is neve
 one gets a `-1`, `-2`, ... suffix instead.
 """
 
+import atexit
 import contextlib
 import csv
+import datetime
 import gzip
 import json
 import os
 import re
 import shutil
+import socket
+import sys
 import tempfile
 
 MODEL_SUFFIX = ".h5"
@@ -148,6 +152,66 @@ def _process_alive(pid):
     except PermissionError:  # someone else's process
         return True
     return True
+
+
+_HELD_LOCKS = []
+
+
+def release_process_locks():
+    """Releases every ProcessLock this process holds (also done when it exits)."""
+    while _HELD_LOCKS:
+        _HELD_LOCKS.pop().release()
+
+
+atexit.register(release_process_locks)
+
+
+class ProcessLock:
+    """A lock file naming the process that holds it (its id, host and start time), removed when the
+    process ends. `acquire` raises a UsageError naming the holder while that process runs; a lock
+    left by a process that no longer runs (on this host) is taken over with a note on stderr."""
+
+    def __init__(self, path, what):
+        self.path, self.what = path, what  # `what` names the locked thing in messages
+
+    def acquire(self):
+        from common.cli import UsageError
+        holder = self.holder()
+        if holder and holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
+            holder = None  # this process's own lock from an earlier run in it
+        if holder and (holder.get("host") != socket.gethostname() or _process_alive(int(holder["pid"]))):
+            raise UsageError(f"{self.what} is already being run by process {holder['pid']} on "
+                             f"{holder['host']} since {holder['started']} (lock {self.path}); wait for it "
+                             f"or stop it")
+        if holder:
+            print(f"note: taking over {self.path} from process {holder['pid']}, which no longer runs",
+                  file=sys.stderr)
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        write_json(self.path, {"pid": os.getpid(), "host": socket.gethostname(),
+                               "started": datetime.datetime.now().isoformat(timespec="seconds")},
+                   replace=True)
+        _HELD_LOCKS.append(self)
+        return self
+
+    def release(self):
+        if (self.holder() or {}).get("pid") == os.getpid():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+
+    def holder(self):
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                holder = json.load(handle)
+            int(holder["pid"]), holder["host"], holder["started"]
+            return holder
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exception):
+        self.release()
 
 
 def write_csv(path, header, rows, replace=False):

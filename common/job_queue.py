@@ -7,8 +7,8 @@ with the first command not yet done. Training commands resume after their last f
 themselves, so a queue stopped mid-run loses at most one epoch. A job is named by a hash of its
 command's text: editing a line makes it a new job, moving it does not.
 
-One queue runner holds a folder at a time (`queue.lock` with its process id and host); a lock left
-by a process that no longer runs is taken over with a note.
+One queue runner holds a folder at a time (`queue_lock`: `queue.lock` with its process id and
+host); a lock left by a process that no longer runs is taken over with a note.
 """
 
 import contextlib
@@ -18,10 +18,9 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 
-from common import cli
+from common import cli, files
 
 INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C or SIGTERM
 
@@ -62,48 +61,9 @@ def job_state(job, state_folder):
     return "waiting"
 
 
-class QueueLock:
-    """The state folder's lock: a file naming the runner's process id and host."""
-
-    def __init__(self, state_folder):
-        self.path = os.path.join(state_folder, "queue.lock")
-
-    def __enter__(self):
-        holder = self._holder()
-        if holder and _running(holder):
-            raise cli.UsageError(f"{self.path}: the queue is already being run by process "
-                                 f"{holder['pid']} on {holder['host']} since {holder['started']}")
-        if holder:
-            print(f"note: taking over {self.path} from process {holder['pid']}, which no longer runs")
-        temporary = f"{self.path}.{os.getpid()}"
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}, handle)
-        os.replace(temporary, self.path)
-        return self
-
-    def __exit__(self, *exception):
-        if (self._holder() or {}).get("pid") == os.getpid():
-            os.unlink(self.path)
-
-    def _holder(self):
-        try:
-            with open(self.path, encoding="utf-8") as handle:
-                return json.load(handle)
-        except (OSError, ValueError):
-            return None
-
-
-def _running(holder):
-    """Whether the lock's process still runs (assumed so for another host's lock)."""
-    if holder.get("host") != socket.gethostname():
-        return True
-    try:
-        os.kill(int(holder["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError, TypeError):
-        return True
-    return True
+def queue_lock(state_folder):
+    """The lock that one queue runner holds on its state folder (a `files.ProcessLock`)."""
+    return files.ProcessLock(os.path.join(state_folder, "queue.lock"), f"the queue of {state_folder}")
 
 
 def run_queue(jobs, state_folder, working_folder="."):

@@ -22,16 +22,6 @@ import numpy as np
 from common import files
 from common.files import VAL_ACCURACY
 
-EXCLUDED_FROM_KEY = ("restart", "out_dir", "strategy")  # options that do not change what is trained
-
-
-def run_folder(script, config):
-    """The backup folder, in `config.out_dir`, of the run of `script` with `config` (a
-    `config.TrainingConfig`): the same command gives the same folder."""
-    digest = config.digest(script, excluded=EXCLUDED_FROM_KEY)
-    return os.path.join(config.out_dir, f".run-{os.path.splitext(script)[0]}-{digest.hexdigest()[:12]}")
-
-
 class RunBackup:
     """The kept state of one run: what to restore before training, what to save after each epoch."""
 

@@ -426,7 +426,7 @@ def start_strategy(config):
 def make_backup(config, strategy, initial_epoch, train_set, val_set):
     """The run's backup (the chief writes it, other workers only read it), after checking that
     every worker is about to train the same thing from the same epoch."""
-    folder = resume.run_folder(script_name(), config)
+    folder = config.run_folder(script_name())
     backup = resume.RunBackup(folder, config.restart, writer=distribution.is_chief(strategy))
     arrays = [train_set.images, train_set.labels, val_set.images, val_set.labels]
     distribution.check_workers_agree(strategy, config, arrays, max(backup.finished_epochs(), initial_epoch))

@@ -66,7 +66,7 @@ def test_a_second_runner_is_refused_while_the_first_lives(tmp_path):
         sleeper.kill()
         sleeper.wait()
     taken_over = run_queue(tmp_path, write_queue(tmp_path, "true"))
-    assert taken_over.exit_code == 0 and "taking over" in taken_over.stdout
+    assert taken_over.exit_code == 0 and "taking over" in taken_over.stderr
     assert not (state / "queue.lock").exists()
 
 

@@ -16,9 +16,10 @@ def model_files(folder):
     return sorted(name for name in os.listdir(folder) if not name.startswith("."))
 
 
-def start_and_stop_after(command, out_dir, epochs_done, signal_number):
+def start_and_stop_after(command, out_dir, epochs_done, signal_number, while_running=None):
     """Starts a training command and sends it `signal_number` once its kept state holds
-    `epochs_done` finished epochs; returns what it printed and its exit code."""
+    `epochs_done` finished epochs (calling `while_running()` first, if given); returns what it
+    printed and its exit code."""
     # a shell's background job inherits SIGINT ignored, which Python keeps: give it the default back
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -30,6 +31,8 @@ def start_and_stop_after(command, out_dir, epochs_done, signal_number):
             break
         time.sleep(0.2)
     assert process.poll() is None, "the run ended before it could be stopped"
+    if while_running:
+        while_running()
     time.sleep(0.3)
     process.send_signal(signal_number)
     stdout, stderr = process.communicate(timeout=120)
@@ -44,19 +47,26 @@ def test_an_interrupted_and_a_killed_run_continue_and_end_like_an_uninterrupted_
     interrupted = start_and_stop_after(command, out_dir, 2, signal.SIGINT)  # Ctrl-C
     assert interrupted.returncode == 130, interrupted.stdout[-1500:] + interrupted.stderr[-1500:]
     assert "run the same command again to continue" in interrupted.stderr
-    killed = start_and_stop_after(command, out_dir, 4, signal.SIGKILL)  # kill -9: no clean-up at all
+
+    def the_same_command_is_refused():
+        second = run_script("train.py", *command[2:])
+        assert_refused(second, "train.py with these options", "already being run by process")
+
+    killed = start_and_stop_after(command, out_dir, 4, signal.SIGKILL,  # kill -9: no clean-up at all
+                                  while_running=the_same_command_is_refused)
     assert killed.returncode == -signal.SIGKILL
     assert not [name for name in model_files(out_dir) if name.endswith(".h5")]
 
     resumed = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming at epoch" in resumed.stdout
+    assert "taking over" in resumed.stderr and "which no longer runs" in resumed.stderr  # the killed run's lock
     names = model_files(out_dir)
     assert len(names) == 3 and [name.endswith(suffix) for name, suffix in
                                 zip(names, (".h5", "_history.csv", "_settings.json"))] == [True] * 3
     history = files.read_history(os.path.join(out_dir, names[0]))
     assert [row[0] for row in history] == [1, 2, 3, 4, 5, 6, 7]
-    assert not [name for name in os.listdir(out_dir) if name.startswith(".run-")]  # backup removed
+    assert not [name for name in os.listdir(out_dir) if name.startswith(".run-")]  # backup and lock removed
 
 
 def test_a_nan_loss_stops_the_run_and_saves_nothing(tmp_path, train_csv):
