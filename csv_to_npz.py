@@ -9,7 +9,8 @@ The cache holds uint8 images (rows, 48, 48), labels and ids: arrays train_images
 train_ids, test_images and test_ids. Training scripts read its train part, test scripts its test
 part. From Kaggle's fer2013.csv the train part is the PublicTest rows (the default validation rows,
 recorded as train_validation_rows) followed by the Training rows, and the test part is the
-PrivateTest rows with their labels (test_labels). An existing output file is kept and the new one gets a -1, -2, ... suffix.
+PrivateTest rows with their labels (test_labels). An -o file that exists is replaced (atomically,
+with a note on stderr); without -o, data.npz is written, or data-1.npz, ... if that exists.
 """
 
 import time
@@ -23,16 +24,18 @@ def main():
     parser.add_argument("test_csv", nargs="?",
                         help="test data: course CSV (id,feature), any labelled CSV or .csv.gz (default: "
                              "the PrivateTest rows of a Kaggle fer2013.csv given as TRAIN_CSV)")
-    parser.add_argument("-o", "--output", default="data.npz", help="the .npz file to write")
+    parser.add_argument("-o", "--output", type=cli.output_file,
+                        help="the .npz file to write, replaced if it exists (default: data.npz, or "
+                             "data-1.npz, ... if that exists)")
     options = parser.parse_args()
-    if not options.output.endswith(".npz"):
+    if options.output and not options.output.endswith(".npz"):
         raise cli.UsageError(f"--output {options.output}: expected a file name ending in .npz")
 
     started = time.perf_counter()
     train = data.load_dataset(options.train_csv, require_labels=True)
     test = data.load_dataset(options.test_csv or options.train_csv, part="test")
     parsed = time.perf_counter()
-    output = files.free_path(options.output)
+    output = options.output or files.free_path("data.npz")
     data.save_npz(output, train, test)
     print(f"parsed {len(train)} training and {len(test)} test faces in {parsed - started:.2f} s, "
           f"wrote them in {time.perf_counter() - parsed:.2f} s")

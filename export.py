@@ -12,15 +12,15 @@ through tf2onnx; needs `pip install tf2onnx onnxruntime`). Every copy computes i
 raw pixel values 0..255 shaped as the model's input ((batch, 48, 48, 1) for the CNNs), returning
 the seven class probabilities. After writing, the copy is run on --faces (default: 512 generated
 faces) with its own runtime and its labels are compared with test.py's float32 labels: the export is
-refused (exit 1, nothing left) below 99.5% agreement. Without -o the copy goes beside the model; an
-existing path is never replaced.
+refused (exit 1, nothing left) below 99.5% agreement. An -o path that exists is replaced once the
+new copy has passed its check (with a note on stderr); without -o the copy goes beside the model,
+with a -1, -2, ... suffix if that name is taken.
 """
 
 import importlib.util
 import os
-import sys
 
-from common import cli, data, ensemble, synthetic
+from common import cli, data, ensemble, files, synthetic
 
 MIN_AGREEMENT = 0.995
 CHECK_FACES = 512
@@ -31,7 +31,8 @@ def main():
     parser.add_argument("model", help="a .h5 or .keras model written by this toolkit")
     parser.add_argument("--format", required=True, choices=("h5", "saved_model", "tflite", "onnx"),
                         help="what to write")
-    parser.add_argument("-o", "--output", help="where to write it (default: beside the model)")
+    parser.add_argument("-o", "--output", help="where to write it, replaced if it exists (default: beside "
+                                               "the model)")
     parser.add_argument("--faces", help="faces to check the copy on: a data file (.csv, .csv.gz, the "
                                         "test part of an .npz) (default: 512 generated faces)")
     options = parser.parse_args()
@@ -42,8 +43,8 @@ def main():
         raise cli.UsageError("--format onnx needs tf2onnx and onnxruntime: pip install tf2onnx onnxruntime")
     if options.format == "h5" and options.output and not options.output.endswith(".h5"):
         raise cli.UsageError(f"-o {options.output}: an h5 export must be named *.h5")
-    if options.output and os.path.exists(options.output):
-        raise cli.UsageError(f"-o {options.output}: already exists; remove it or choose another path")
+    if options.output:
+        files.check_writable_folder(os.path.dirname(os.path.abspath(options.output)))
     images = (data.load_dataset(options.faces, part="test").images if options.faces
               else synthetic.generate_faces(CHECK_FACES, seed=0)[0])
 
@@ -54,14 +55,17 @@ def main():
         raise cli.UsageError(f"{options.model}: takes input {model.input_shape[1:]}; export.py writes "
                              f"models of this toolkit (48x48 faces or 2,304 pixels)")
     path = options.output or exporting.default_export_path(options.model, options.format)
-    exporting.export_model(model, options.format, path)
-    fp32_agreement, saved_agreement = exporting.check_export(model, options.format, path, images)
-    print(f"labels of the {options.format} copy on {len(images)} faces agree with test.py's: "
-          f"{fp32_agreement:.2%} with --precision fp32, {saved_agreement:.2%} with the saved precision")
-    if fp32_agreement < MIN_AGREEMENT:
-        exporting.remove_export(path)
-        print(f"export.py: error: agreement below {MIN_AGREEMENT:.1%}; the copy was removed", file=sys.stderr)
-        sys.exit(1)
+    written = files.temporary_sibling(path)  # moved onto `path` once it passed its check
+    try:
+        exporting.export_model(model, options.format, written)
+        fp32_agreement, saved_agreement = exporting.check_export(model, options.format, written, images)
+        print(f"labels of the {options.format} copy on {len(images)} faces agree with test.py's: "
+              f"{fp32_agreement:.2%} with --precision fp32, {saved_agreement:.2%} with the saved precision")
+        if fp32_agreement < MIN_AGREEMENT:
+            raise cli.RunFailed(f"agreement below {MIN_AGREEMENT:.1%}; the copy was removed")
+        files.move_into_place(written, path)
+    finally:
+        exporting.remove_export(written)  # whatever was not moved into place
     print(path)
 
 

@@ -147,14 +147,15 @@ def parse_csv(path):
 
 
 def save_npz(path, train, test):
-    """Writes train and test datasets into one compressed `.npz` cache, atomically."""
+    """Writes train and test datasets into one compressed `.npz` cache at the path the user named,
+    atomically (an existing file is replaced, with a note on stderr)."""
     arrays = {"train_images": train.images, "train_labels": train.labels.astype(np.uint8),
               "train_ids": train.ids, "test_images": test.images, "test_ids": test.ids}
     if train.default_validation_rows:
         arrays["train_validation_rows"] = np.int64(train.default_validation_rows)
     if test.labels is not None:
         arrays["test_labels"] = test.labels.astype(np.uint8)
-    with files.atomic_output(path) as temporary_path:
+    with files.named_output(path) as temporary_path:
         with open(temporary_path, "wb") as handle:
             np.savez_compressed(handle, **arrays)
 

@@ -14,7 +14,7 @@ from common import faces, files
 from common.cli import UsageError
 
 PREDICTION_COLUMNS = ("source", "frame", "face", "x", "y", "width", "height", "label", "emotion",
-                      *faces.EMOTIONS, "detector_score")
+                      *faces.EMOTIONS, "detector_score", "annotated")
 PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 
 
@@ -68,7 +68,7 @@ class FacePredictionRun:
             return
         out_path = files.free_path(self._output_path(source, "_faces.mp4"))
         with files.atomic_output(out_path) as temporary_path:
-            writer = _VideoWriter(temporary_path, faces.video_rate(source.path) / self.every)
+            writer = _VideoWriter(temporary_path, faces.video_rate(source.path) / self.every, out_path)
             try:
                 self._queue_frames(source, writer)
                 self.batches.flush()  # every frame of this video is written before the file closes
@@ -80,24 +80,25 @@ class FacePredictionRun:
         for frame_number, frame in faces.video_frames(source.path, self.every):
             self.summary.frames += 1
             kept = frame if writer else None
-            self.batches.add((source, frame_number, kept, writer), faces.find_faces(frame, self.detector, self.align),
-                             kept)
+            self.batches.add((source, frame_number, kept, writer),
+                             faces.find_faces(frame, self.detector, self.align), kept)
 
     def _on_classified(self, item, found):
         source, frame_number, image, writer = item
         self.summary.faces += len(found)
         self.faces_by_source[source.path] += len(found)
-        for index, face in enumerate(found):
-            x, y, width, height = face.box
-            self.rows.append([source.path, frame_number, index, x, y, width, height, face.label,
-                              face.emotion, *face.probabilities.tolist(), face.score])
+        annotated = writer.final_path if writer is not None else None
         if writer is not None:
             writer.write(faces.annotate(image, found))
         elif image is not None and found:
-            out_path = files.free_path(self._output_path(source, "_faces.png"))
-            with files.atomic_output(out_path) as temporary_path:
+            annotated = files.free_path(self._output_path(source, "_faces.png"))
+            with files.atomic_output(annotated) as temporary_path:
                 cv2.imwrite(temporary_path, faces.annotate(image, found), PNG_FAST)
-            self.summary.written.append(out_path)
+            self.summary.written.append(annotated)
+        for index, face in enumerate(found):
+            x, y, width, height = face.box
+            self.rows.append([source.path, frame_number, index, x, y, width, height, face.label,
+                              face.emotion, *face.probabilities.tolist(), face.score, annotated])
 
     def _output_path(self, source, suffix):
         stem = os.path.splitext(os.path.basename(source.path))[0]
@@ -116,10 +117,11 @@ class FacePredictionRun:
 
 
 class _VideoWriter:
-    """cv2.VideoWriter opened at the first frame, when the frame size is known (MPEG-4 part 2)."""
+    """cv2.VideoWriter opened at the first frame, when the frame size is known (MPEG-4 part 2);
+    `final_path` is where the finished video will be."""
 
-    def __init__(self, path, rate):
-        self.path, self.rate, self.writer = path, rate, None
+    def __init__(self, path, rate, final_path):
+        self.path, self.rate, self.writer, self.final_path = path, rate, None, final_path
 
     def write(self, frame):
         if self.writer is None:

@@ -215,16 +215,18 @@ class MtcnnDetector:
                                                         interpolation=cv2.INTER_AREA)
         if min(searched.shape[:2]) < self.SEARCH_MIN_FACE:
             return []
-        found = self.network.detect_faces(searched, min_face_size=self.SEARCH_MIN_FACE, **self.THRESHOLDS)
+        found = self.network.detect_faces(searched, min_face_size=self.SEARCH_MIN_FACE, output_type="numpy",
+                                          box_format="xywh", **self.THRESHOLDS)
         detections = []
-        for face in found:
-            x, y, width, height = (float(value) / scale for value in face["box"])
+        for row in np.asarray(found, dtype=np.float64).reshape(-1, 16):
+            # row: image, x, y, width, height, score, then the x of 5 landmarks and their y
+            x, y, width, height = row[1:5] / scale
             if max(width, height) < self.min_face:
                 continue
-            eyes = tuple(tuple(float(value) / scale for value in face["keypoints"][name])
-                         for name in ("left_eye", "right_eye"))
+            landmarks = row[6:16].reshape(2, 5).T / scale  # (5, 2): eyes, nose, mouth corners
+            eyes = tuple(tuple(float(value) for value in point) for point in landmarks[:2])
             detections.append(Detection((int(round(x)), int(round(y)), int(round(width)),
-                                         int(round(height))), float(face["confidence"]), eyes))
+                                         int(round(height))), float(row[5]), eyes))
         return sorted(detections, key=lambda detection: -detection.box[2] * detection.box[3])
 
 

@@ -1,8 +1,11 @@
 """The one place that names output files and writes them safely.
 
 Every result is written to a temporary file in the destination folder and then moved into place, so
-an interrupted run leaves no half-written model or CSV. An existing file is never replaced: the new
-one gets a `-1`, `-2`, ... suffix instead.
+an interrupted run leaves no half-written model or CSV. One rule for files that exist: a path the
+user named (a result CSV, `-o`) is written as named, an existing file replaced atomically with a
+note on stderr (`named_output`, `move_into_place`); names the toolkit makes up (models named by
+accuracy, `predictions.csv` and annotated copies in `--out`, plots, exports beside the model) get a
+`-1`, `-2`, ... suffix instead of replacing anything (`free_path`, `free_model_path`).
 """
 
 import atexit
@@ -131,6 +134,44 @@ def atomic_output(path, replace=False):
             os.unlink(temporary_path)
 
 
+@contextlib.contextmanager
+def named_output(path):
+    """`atomic_output` for a path the user named: an existing file there is replaced (atomically),
+    and stderr says so. (Names the toolkit makes up get a free name instead: `free_path`.)"""
+    existed = os.path.exists(path)
+    with atomic_output(path, replace=True) as temporary_path:
+        yield temporary_path
+    if existed:
+        print(f"replaced {path}", file=sys.stderr)
+
+
+def temporary_sibling(path):
+    """A hidden, unused path beside `path` with its extension, cleaned up like `.partial` files."""
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    remove_abandoned_partials(folder)
+    extension = os.path.splitext(path)[1]
+    descriptor, temporary_path = tempfile.mkstemp(
+        prefix=f".{os.path.basename(path)}.{os.getpid()}-", suffix=".partial" + extension, dir=folder)
+    os.close(descriptor)
+    os.unlink(temporary_path)
+    return temporary_path
+
+
+def move_into_place(temporary_path, path):
+    """Moves a finished file or folder onto the path the user named, replacing what is there (and
+    saying so on stderr)."""
+    existed = os.path.exists(path)
+    if os.path.isdir(temporary_path) and existed:
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    os.replace(temporary_path, path)
+    if existed:
+        print(f"replaced {path}", file=sys.stderr)
+
+
 PARTIAL_NAME = re.compile(r"^\..*\.(\d+)-[^.]+\.partial(\.[^.]*)?$")
 
 
@@ -214,9 +255,10 @@ class ProcessLock:
         self.release()
 
 
-def write_csv(path, header, rows, replace=False):
-    """Writes a CSV atomically, gzipped when `path` ends in `.gz`."""
-    with atomic_output(path, replace) as temporary_path:
+def write_csv(path, header, rows, replace=False, named=False):
+    """Writes a CSV atomically, gzipped when `path` ends in `.gz`; `named`: a path the user named
+    (`named_output`)."""
+    with (named_output(path) if named else atomic_output(path, replace)) as temporary_path:
         opener = gzip.open if path.endswith(".gz") else open
         with opener(temporary_path, "wt", newline="") as handle:
             writer = csv.writer(handle)

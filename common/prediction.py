@@ -9,7 +9,6 @@ expects: "raw" 0..255, "unit" 0..1 or "symmetric" -1..1.
 
 import dataclasses
 import os
-import sys
 
 from common import backend  # noqa: F401  (TensorFlow loads quietly, before Keras)
 import keras
@@ -152,11 +151,8 @@ def write_predictions(result_path, ids, labels):
     """Writes `id,label` rows in id order (gzipped for a `.gz` path) to the path the user named,
     replacing an existing file atomically and saying so on stderr; returns the path."""
     order = np.argsort(ids, kind="stable")
-    existed = os.path.exists(result_path)
     files.write_csv(result_path, ("id", "label"), zip(ids[order].tolist(), labels[order].tolist()),
-                    replace=True)
-    if existed:
-        print(f"replaced {result_path}", file=sys.stderr)
+                    named=True)
     return result_path
 
 

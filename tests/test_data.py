@@ -8,7 +8,7 @@ import pytest
 
 from common import data, synthetic
 from common.cli import BadValue, UsageError
-from helpers import run_script
+from helpers import assert_refused, run_script
 
 
 def naive_parse(path):
@@ -68,8 +68,21 @@ def test_csv_to_npz_round_trip(tmp_path, train_csv, test_csv):
     np.testing.assert_array_equal(test.images, data.load_dataset(str(test_csv)).images)
     np.testing.assert_array_equal(test.ids, np.arange(40))
     assert test.labels is None
-    again = run_script("csv_to_npz.py", train_csv, test_csv, "-o", output)
-    assert again.last_line == str(tmp_path / "cache-1.npz")
+    again = run_script("csv_to_npz.py", train_csv, test_csv, "-o", output)  # a path the user named
+    assert again.last_line == str(output) and f"replaced {output}" in again.stderr
+    assert sorted(os.listdir(tmp_path)) == ["cache.npz"]
+
+
+def test_csv_to_npz_without_o_never_replaces_its_default_file(tmp_path, train_csv, test_csv, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run_script("csv_to_npz.py", train_csv, test_csv).last_line == "data.npz"
+    assert run_script("csv_to_npz.py", train_csv, test_csv).last_line == "data-1.npz"
+
+
+def test_csv_to_npz_into_an_unwritable_place_is_refused_before_parsing(tmp_path, train_csv, test_csv):
+    (tmp_path / "taken").write_text("a file")
+    result = run_script("csv_to_npz.py", train_csv, test_csv, "-o", tmp_path / "taken" / "x.npz")
+    assert_refused(result, "cannot be made", "is a file")
 
 
 def test_validation_rows_are_the_first_rows(train_csv):

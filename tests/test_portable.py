@@ -103,6 +103,9 @@ def test_exports_agree_with_test_py(tmp_path, trained_model, export_format):
     assert result.exit_code == 0, result.stderr
     assert "agree with test.py's: 100.00% with --precision fp32" in result.stdout
     assert result.last_line == str(output) and output.exists()
+    again = run_script("export.py", trained_model, "--format", export_format, "-o", output)  # named: replaced
+    assert again.exit_code == 0 and f"replaced {output}" in again.stderr
+    assert sorted(os.listdir(tmp_path)) == [output.name]  # nothing beside it, no -1 copy
 
 
 def test_portable_save_keeps_the_optimizer_state_for_retraining(tmp_path):

@@ -2,6 +2,7 @@
 
 import csv
 import os
+import shutil
 
 import cv2
 import numpy as np
@@ -12,7 +13,7 @@ from helpers import REPO, assert_refused, run_script
 
 EXAMPLE_PHOTO = os.path.join(REPO, "examples", "astronaut.jpg")
 COLUMNS = ["source", "frame", "face", "x", "y", "width", "height", "label", "emotion", "angry",
-           "disgust", "fear", "happy", "sad", "surprise", "neutral", "detector_score"]
+           "disgust", "fear", "happy", "sad", "surprise", "neutral", "detector_score", "annotated"]
 
 
 def read_predictions(folder):
@@ -81,6 +82,26 @@ def test_every_nth_video_frame_is_read_and_the_annotated_video_written(tmp_path,
     capture = cv2.VideoCapture(str(out / "clip_faces.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
     assert "read 0 images and 3 frames of 1 videos; found 3 faces" in result.stdout
+
+
+def test_each_row_names_its_annotated_copy_when_names_collide(tmp_path, trained_model):
+    for folder in ("first", "second"):
+        (tmp_path / folder).mkdir()
+        shutil.copy(EXAMPLE_PHOTO, tmp_path / folder / "face.jpg")
+    out = tmp_path / "out"
+    for run in range(2):  # the second run into the same --out keeps the first's files
+        result = run_script("predict.py", tmp_path / "first", tmp_path / "second", "--detector", "none",
+                            "--model", trained_model, "--out", out)
+        assert result.exit_code == 0, result.stderr
+    first_rows = read_predictions(out)
+    with open(out / "predictions-1.csv", newline="") as handle:
+        second_rows = list(csv.DictReader(handle))
+    annotated = [row["annotated"] for row in first_rows + second_rows]
+    assert len(set(annotated)) == 4 and all(os.path.isfile(path) for path in annotated)
+    assert [os.path.basename(path) for path in annotated] == [
+        "face_faces.png", "face_faces-1.png", "face_faces-2.png", "face_faces-3.png"]
+    assert [row["source"] for row in first_rows] == [str(tmp_path / "first" / "face.jpg"),
+                                                     str(tmp_path / "second" / "face.jpg")]
 
 
 def test_a_photo_without_a_face_gets_no_row_and_is_named(tmp_path, trained_model):
