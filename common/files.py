@@ -113,13 +113,7 @@ def atomic_output(path, replace=False):
 
     Writes nothing when the block raises. Refuses to replace an existing `path` unless `replace`.
     """
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    remove_abandoned_partials(folder)
-    extension = os.path.splitext(path)[1]
-    descriptor, temporary_path = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)}.{os.getpid()}-", suffix=".partial" + extension, dir=folder)
-    os.close(descriptor)
+    temporary_path = _new_partial_file(path)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(temporary_path, 0o666 & ~umask)  # the permissions a plain open() would have given
@@ -147,6 +141,14 @@ def named_output(path):
 
 def temporary_sibling(path):
     """A hidden, unused path beside `path` with its extension, cleaned up like `.partial` files."""
+    temporary_path = _new_partial_file(path)
+    os.unlink(temporary_path)
+    return temporary_path
+
+
+def _new_partial_file(path):
+    """Creates and returns an empty hidden `.partial` file beside `path` (its folder made if
+    missing), after removing those that dead processes left there."""
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
     remove_abandoned_partials(folder)
@@ -154,7 +156,6 @@ def temporary_sibling(path):
     descriptor, temporary_path = tempfile.mkstemp(
         prefix=f".{os.path.basename(path)}.{os.getpid()}-", suffix=".partial" + extension, dir=folder)
     os.close(descriptor)
-    os.unlink(temporary_path)
     return temporary_path
 
 
