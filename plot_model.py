@@ -31,17 +31,25 @@ def main():
     parser.add_argument("model", help="a .h5 model written by this toolkit")
     parser.add_argument("--val-size", type=cli.validation_size, default=None,
                         help="validation rows (from the start of the file) for the confusion matrix "
-                             "(default: the PublicTest rows of Kaggle's fer2013.csv, else 2400)")
-    parser.add_argument("--images", type=cli.row_numbers, default=cli.row_numbers(REPORT_IMAGES),
-                        help="rows of the data file to draw saliency maps for")
+                             "(default: the PublicTest rows of Kaggle's fer2013.csv, else 2400, or "
+                             "every row of a smaller file)")
+    parser.add_argument("--images", type=cli.row_numbers,
+                        help=f"rows of the data file to draw saliency maps for (default: the report's "
+                             f"{REPORT_IMAGES}, or the first 7 rows of a file without them)")
     parser.add_argument("--saliency", choices=("gradient", "perturb", "gradcam"), default="gradient",
                         help="saliency method")
     parser.add_argument("--out-dir", type=cli.output_folder, help="folder for the plots (default: the model's folder)")
     options = parser.parse_args()
 
     dataset = data.load_dataset(options.train_csv, require_labels=True)
-    with cli.naming("--val-size", options.val_size):
-        _, val_set = data.split_validation(dataset, options.val_size, for_training=False)
+    val_size = options.val_size
+    if val_size is None and not dataset.default_validation_rows:
+        val_size = min(len(dataset), 2400)  # the defaults fit the file given
+    if options.images is None:
+        report_rows = cli.row_numbers(REPORT_IMAGES)
+        options.images = report_rows if max(report_rows) < len(dataset) else list(range(min(7, len(dataset))))
+    with cli.naming("--val-size", val_size):
+        _, val_set = data.split_validation(dataset, val_size, for_training=False)
     with cli.naming("--images"):
         chosen = data.select_rows(dataset, options.images)
     stem = files.plot_stem(options.model, options.out_dir)

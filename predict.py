@@ -20,10 +20,9 @@ files sorted by name; a file there that is neither an image nor a video is skipp
 """
 
 import argparse
-import os
 import sys
 
-from common import cli, faces, files
+from common import cli, ensemble, faces, files
 
 
 def main():
@@ -56,8 +55,7 @@ def main():
 
     sources, warnings = faces.collect_sources(options.inputs)
     model_path = options.model or files.pretrained_model_path()
-    if not os.path.isfile(model_path):
-        raise cli.UsageError(f"--model {model_path}: no such model file or model list")
+    ensemble.check_model_source(model_path)  # a bad list line is named before TensorFlow loads
     files.check_writable_folder(options.out)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -34,6 +34,18 @@ def is_model_list(path):
     return not path.lower().endswith(MODEL_SUFFIXES)
 
 
+def check_model_source(path, what="model"):
+    """The models behind a model file or a model list, each checked to exist (list lines parsed),
+    before anything loads: a UsageError names the file or line. `what` names the argument."""
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: is a folder, expected a .h5 or .keras {what} file or a model list")
+    if not os.path.isfile(path):
+        raise UsageError(f"{path}: no such {what} file or model list")
+    if is_model_list(path):
+        return read_model_list(path)
+    return [ListedModel(1.0, path, 0)]
+
+
 def read_model_list(list_path):
     """The weighted models of a list file, each checked to exist; a UsageError names the bad line."""
     if not os.path.isfile(list_path):

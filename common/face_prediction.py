@@ -25,6 +25,7 @@ class RunSummary:
     frames: int = 0
     faces: int = 0
     without_face: list = dataclasses.field(default_factory=list)
+    skipped: list = dataclasses.field(default_factory=list)  # found in a folder, could not be read
     written: list = dataclasses.field(default_factory=list)
 
 
@@ -49,33 +50,41 @@ class FacePredictionRun:
             if source.named:
                 raise
             self.faces_by_source.pop(source.path, None)
+            self.summary.skipped.append(source.path)
             print(f"warning: {error}; skipped", file=sys.stderr)
 
     def _read(self, source):
         self.faces_by_source[source.path] = 0
         if source.kind == "image":
-            self.summary.images += 1
             image = faces.read_image(source.path)
+            self.summary.images += 1
             kept = image if self.annotate_images else None  # held until its faces are classified
             self.batches.add((source, 0, kept, None), faces.find_faces(image, self.detector, self.align), kept)
         else:
             self._add_video(source)
 
     def _add_video(self, source):
-        self.summary.videos += 1
         if not self.annotate_videos:
             self._queue_frames(source, writer=None)
+            self.summary.videos += 1
             return
         out_path = files.free_path(self._output_path(source, "_faces.mp4"))
-        with files.atomic_output(out_path) as temporary_path:
-            writer = _VideoWriter(temporary_path, faces.video_rate(source.path) / self.every, out_path)
-            try:
-                self._queue_frames(source, writer)
-                self.batches.flush()  # every frame of this video is written before the file closes
-            finally:
-                writer.release()
-        self.summary.written.append(out_path)
-
+        try:
+            with files.atomic_output(out_path) as temporary_path:
+                writer = _VideoWriter(temporary_path, faces.video_rate(source.path) / self.every, out_path)
+                try:
+                    self._queue_frames(source, writer)
+                    self.batches.flush()  # every frame of this video is written before the file closes
+                finally:
+                    writer.release()
+                if writer.frames < 2:
+                    raise _TooShortForAVideo
+        except _TooShortForAVideo:
+            print(f"note: {source.path}: {writer.frames} frame read (--every {self.every}), so no annotated "
+                  f"video was written", file=sys.stderr)
+        else:
+            self.summary.written.append(out_path)
+        self.summary.videos += 1
     def _queue_frames(self, source, writer):
         for frame_number, frame in faces.video_frames(source.path, self.every):
             self.summary.frames += 1
@@ -116,19 +125,28 @@ class FacePredictionRun:
         return self.summary
 
 
+class _TooShortForAVideo(Exception):
+    """Fewer than two frames were read: an annotated video is not written."""
+
+
 class _VideoWriter:
     """cv2.VideoWriter opened at the first frame, when the frame size is known (MPEG-4 part 2);
     `final_path` is where the finished video will be."""
 
     def __init__(self, path, rate, final_path):
-        self.path, self.rate, self.writer, self.final_path = path, rate, None, final_path
+        self.path, self.rate, self.writer, self.final_path = path, max(1.0, rate), None, final_path
+        self.frames = 0
 
     def write(self, frame):
         if self.writer is None:
             height, width = frame.shape[:2]
             self.writer = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.rate,
                                           (width, height))
+            if not self.writer.isOpened():
+                raise UsageError(f"{self.final_path}: OpenCV cannot write an MPEG-4 video of "
+                                 f"{width}x{height} at {self.rate:.2f} frames/s here")
         self.writer.write(frame)
+        self.frames += 1
 
     def release(self):
         if self.writer is not None:
@@ -139,11 +157,11 @@ def describe(summary, limit=10):
     """The run's closing lines: what was read and found, and the inputs with no face."""
     lines = [f"read {summary.images} images and {summary.frames} frames of {summary.videos} videos; "
              f"found {summary.faces} faces"]
-    if summary.without_face:
-        shown = ", ".join(summary.without_face[:limit])
-        more = len(summary.without_face) - limit
-        lines.append(f"no face in {len(summary.without_face)} inputs: {shown}"
-                     + (f" and {more} more" if more > 0 else ""))
+    for what, paths in (("no face in", summary.without_face), ("skipped, unreadable:", summary.skipped)):
+        if paths:
+            shown = ", ".join(paths[:limit])
+            more = len(paths) - limit
+            lines.append(f"{what} {len(paths)} inputs: {shown}" + (f" and {more} more" if more > 0 else ""))
     return lines
 
 

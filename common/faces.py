@@ -29,6 +29,7 @@ EMOTIONS = tuple(name.lower() for name in CLASS_NAMES)
 FACE_MARGIN = 0.05  # the crop's side: the detection's longer side plus this share on each side (chosen
 # on training rows by benchmarks/photos.py: the margin whose crops best keep the 48x48 rows' labels)
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"  # ships inside opencv-python(-headless) 4.x
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own lines off: a bad video is named once, by us
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,7 +186,7 @@ class MtcnnDetector:
     face asked for (`min_face` pixels wide) is 20 pixels, the size the package's image pyramid is
     built for; boxes are given in the original's pixels and faces are cut from the original."""
 
-    margin, offset = -0.02, -0.01  # see FaceDetector: its box is a little larger than FER2013's crop
+    margin, offset = -0.02, 0.0  # see FaceDetector: its box is a little larger than FER2013's crop
     SEARCH_MIN_FACE = 20  # smaller values of the package's min_face_size are slow; larger ones break its pyramid
 
     THRESHOLDS = dict(threshold_pnet=0.5, threshold_rnet=0.6, threshold_onet=0.7)  # chosen on training rows

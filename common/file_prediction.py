@@ -1,6 +1,7 @@
 """The command behind `test.py` and `dnn_test.py`: one argument set, one prediction path for every model."""
 
-from common import cli, data, files
+from common import cli, data, ensemble, files
+from common.cli import UsageError
 
 
 def main(description):
@@ -17,8 +18,11 @@ def main(description):
     cli.add_prediction_options(parser)
     options = parser.parse_args()
 
-    dataset = data.load_dataset(options.test_csv, part="test")
     model_path = options.model or files.pretrained_model_path()
+    ensemble.check_model_source(model_path)
+    if ensemble.is_model_list(model_path):
+        raise UsageError(f"{model_path}: a model list; test.py takes one model (test_by_vote.py takes lists)")
+    dataset = data.load_dataset(options.test_csv, part="test")
 
     from common import prediction  # TensorFlow loads only after the input checked out
 

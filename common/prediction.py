@@ -32,10 +32,21 @@ def load_model(path, compile=False):
     try:
         model = keras.models.load_model(path, compile=compile, safe_mode=True)
     except Exception as error:  # h5py, Keras and TensorFlow raise many kinds for a bad file
-        reason = " ".join(str(error).split()) or type(error).__name__
-        raise UsageError(f"{path}: not a usable Keras model file ({reason})") from None
+        raise UsageError(f"{path}: {_load_failure(error)}") from None
     check_model_shapes(model, path)
     return model
+
+
+def _load_failure(error, longest=150):
+    """Why Keras could not load a model file, in one short line, with what the user can do."""
+    text = " ".join(str(error).split())
+    if "Lambda" in text or "safe_mode" in text:
+        return ("holds a Lambda layer (Python code), which this toolkit does not run; save the model "
+                "without Lambda layers")
+    first = text.split(". ")[0] or type(error).__name__
+    if len(first) > longest:
+        first = first[:longest - 3] + "..."
+    return f"not a usable Keras model file ({first}); expected a .h5 or .keras file saved by Keras 3"
 
 
 def check_model_shapes(model, path):
@@ -117,10 +128,7 @@ class Classifier:
 def load_classifier(path, precision="saved", pixel_scale="raw"):
     """A Classifier from a model file, or from a model list (`WEIGHT PATH [pixel-scale=...]` lines,
     see `common.ensemble`); every model is loaded and checked before any predicts."""
-    if ensemble.is_model_list(path):
-        listed = ensemble.read_model_list(path)
-    else:
-        listed = [ensemble.ListedModel(1.0, path, 0)]
+    listed = ensemble.check_model_source(path)
     predictors = []
     for item in listed:
         try:

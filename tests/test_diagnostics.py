@@ -32,6 +32,12 @@ def test_plot_model_writes_all_four_plots(tmp_path, train_csv, trained_model):
     assert "recognition" in result.stdout and "prediction" in result.stdout
 
 
+def test_plot_model_defaults_fit_a_small_file(tmp_path, train_csv, trained_model):
+    result = run_script("plot_model.py", train_csv, trained_model, "--out-dir", tmp_path)  # 320 rows
+    assert result.exit_code == 0, result.stderr
+    assert_png(tmp_path / f"{os.path.splitext(os.path.basename(trained_model))[0]}_sm.png")
+
+
 def test_missing_history_is_reported_and_skipped(tmp_path, train_csv, trained_model):
     copy = tmp_path / "copy.h5"
     shutil.copy(trained_model, copy)

@@ -3,6 +3,8 @@
 import csv
 import os
 import shutil
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -169,3 +171,43 @@ def test_test_py_uses_the_shipped_model_when_none_is_given(tmp_path, test_csv):
     assert result.exit_code == 0, result.stderr
     assert str(files.pretrained_model_path()) in result.stdout
     assert len((tmp_path / "result.csv").read_text().splitlines()) == 41
+
+
+def write_video(path, frame_count):
+    images, _ = synthetic.generate_faces(frame_count, seed=4)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (96, 96))
+    for image in images:
+        writer.write(cv2.cvtColor(cv2.resize(image, (96, 96)), cv2.COLOR_GRAY2BGR))
+    writer.release()
+    return path
+
+
+def test_a_truncated_video_is_named_once_without_ffmpegs_own_line(tmp_path):
+    whole = write_video(tmp_path / "whole.mp4", 10).read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(whole[:len(whole) // 2])  # its index ("moov atom") is lost
+    completed = subprocess.run([sys.executable, os.path.join(REPO, "predict.py"), str(tmp_path / "cut.mp4"),
+                                "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert completed.returncode == 2
+    assert completed.stderr.strip().splitlines() == [
+        f"predict.py: error: {tmp_path / 'cut.mp4'}: cannot be read as a video by OpenCV"]
+
+
+def test_a_video_with_one_frame_read_is_not_written_as_a_video(tmp_path, trained_model):
+    video_path = write_video(tmp_path / "clip.mp4", 6)
+    out = tmp_path / "out"
+    result = run_script("predict.py", video_path, "--detector", "none", "--every", 1000000,
+                        "--annotate-video", "--model", trained_model, "--out", out)
+    assert result.exit_code == 0, result.stderr
+    assert "1 frame read (--every 1000000), so no annotated video was written" in result.stderr
+    assert sorted(os.listdir(out)) == ["predictions.csv"] and "annotated copies" not in result.stdout
+
+
+def test_unreadable_files_in_a_folder_are_listed_not_counted_as_read(tmp_path, trained_model):
+    (tmp_path / "in").mkdir()
+    shutil.copy(EXAMPLE_PHOTO, tmp_path / "in" / "good.jpg")
+    (tmp_path / "in" / "broken.png").write_bytes(b"not a png")
+    result = run_script("predict.py", tmp_path / "in", "--detector", "none", "--model", trained_model,
+                        "--out", tmp_path / "out", "--no-annotate")
+    assert result.exit_code == 0, result.stderr
+    assert "read 1 images and 0 frames of 0 videos; found 1 faces" in result.stdout
+    assert f"skipped, unreadable: 1 inputs: {tmp_path / 'in' / 'broken.png'}" in result.stdout
