@@ -20,7 +20,7 @@ from common.cli import UsageError
 
 SPECIAL_BYTES = (b" ", b"\t", b"\r", b"\n", b"\x00", b'"', b",", b"\xff", b"\xc3", b"9", b"-")
 CUT_REGION = 300  # bytes at the end of each file that are cut at every offset
-MUTATED_VARIANTS = 150  # seeded random variants of each CSV form
+MUTATED_VARIANTS = 150  # seeded random variants of each form (the second argument changes it)
 
 
 def csv_forms(images, labels):
@@ -172,4 +172,6 @@ def main(folder):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 2:
+        MUTATED_VARIANTS = int(sys.argv[2])
     main(sys.argv[1])

@@ -80,8 +80,37 @@ def test_a_model_with_a_lambda_layer_is_refused_in_safe_mode(tmp_path, test_csv)
     path = str(tmp_path / "lambda.h5")
     keras.Model(inputs, outputs).save(path)
     result = run_script("test.py", test_csv, tmp_path / "result.csv", path)
-    assert_refused(result, path, "not a usable Keras model file", "safe_mode")
+    assert_refused(result, path, "holds a Lambda layer (Python code)", "save the model without Lambda layers")
+    assert "safe_mode" not in result.stderr and len(result.stderr.strip()) <= 200 + len(path)
     assert not (tmp_path / "result.csv").exists()
+
+
+def test_a_broken_model_file_is_refused_in_one_short_line(tmp_path, test_csv):
+    (tmp_path / "broken.h5").write_bytes(b"\x89HDF\r\n" + bytes(range(256)) * 40)
+    result = run_script("test.py", test_csv, tmp_path / "result.csv", tmp_path / "broken.h5")
+    assert_refused(result, "broken.h5: not a usable Keras model file")
+    assert len(result.stderr.strip()) <= 200 + len(str(tmp_path))
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["predict.py", os.path.join(REPO, "examples", "astronaut.jpg"), "--model", "{list}"],
+     "line 2: model {missing} does not exist"),
+    (["test.py", "{test_csv}", "{out}/r.csv", "{missing}"], "no such model file or model list"),
+    (["retrain.py", "{test_csv}", "{missing}", "20", "30"], "no such model file"),
+], ids=["predict.py list line", "test.py model", "retrain.py model"])
+def test_missing_models_are_refused_before_tensorflow_loads(tmp_path, test_csv, trained_model, arguments,
+                                                            message):
+    fake = tmp_path / "no_tensorflow" / "tensorflow"  # importing it fails: the refusal must come first
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('TensorFlow was loaded')\n")
+    missing = tmp_path / "missing.h5"
+    (tmp_path / "list.txt").write_text(f"1 {trained_model}\n1 {missing}\n")
+    values = dict(list=tmp_path / "list.txt", test_csv=test_csv, out=tmp_path, missing=missing)
+    command = [sys.executable, os.path.join(REPO, arguments[0])] + [part.format(**values) for part in arguments[1:]]
+    completed = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
+                               env=dict(os.environ, PYTHONPATH=f"{tmp_path / 'no_tensorflow'}:{REPO}"))
+    assert completed.returncode == 2, completed.stderr[-1000:]
+    assert message.format(**values) in completed.stderr and "TensorFlow was loaded" not in completed.stderr
 
 
 def test_every_listed_model_is_checked_before_any_predicts(tmp_path, test_csv, trained_model):

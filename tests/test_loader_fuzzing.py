@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from common import data, synthetic
 from helpers import REPO, run_script
@@ -20,14 +21,27 @@ def _limit_memory():
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
 
 
-def test_every_damaged_file_parses_right_or_is_refused_in_one_line(tmp_path):
+def fuzz(folder, variants):
+    """Runs the fuzzing process with `variants` seeded mutations per form; its JSON report."""
     completed = subprocess.run(
-        [sys.executable, os.path.join(REPO, "tests", "loader_fuzzing.py"), str(tmp_path)],
+        [sys.executable, os.path.join(REPO, "tests", "loader_fuzzing.py"), str(folder), str(variants)],
         capture_output=True, text=True, timeout=TIME_LIMIT_SECONDS, preexec_fn=_limit_memory,
         env=dict(os.environ, PYTHONPATH=REPO, OPENBLAS_NUM_THREADS="1"))
     assert completed.returncode == 0, completed.stderr[-2000:]
-    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def test_every_damaged_file_parses_right_or_is_refused_in_one_line(tmp_path):
+    report = fuzz(tmp_path, 150)
     assert report["cases"] > 2000
+    assert report["failure_count"] == 0, report["failures"]
+    assert report["slowest_seconds"] < 5
+
+
+@pytest.mark.slow
+def test_many_more_damaged_files_parse_right_or_are_refused(tmp_path):
+    report = fuzz(tmp_path, 3000)
+    assert report["cases"] > 20000
     assert report["failure_count"] == 0, report["failures"]
     assert report["slowest_seconds"] < 5
 

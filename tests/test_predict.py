@@ -158,6 +158,13 @@ def test_the_pretrained_model_is_found_and_small():
     assert os.path.isfile(os.path.join(os.path.dirname(path), "MODEL_CARD.md"))
 
 
+def test_the_repositorys_model_list_works_on_a_fresh_clone(tmp_path):
+    result = run_script("predict.py", EXAMPLE_PHOTO, "--model", os.path.join(REPO, "model_list.txt"),
+                        "--out", tmp_path / "out", "--no-annotate")
+    assert result.exit_code == 0, result.stderr
+    assert len(read_predictions(tmp_path / "out")) == 1
+
+
 def test_a_fresh_clone_classifies_the_example_photo_with_the_shipped_model(tmp_path):
     result = run_script("predict.py", EXAMPLE_PHOTO, "--out", tmp_path / "out")  # no --model
     assert result.exit_code == 0, result.stderr
