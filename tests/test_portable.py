@@ -133,3 +133,12 @@ def test_the_last_epochs_weights_travel_beside_the_kept_ones(tmp_path):
         np.testing.assert_array_equal(saved, expected)
     for loaded, kept in zip(keras.models.load_model(path).get_weights(), model.get_weights()):
         np.testing.assert_array_equal(loaded, kept)  # plain Keras sees the kept weights
+
+
+def test_an_unwritable_export_path_is_refused_before_loading(tmp_path, trained_model):
+    from helpers import assert_refused
+
+    (tmp_path / "taken").write_text("a file")
+    result = run_script("export.py", trained_model, "--format", "tflite", "-o", tmp_path / "taken" / "m.tflite")
+    assert_refused(result, "cannot be made", "is a file")
+    assert "labels of the" not in result.stdout
