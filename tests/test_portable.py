@@ -142,3 +142,19 @@ def test_an_unwritable_export_path_is_refused_before_loading(tmp_path, trained_m
     result = run_script("export.py", trained_model, "--format", "tflite", "-o", tmp_path / "taken" / "m.tflite")
     assert_refused(result, "cannot be made", "is a file")
     assert "labels of the" not in result.stdout
+
+
+@pytest.mark.slow
+def test_the_saved_model_serving_signature_takes_tensorflow_servings_rest_request(tmp_path, trained_model):
+    import json
+
+    output = tmp_path / "fer" / "1"  # TensorFlow Serving's model_base_path/<version>
+    assert run_script("export.py", trained_model, "--format", "saved_model", "-o", output).exit_code == 0
+    faces, _ = synthetic.generate_faces(2, seed=9)
+    request = json.loads(json.dumps({"signature_name": "serving_default",
+                                     "instances": faces[..., None].astype(float).tolist()}))  # what README sends
+    signature = tf.saved_model.load(str(output)).signatures[request["signature_name"]]
+    answer = signature(face=tf.constant(np.array(request["instances"], np.float32)))["output_0"].numpy()
+    expected = prediction.predict_probabilities(prediction.with_precision(prediction.load_model(trained_model),
+                                                                          "fp32"), faces)
+    np.testing.assert_allclose(answer, expected, atol=1e-4)
