@@ -6,7 +6,8 @@ Usage:
     nohup python run_queue.py queue.txt > models/queue/runner.log 2>&1 &   # run what is left
     python run_queue.py queue.txt --list                                  # each line's state
 
-Each command's output is appended to <state-dir>/<job>.log (the job is named by a hash of its
+The file is read again after each command, so lines added meanwhile run in their place (editing a
+line makes it a new command). Each command's output is appended to <state-dir>/<job>.log (the job is named by a hash of its
 command); a command that exits 0 is marked done there and not run again, one that fails is marked
 failed and run again by the next start. Training commands resume after their last finished epoch,
 so stopping the queue (Ctrl-C, SIGTERM, the end of a session) loses at most one epoch. Exit status:
@@ -32,7 +33,7 @@ def main():
         return
     os.makedirs(options.state_dir, exist_ok=True)
     with job_queue.queue_lock(options.state_dir):
-        failures = job_queue.run_queue(jobs, options.state_dir)
+        failures = job_queue.run_queue(options.queue, options.state_dir)
     if failures:
         raise cli.RunFailed(f"{failures} of {len(jobs)} commands failed; their logs are in {options.state_dir}")
     print(f"all {len(jobs)} commands done")

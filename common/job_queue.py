@@ -66,14 +66,18 @@ def queue_lock(state_folder):
     return files.ProcessLock(os.path.join(state_folder, "queue.lock"), f"the queue of {state_folder}")
 
 
-def run_queue(jobs, state_folder, working_folder="."):
-    """Runs every job not yet done, in order, each in `working_folder`; returns the number of jobs
-    that failed. Stops at once (exit status 130 of a job, or SIGTERM/Ctrl-C to the runner) when
-    interrupted, stopping the running command too."""
-    failures = 0
-    for job in jobs:
-        if job_state(job, state_folder) == "done":
-            continue
+def run_queue(queue_path, state_folder, working_folder="."):
+    """Runs every job of the queue file not yet done, in order, each in `working_folder`; the file
+    is read again after each job, so lines added meanwhile run in their place. Returns the number
+    of jobs that failed (each is tried once per start). Stops at once (exit status 130 of a job, or
+    SIGTERM/Ctrl-C to the runner) when interrupted, stopping the running command too."""
+    failures, attempted = 0, set()
+    while True:
+        job = next((job for job in read_jobs(queue_path) if job.name not in attempted
+                    and job_state(job, state_folder) != "done"), None)
+        if job is None:
+            return failures
+        attempted.add(job.name)
         exit_code = _run_job(job, state_folder, working_folder)
         if exit_code == INTERRUPTED:
             raise KeyboardInterrupt
@@ -81,7 +85,6 @@ def run_queue(jobs, state_folder, working_folder="."):
         failures += exit_code != 0
         print(f"{_now()}  line {job.line_number}: {'done' if exit_code == 0 else f'failed (exit {exit_code})'}"
               f"  {job.command}")
-    return failures
 
 
 def _run_job(job, state_folder, working_folder):

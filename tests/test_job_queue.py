@@ -79,3 +79,12 @@ def test_the_repository_queue_parses(tmp_path):
     listing = run_script("run_queue.py", os.path.join(REPO, "queue.txt"), "--list", "--state-dir",
                          tmp_path / "state")
     assert listing.exit_code == 0 and "train.py" in listing.stdout
+
+
+def test_lines_added_while_the_queue_runs_are_run_in_their_place(tmp_path):
+    ran = tmp_path / "ran.txt"
+    queue_path = tmp_path / "queue.txt"
+    adds_a_line = f"echo first >> {ran}; echo 'echo added >> {ran}' >> {queue_path}"
+    queue_path.write_text(adds_a_line + "\n" + f"echo last >> {ran}\n")
+    assert run_queue(tmp_path, queue_path).exit_code == 0
+    assert ran.read_text().split() == ["first", "last", "added"]
