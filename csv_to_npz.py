@@ -4,26 +4,36 @@ Usage:
     python csv_to_npz.py train.csv test.csv                  # writes data.npz
     python csv_to_npz.py train.csv.gz test.csv.gz -o fer2013.npz
     python csv_to_npz.py fer2013.csv -o fer2013.npz           # Kaggle's file: all three parts
+    python csv_to_npz.py faces/ -o faces.npz                  # faces/train/<class>/*, faces/test/<class>/*
+    python csv_to_npz.py faces/train faces/test -o faces.npz
 
 The cache holds uint8 images (rows, 48, 48), labels and ids: arrays train_images, train_labels,
 train_ids, test_images and test_ids. Training scripts read its train part, test scripts its test
 part. From Kaggle's fer2013.csv the train part is the PublicTest rows (the default validation rows,
 recorded as train_validation_rows) followed by the Training rows, and the test part is the
-PrivateTest rows with their labels (test_labels). An -o file that exists is replaced (atomically,
+PrivateTest rows with their labels (test_labels). From folders of images by class (see
+common/image_folders.py) both parts are labelled and the ids are the images' relative paths. An -o file that exists is replaced (atomically,
 with a note on stderr); without -o, data.npz is written, or data-1.npz, ... if that exists.
 """
 
+import os
 import time
 
-from common import cli, data, files
+from common import cli, data, faces, files, image_folders
 
 
 def main():
     parser = cli.ArgumentParser(__doc__)
-    parser.add_argument("train_csv", help="labelled data: course CSV (label,feature), Kaggle fer2013.csv or .csv.gz")
+    parser.add_argument("train_csv", help="labelled data: course CSV (label,feature), Kaggle fer2013.csv, "
+                                          ".csv.gz, or a folder of images by class (DIR/<class>/*, or "
+                                          "DIR/train/<class>/* beside DIR/test/<class>/*)")
     parser.add_argument("test_csv", nargs="?",
-                        help="test data: course CSV (id,feature), any labelled CSV or .csv.gz (default: "
-                             "the PrivateTest rows of a Kaggle fer2013.csv given as TRAIN_CSV)")
+                        help="test data: course CSV (id,feature), any labelled CSV or .csv.gz, or a folder "
+                             "of images by class (default: the PrivateTest rows of a Kaggle fer2013.csv "
+                             "given as TRAIN_CSV, or the test/ part of its folder)")
+    parser.add_argument("--detector", choices=tuple(faces.DETECTORS),
+                        help="how faces are cut from a folder's images (default: 'none' when every image "
+                             "is a face crop, at most 100 pixels or square, else predict.py's default)")
     parser.add_argument("-o", "--output", type=cli.output_file,
                         help="the .npz file to write, replaced if it exists (default: data.npz, or "
                              "data-1.npz, ... if that exists)")
@@ -31,9 +41,13 @@ def main():
     if options.output and not options.output.endswith(".npz"):
         raise cli.UsageError(f"--output {options.output}: expected a file name ending in .npz")
 
+    if (options.test_csv is None and os.path.isdir(options.train_csv)
+            and not image_folders.has_parts(options.train_csv)):
+        raise cli.UsageError(f"{options.train_csv}: a folder without train/ and test/ parts; give the "
+                             f"test images' folder as TEST_CSV")
     started = time.perf_counter()
-    train = data.load_dataset(options.train_csv, require_labels=True)
-    test = data.load_dataset(options.test_csv or options.train_csv, part="test")
+    train = data.load_dataset(options.train_csv, require_labels=True, detector=options.detector)
+    test = data.load_dataset(options.test_csv or options.train_csv, part="test", detector=options.detector)
     parsed = time.perf_counter()
     output = options.output or files.free_path("data.npz")
     data.save_npz(output, train, test)

@@ -48,7 +48,7 @@ class Dataset:
 
     images: np.ndarray  # (rows, 48, 48) uint8
     labels: np.ndarray | None  # (rows,) int64 in 0..6
-    ids: np.ndarray  # (rows,) int64
+    ids: np.ndarray  # (rows,) int64, or str: the image paths of an image-folder dataset
     source: str  # the file it came from, for messages
     usage: np.ndarray | None = None  # (rows,) index into USAGES, for Kaggle's fer2013.csv
     default_validation_rows: int | None = None  # the file's own validation part: its first rows
@@ -83,13 +83,15 @@ def standard_part(dataset, part):
     return chosen
 
 
-def load_dataset(path, part="train", require_labels=False):
-    """Loads a CSV, CSV.gz or NPZ file; `part` picks `train_*` or `test_*` arrays from an NPZ."""
+def load_dataset(path, part="train", require_labels=False, detector=None):
+    """Loads a CSV, CSV.gz or NPZ file, or a folder of images by class (`common.image_folders`;
+    `detector` cuts their faces, None: chosen from the images); `part` picks `train_*` or `test_*`
+    arrays from an NPZ, `train/` or `test/` from a folder."""
     if not os.path.exists(path):
-        raise UsageError(f"{path}: no such file")
+        raise UsageError(f"{path}: no such file or folder")
     if os.path.isdir(path):
-        raise UsageError(f"{path}: is a folder, expected a .csv, .csv.gz or .npz file")
-    if path.endswith(".npz"):
+        dataset = _load_image_folder(path, part, detector)
+    elif path.endswith(".npz"):
         dataset = _load_npz(path, part)
     else:
         dataset = standard_part(parse_csv(path), part)
@@ -100,6 +102,15 @@ def load_dataset(path, part="train", require_labels=False):
         raise UsageError(f"{path}: has no labels (header '{COURSE_TEST_HEADER}'); expected a labelled "
                          f"file with header '{COURSE_TRAIN_HEADER}' or '{KAGGLE_HEADER}'")
     return dataset
+
+
+def _load_image_folder(path, part, detector):
+    """A Dataset of the images of `part` of an image-folder dataset, with per-class counts printed."""
+    from common import image_folders
+
+    images, labels, ids, detector_name, counts = image_folders.read_image_folder(path, part, detector)
+    print("\n".join(image_folders.describe_counts(path, part, detector_name, counts)))
+    return Dataset(images, labels, ids, path)
 
 
 def _refuse_duplicate_ids(dataset):
@@ -433,10 +444,11 @@ def _load_npz(path, part):
                              f"0..{NUM_CLASSES - 1}, one per image")
         labels = labels.astype(np.int64)
     ids = arrays.get(f"{part}_ids")
-    if ids is not None and (ids.shape != (len(images),) or not np.issubdtype(ids.dtype, np.integer)):
-        raise UsageError(f"{path}: '{part}_ids' must hold {len(images)} integer ids, one per image; "
+    textual = ids is not None and ids.dtype.kind == "U"  # the image paths of an image-folder dataset
+    if ids is not None and (ids.shape != (len(images),) or not (textual or np.issubdtype(ids.dtype, np.integer))):
+        raise UsageError(f"{path}: '{part}_ids' must hold {len(images)} integer or text ids, one per image; "
                          f"it has shape {ids.shape}")
-    ids = np.arange(len(images), dtype=np.int64) if ids is None else ids.astype(np.int64)
+    ids = np.arange(len(images), dtype=np.int64) if ids is None else ids if textual else ids.astype(np.int64)
     validation_rows = arrays.get(f"{part}_validation_rows")
     return Dataset(images, labels, ids, path,
                    default_validation_rows=None if validation_rows is None else int(validation_rows))

@@ -1,0 +1,155 @@
+"""Datasets as folders of images named by class: `DIR/<class>/<images>`, the form FER2013 is most
+often downloaded in today (`train/angry/*.jpg`, ..., `test/surprise/*.jpg`) and the form of most
+other expression sets.
+
+- With `train/` and `test/` (or `val/`) subfolders those are the parts; without, the folder is the
+  training part. A test part's class folders give labelled test rows.
+- Class folders are FER2013's seven classes (`angry disgust fear happy sad surprise neutral`, any
+  case; `anger`, `happiness`, `sadness` accepted), mapped to FER2013's labels 0..6, so a JPEG tree of
+  FER2013 gives the same labels as its CSV.
+- Images of any size and colour. Face crops (every image at most 100 pixels on its longer side, or
+  every image square) are resized whole; otherwise each image's face is found and cut out exactly
+  as `predict.py` does (`faces.find_faces`); an image with no face or several is counted and
+  skipped, as are files that are not images or cannot be decoded. Counts are printed per class.
+- Ids are the images' paths relative to the part's folder, e.g. `happy/im12.jpg`; rows come in a
+  fixed shuffled order (the same every time), so that the first rows, which validate, hold every
+  class.
+"""
+
+import collections
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from common import faces
+from common.cli import UsageError
+
+FER_CLASS_NAMES = {"angry": 0, "anger": 0, "disgust": 1, "fear": 2, "happy": 3, "happiness": 3,
+                   "sad": 4, "sadness": 4, "surprise": 5, "neutral": 6}
+PART_FOLDERS = {"train": ("train",), "test": ("test", "val")}
+CROP_SIDE_LIMIT = 100  # images no larger than this (pixels, longer side) are taken as face crops
+
+
+def part_folder(path, part):
+    """The folder holding `part` ("train" or "test") of the image-folder dataset at `path`: its
+    train/ or test/ (val/) subfolder, or, when it has none, the folder itself."""
+    for name in PART_FOLDERS[part]:
+        if os.path.isdir(os.path.join(path, name)):
+            return os.path.join(path, name)
+    if has_parts(path):
+        raise UsageError(f"{path}: has no {' or '.join(name + '/' for name in PART_FOLDERS[part])} "
+                         f"subfolder for the {part} part")
+    return path
+
+
+def has_parts(path):
+    """Whether the folder is split into train/ and test/ (or val/) parts."""
+    return any(os.path.isdir(os.path.join(path, name)) for names in PART_FOLDERS.values() for name in names)
+
+
+def class_folders(folder):
+    """(label, class folder name) of each class folder, checked: FER2013's names, each class once."""
+    names = sorted(name for name in os.listdir(folder)
+                   if os.path.isdir(os.path.join(folder, name)) and not name.startswith("."))
+    if not names:
+        raise UsageError(f"{folder}: holds no class folders; expected {folder}/<class>/<images> with "
+                         f"classes named {', '.join(sorted(set(FER_CLASS_NAMES) - {'anger', 'happiness', 'sadness'}))}")
+    by_label = {}
+    for name in names:
+        label = FER_CLASS_NAMES.get(name.lower())
+        if label is None:
+            raise UsageError(f"{folder}/{name}: not one of FER2013's classes (angry, disgust, fear, happy, "
+                             f"sad, surprise, neutral); other class sets are not supported yet")
+        if label in by_label:
+            raise UsageError(f"{folder}: the folders {by_label[label]!r} and {name!r} name the same class")
+        by_label[label] = name
+    return sorted(by_label.items())
+
+
+def image_files(folder, class_name):
+    """The image files of one class folder (sorted; other files counted), as paths."""
+    class_path = os.path.join(folder, class_name)
+    names = sorted(name for name in os.listdir(class_path)
+                   if os.path.isfile(os.path.join(class_path, name)) and not name.startswith("."))
+    images = [name for name in names if name.lower().endswith(faces.IMAGE_SUFFIXES)]
+    if not images:
+        raise UsageError(f"{class_path}: holds no images (looked for {', '.join(faces.IMAGE_SUFFIXES[:5])}, ...)")
+    return [os.path.join(class_path, name) for name in images], len(names) - len(images)
+
+
+def image_size(path):
+    """(width, height) from the file's header, or None when it is not a readable image."""
+    try:
+        with Image.open(path) as header:
+            return header.size
+    except Exception:  # noqa: BLE001  (Pillow raises several kinds for what is not an image)
+        return None
+
+
+def choose_detector(sizes, detector):
+    """`detector` as given, or, when None: "none" if every image is a face crop (small or square),
+    else the default detector."""
+    if detector:
+        return detector
+    known = [size for size in sizes if size]
+    crops = all(max(size) <= CROP_SIDE_LIMIT or size[0] == size[1] for size in known)
+    return "none" if crops else faces.DEFAULT_DETECTOR
+
+
+def read_image_folder(path, part="train", detector=None):
+    """The faces of `part` of the image-folder dataset at `path`: (images (rows, 48, 48) uint8,
+    labels, ids as relative paths, the detector name used, per-class counts)."""
+    folder = part_folder(path, part)
+    listed = [(label, name, image_files(folder, name)) for label, name in class_folders(folder)]
+    paths = [file for _, _, (class_files, _) in listed for file in class_files]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        sizes = list(pool.map(image_size, paths))
+    detector_name = choose_detector(sizes, detector)
+    finder = faces.make_detector(detector_name)
+    crops = _cut_faces(paths, finder, parallel=detector_name == "none")
+    images, labels, ids, counts = [], [], [], {}
+    crop_iterator = iter(crops)
+    for label, name, (class_files, not_images) in listed:
+        tally = collections.Counter(kept=0, not_images=not_images)
+        for file in class_files:
+            crop, outcome = next(crop_iterator)
+            tally[outcome] += 1
+            if crop is not None:
+                images.append(crop)
+                labels.append(label)
+                ids.append(os.path.relpath(file, folder))
+        counts[name] = dict(tally)
+    if not images:
+        raise UsageError(f"{folder}: no face could be read from its {len(paths)} images")
+    order = np.random.default_rng(0).permutation(len(images))  # validation rows come from every class
+    return (np.stack(images)[order], np.array(labels, dtype=np.int64)[order], np.array(ids)[order],
+            detector_name, counts)
+
+
+def _cut_faces(paths, detector, parallel):
+    """(48x48 crop or None, outcome) of each image: kept, unreadable, no_face or several_faces."""
+    def cut(path):
+        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        if image is None:
+            return None, "unreadable"
+        found = faces.find_faces(image, detector)
+        if len(found) != 1:
+            return None, "no_face" if not found else "several_faces"
+        return found[0].crop, "kept"
+
+    if parallel:  # decoding and resizing release the GIL
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return list(pool.map(cut, paths))
+    return [cut(path) for path in paths]
+
+
+def describe_counts(folder, part, detector_name, counts):
+    """One line per class: images kept and skipped, and how faces were cut."""
+    lines = [f"{folder} ({part}): faces cut with --detector {detector_name}"]
+    for name, tally in counts.items():
+        skipped = [f"{count} {what.replace('_', ' ')}" for what, count in tally.items() if what != "kept" and count]
+        lines.append(f"  {name}: {tally.get('kept', 0)} images" + (f" (skipped: {', '.join(skipped)})" if skipped else ""))
+    return lines

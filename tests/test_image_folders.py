@@ -1,0 +1,118 @@
+"""Folders of images by class as datasets: FER2013's classes from folder names, crops resized whole,
+faces cut from larger photos as predict.py cuts them, skips counted, bad trees refused in one line."""
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from common import data, image_folders, synthetic
+from helpers import REPO, assert_refused, run_script
+
+NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+EXAMPLE_PHOTO = os.path.join(REPO, "examples", "astronaut.jpg")
+
+
+def write_tree(root, images, labels, suffixes=(".png", ".jpg")):
+    """`root/<class>/faceNNN.png|jpg` for each image (class folder names in mixed case)."""
+    for index, (image, label) in enumerate(zip(images, labels)):
+        folder = root / NAMES[label].capitalize() if label % 2 else root / NAMES[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"face{index:03d}{suffixes[index % len(suffixes)]}"), image)
+
+
+@pytest.fixture(scope="module")
+def faces_tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tree")
+    images, labels = synthetic.generate_faces(70, seed=5)
+    labels = np.arange(70) % 7  # every class
+    write_tree(root / "train", images[:56], labels[:56])
+    write_tree(root / "test", images[56:], labels[56:])
+    return root, images, labels
+
+
+def test_a_tree_converts_with_fer2013s_labels_and_paths_as_ids(tmp_path, faces_tree):
+    root, images, labels = faces_tree
+    result = run_script("csv_to_npz.py", root, "-o", tmp_path / "tree.npz")
+    assert result.exit_code == 0, result.stderr
+    assert "faces cut with --detector none" in result.stdout and "  Happy: 8 images" in result.stdout
+    train = data.load_dataset(str(tmp_path / "tree.npz"))
+    test = data.load_dataset(str(tmp_path / "tree.npz"), part="test")
+    assert len(train) == 56 and len(test) == 14
+    by_id = {name: row for row, name in enumerate(train.ids)}
+    for index in range(56):
+        folder = NAMES[labels[index]].capitalize() if labels[index] % 2 else NAMES[labels[index]]
+        suffix = (".png", ".jpg")[index % 2]
+        row = by_id[f"{folder}/face{index:03d}{suffix}"]
+        assert train.labels[row] == labels[index]
+        if suffix == ".png":  # lossless: the very pixels
+            np.testing.assert_array_equal(train.images[row], images[index])
+    assert test.labels is not None and sorted(test.labels.tolist()) == sorted(labels[56:].tolist())
+
+
+def test_the_two_parts_can_be_given_apart_and_test_py_names_each_file(tmp_path, faces_tree, trained_model):
+    root, _, _ = faces_tree
+    result = run_script("csv_to_npz.py", root / "train", root / "test", "-o", tmp_path / "apart.npz")
+    assert result.exit_code == 0, result.stderr
+    scored = run_script("test.py", root, tmp_path / "result.csv", trained_model)  # the folder directly
+    assert scored.exit_code == 0, scored.stderr
+    lines = (tmp_path / "result.csv").read_text().splitlines()
+    assert lines[0] == "id,label" and len(lines) == 15
+    assert all(os.path.isfile(root / "test" / line.split(",")[0]) for line in lines[1:])
+
+
+def test_faces_are_cut_from_photos_and_photos_without_one_face_are_counted(tmp_path):
+    face = cv2.resize(cv2.imread(EXAMPLE_PHOTO)[30:180, 150:300], (120, 120))
+    canvas = np.full((300, 400, 3), 90, np.uint8)
+    one = canvas.copy()
+    one[60:180, 100:220] = face
+    two = one.copy()
+    two[150:270, 260:380] = face
+    for name, photo in (("happy/one.jpg", one), ("happy/wall.jpg", canvas), ("sad/two.jpg", two),
+                        ("sad/one_again.png", one)):
+        (tmp_path / "photos" / name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(tmp_path / "photos" / name), photo)
+    (tmp_path / "photos" / "sad" / "empty.jpg").write_bytes(b"")
+    (tmp_path / "photos" / "sad" / "notes.txt").write_text("not an image")
+    images, labels, ids, detector, counts = image_folders.read_image_folder(str(tmp_path / "photos"))
+    assert detector == "mtcnn" and sorted(ids.tolist()) == ["happy/one.jpg", "sad/one_again.png"]
+    assert counts["happy"] == {"kept": 1, "not_images": 0, "no_face": 1}
+    assert counts["sad"] == {"kept": 1, "not_images": 1, "several_faces": 1, "unreadable": 1}
+    assert images.shape == (2, 48, 48) and sorted(labels.tolist()) == [3, 4]
+
+
+def make_class(root, name, count=1):
+    (root / name).mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        cv2.imwrite(str(root / name / f"{index}.png"), np.zeros((48, 48), np.uint8))
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda root: make_class(root, "happy", 0), "holds no images"),
+    (lambda root: root.mkdir(), "holds no class folders"),
+    (lambda root: (make_class(root, "happy"), make_class(root, "Happiness")), "name the same class"),
+    (lambda root: make_class(root, "contempt"), "not one of FER2013's classes"),
+    (lambda root: (make_class(root / "train", "sad"), (root / "val").mkdir()), "holds no class folders"),
+], ids=["empty class", "no classes", "a class twice", "another class", "empty test part"])
+def test_bad_trees_are_refused_in_one_line_and_nothing_is_written(tmp_path, build, message):
+    root = tmp_path / "tree"
+    build(root)
+    if not (root / "train").exists():
+        make_class(tmp_path / "fine_test", "sad")  # a test folder that is fine
+        arguments = (root, tmp_path / "fine_test")
+    else:
+        arguments = (root,)
+    result = run_script("csv_to_npz.py", *arguments, "-o", tmp_path / "out.npz")
+    assert_refused(result, message)
+    assert not (tmp_path / "out.npz").exists()
+
+
+@pytest.mark.slow
+def test_train_py_takes_a_folder_and_validates_on_every_class(tmp_path, faces_tree):
+    root, _, _ = faces_tree
+    result = run_script("train.py", root / "train", "--epochs", 1, "--val-size", 14, "--batch-size", 16,
+                        "--out-dir", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    validation = data.load_dataset(str(root / "train")).labels[:14]
+    assert len(set(validation.tolist())) >= 5  # the first rows are not one class
