@@ -8,6 +8,8 @@ Usage:
     python train.py train.csv --precision fp32     # plain float32 instead of mixed bfloat16
     python train.py train.csv --labeled-ratio 0.5  # half the labels: semi_train.py's baseline
     python train.py data.npz --recipe strong --teacher model_list.txt   # distil an ensemble into one
+    python train.py faces/ --recipe finetune --init pretrained        # fine-tune the shipped model
+    python train.py faces/ --recipe finetune --init pretrained --freeze 10 --new-head
 
 Writes <out-dir>/<val_acc>.h5 (e.g. models/0.643750.h5), with <val_acc>_history.csv (per-epoch loss
 and accuracy) and <val_acc>_settings.json (every option and timing) beside it, and prints the
@@ -16,7 +18,7 @@ model's path as its last line. Validation rows are the first --val-size rows of 
 
 import os
 
-from common import cli, config, data
+from common import cli, config, data, ensemble, files
 
 
 def main():
@@ -35,8 +37,19 @@ def main():
     parser.add_argument("--distill-weight", type=cli.fraction, default=0.7,
                         help="share of the teacher term in the loss; the rest is the label's "
                              "cross-entropy")
+    parser.add_argument("--init", metavar="MODEL",
+                        help="start from this trained .h5 model ('pretrained': the shipped one) instead of "
+                             "fresh weights; --arch is then the model's own")
+    parser.add_argument("--freeze", type=cli.non_negative_int, default=0,
+                        help="with --init: keep the weights of the first N layers that have weights")
+    parser.add_argument("--freeze-until", metavar="LAYER",
+                        help="with --init: keep the weights of every layer up to and including LAYER")
+    parser.add_argument("--new-head", action="store_true",
+                        help="with --init: fresh weights for the last layer, for classes that mean "
+                             "something else than the model's")
     cli.add_training_options(parser, recipes=True)
     options = cli.parse_training_options(parser)
+    _check_initial_model(options)
 
     if options.teacher and not os.path.exists(options.teacher):
         raise cli.UsageError(f"--teacher {options.teacher}: no such model file or model list")
@@ -62,9 +75,31 @@ def main():
         cache_folder = options.out_dir if distribution.is_chief(strategy) else None
         soft_targets = distillation.teacher_probabilities(options.teacher, train_set.images,
                                                           options.teacher_tta, cache_folder)
-    model_path = training.train_new_model(models.ARCHITECTURES[options.arch], train_set, val_set,
+    build_model = models.ARCHITECTURES[options.arch]
+    if options.init:
+        from common import finetuning
+
+        with cli.naming("--freeze-until" if options.freeze_until else "--freeze"):
+            print(finetuning.describe(options.init, options.freeze, options.freeze_until, options.new_head))
+        build_model = finetuning.builder(options.init, options.precision, options.freeze, options.freeze_until,
+                                         options.new_head, options.seed)
+    model_path = training.train_new_model(build_model, train_set, val_set,
                                           config.TrainingConfig.from_options(options), soft_targets=soft_targets)
     cli.print_model_path(model_path)
+
+
+def _check_initial_model(options):
+    """--init names an existing model (or 'pretrained'); the freezing options need it."""
+    if options.init == "pretrained":
+        options.init = files.pretrained_model_path()
+    if options.init:
+        if ensemble.is_model_list(options.init) or not os.path.isfile(options.init):
+            raise cli.UsageError(f"--init {options.init}: no such model file (expected a .h5 model or "
+                                 f"'pretrained')")
+    elif options.freeze or options.freeze_until or options.new_head:
+        raise cli.UsageError("--freeze, --freeze-until and --new-head need --init MODEL")
+    if options.freeze and options.freeze_until:
+        raise cli.UsageError("--freeze and --freeze-until: give one of them")
 
 
 if __name__ == "__main__":
