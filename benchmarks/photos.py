@@ -9,12 +9,14 @@ Usage:
 Two sets of photos, made from the rows asked for:
 - easy: each face enlarged 3x (144 pixels) at a random place in a 640x480 noisy gradient, JPEG 90;
 - hard: one to three faces per 1280x960 photo of coloured clutter, each 48 to 260 pixels wide,
-  turned by up to 25 degrees, under its own lighting, the photo at JPEG quality 40 to 95.
+  turned by up to 25 degrees (--turn), under its own lighting, the photo at JPEG quality 40 to 95
+  (--turn 0 gives the same photos with upright faces: what turning costs).
 For every detector (and, where it gives landmarks, with and without turning faces upright) the
 table gives: the share of faces found; false faces per photo; the accuracy on the found faces and of
 the same faces as 48x48 rows; how often the two labels agree; photos per second of the detector
-alone (detectors timed in turn on each photo, so machine load hits all alike) and of predict.py's
-whole run on the photos as JPEG files. A face is found when a box's centre lies within 0.35 of the
+alone (detectors timed in turn on each photo, so machine load hits all alike), of predict.py's
+whole run on --speed-photos of them as JPEG files, and the ratio of that run to the detector alone
+on the same files (timed in alternating rounds). A face is found when a box's centre lies within 0.35 of the
 face's side from the face's centre and its longer side is 0.35 to 1.6 times the face's.
 
 --fit-framing prints, for each detector, the crop margin and vertical offset that reproduce
@@ -111,9 +113,9 @@ def paste_turned(canvas, face, centre, side, angle, gain, bias):
     canvas += mask * warped[..., None]
 
 
-def make_hard_photos(images, seed=0):
-    """One to three faces per 1280x960 cluttered photo, 48-260 pixels wide, turned up to 25 degrees,
-    each under its own lighting; the photo at JPEG quality 40-95."""
+def make_hard_photos(images, seed=0, turn=25.0):
+    """One to three faces per 1280x960 cluttered photo, 48-260 pixels wide, turned up to `turn`
+    degrees, each under its own lighting; the photo at JPEG quality 40-95."""
     rng = np.random.default_rng(seed)
     photos, row = [], 0
     while row < len(images):
@@ -124,7 +126,7 @@ def make_hard_photos(images, seed=0):
             centre = _free_place(rng, side, placed, canvas.shape)
             if centre is None:
                 break
-            angle = float(rng.uniform(-25, 25))
+            angle = float(rng.uniform(-1, 1)) * turn  # the same draws whatever the turn
             paste_turned(canvas, images[row], centre, side, angle, rng.uniform(0.6, 1.3), rng.uniform(-30, 30))
             placed.append(PlacedFace(row, centre, side, angle))
             row += 1
@@ -210,21 +212,30 @@ def score_detector(photos, detections, detector, align, classifier, labels, dire
             "agreement": float(np.mean(predicted == direct[rows])) if len(rows) else float("nan")}
 
 
-def whole_run_speed(photos, classifier, detector, align, count):
+def whole_run_speed(photos, classifier, detector, align, count, rounds=2):
     """Photos per second of predict.py's run (read, detect, cut, classify, write) on `count` photos
-    saved as JPEG files."""
+    saved as JPEG files, and of the detector alone (read, detect) on the same files, in alternating
+    rounds (medians), so that machine load hits both alike."""
     from common import face_prediction
 
     with tempfile.TemporaryDirectory() as folder:
         for number, (photo, _) in enumerate(photos[:count]):
             cv2.imwrite(os.path.join(folder, f"photo{number:04d}.jpg"), photo, [cv2.IMWRITE_JPEG_QUALITY, 95])
         sources, _ = faces.collect_sources([folder])
-        started = time.perf_counter()
-        run = face_prediction.FacePredictionRun(classifier, detector, os.path.join(folder, "out"), align=align)
-        for source in sources:
-            run.add(source)
-        run.finish()
-        return len(sources) / (time.perf_counter() - started)
+        whole, alone = [], []
+        for round_number in range(rounds):
+            started = time.perf_counter()
+            run = face_prediction.FacePredictionRun(classifier, detector, os.path.join(folder, f"out{round_number}"),
+                                                    align=align)
+            for source in sources:
+                run.add(source)
+            run.finish()
+            whole.append(len(sources) / (time.perf_counter() - started))
+            started = time.perf_counter()
+            for source in sources:
+                detector.detect(faces.read_image(source.path))
+            alone.append(len(sources) / (time.perf_counter() - started))
+        return float(np.median(whole)), float(np.median(alone))
 
 
 def report(set_name, photos, detectors, classifier, labels, direct, speed_photos):
@@ -233,15 +244,16 @@ def report(set_name, photos, detectors, classifier, labels, direct, speed_photos
     print(f"\n{set_name}: {len(photos)} photos, {faces_placed} faces; the same faces as 48x48 rows: "
           f"accuracy {np.mean(direct == labels):.4f}")
     print(f"{'detector':<16}{'found':>8}{'false/photo':>13}{'accuracy':>10}{'as rows':>9}{'agree':>8}"
-          f"{'detect/s':>10}{'whole/s':>9}")
+          f"{'detect/s':>10}{'whole/s':>9}{'whole/detect':>14}")
     for name, detector in detectors.items():
         for align in ((True, False) if name == "mtcnn" else (False,)):
             scores = score_detector(photos, detections[name], detector, align, classifier, labels, direct)
             label = name + ("" if name != "mtcnn" else (" aligned" if align else " upright"))
-            whole = whole_run_speed(photos, classifier, detector, align, speed_photos) if speed_photos else 0
+            whole, alone = (whole_run_speed(photos, classifier, detector, align, speed_photos)
+                            if speed_photos else (float("nan"), float("nan")))
             print(f"{label:<16}{scores['found']:>8.1%}{scores['false_per_photo']:>13.3f}"
                   f"{scores['accuracy']:>10.4f}{scores['rows_accuracy']:>9.4f}{scores['agreement']:>8.4f}"
-                  f"{len(photos) / seconds[name]:>10.1f}{whole:>9.1f}")
+                  f"{len(photos) / seconds[name]:>10.1f}{whole:>9.1f}{whole / alone:>14.2f}")
     return detections
 
 
@@ -254,6 +266,8 @@ def main():
     parser.add_argument("--sets", default="easy,hard", help="comma-separated: easy, hard")
     parser.add_argument("--speed-photos", type=cli.non_negative_int, default=100,
                         help="photos of each set timed through predict.py's whole run (0: none)")
+    parser.add_argument("--turn", type=float, default=25.0,
+                        help="largest turn of a face in the hard set, in degrees (0: the same photos, upright)")
     parser.add_argument("--fit-framing", action="store_true",
                         help="print the margin and offset that reproduce FER2013's framing (easy set)")
     options = parser.parse_args()
@@ -269,7 +283,7 @@ def main():
     direct = classifier.probabilities(dataset.images).argmax(axis=1)
     detectors = {name: faces.make_detector(name) for name in names}
     print(f"rows {options.rows.start}..{options.rows.stop - 1} of {options.data}; model {options.model}")
-    makers = {"easy": make_easy_photos, "hard": make_hard_photos}
+    makers = {"easy": make_easy_photos, "hard": lambda images: make_hard_photos(images, turn=options.turn)}
     for set_name in options.sets.split(","):
         photos = makers[set_name](dataset.images)
         detections = report(set_name, photos, detectors, classifier, dataset.labels, direct, options.speed_photos)
