@@ -1,5 +1,7 @@
 """The command behind `test.py` and `dnn_test.py`: one argument set, one prediction path for every model."""
 
+import os
+
 from common import cli, data, ensemble, files
 from common.cli import UsageError
 
@@ -7,7 +9,8 @@ from common.cli import UsageError
 def main(description):
     parser = cli.ArgumentParser(description)
     parser.add_argument("test_csv", help="faces to classify: course test CSV (id,feature), any labelled "
-                                         "CSV, .csv.gz, or the test part of a csv_to_npz.py .npz")
+                                         "CSV, .csv.gz, the test part of a csv_to_npz.py .npz, or a "
+                                         "folder of images by class (its test/ part if it has one)")
     parser.add_argument("result_csv", type=cli.output_file,
                         help="where to write the id,label predictions (replaced if it exists; gzipped "
                              "when named .gz)")
@@ -18,6 +21,8 @@ def main(description):
     cli.add_prediction_options(parser)
     options = parser.parse_args()
 
+    if not os.path.exists(options.test_csv):  # every path is checked before anything is read
+        raise UsageError(f"{options.test_csv}: no such file or folder")
     model_path = options.model or files.pretrained_model_path()
     ensemble.check_model_source(model_path)
     if ensemble.is_model_list(model_path):

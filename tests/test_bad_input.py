@@ -123,7 +123,7 @@ def test_a_real_process_gets_one_line_and_exit_code_2(tmp_path, test_csv):
     process = subprocess.run([sys.executable, "test.py", str(missing), "r.csv", "m.h5"], cwd=REPO,
                              capture_output=True, text=True, timeout=120)
     assert process.returncode == 2
-    assert process.stderr == f"test.py: error: {missing}: no such file\n"
+    assert process.stderr == f"test.py: error: {missing}: no such file or folder\n"
     corrupt = tmp_path / "corrupt.h5"
     corrupt.write_bytes(b"not a model")
     process = subprocess.run([sys.executable, "test.py", str(test_csv), str(tmp_path / "r.csv"),

@@ -55,8 +55,8 @@ def test_grad_cam_is_refused_for_a_dnn(train_csv, trained_dnn):
 
 
 def test_image_rows_out_of_range_are_refused(train_csv, trained_model):
-    assert_refused(run_script("plot_model.py", train_csv, trained_model, "--val-size", 64),  # report's rows
-                   "--images: row 12928 is out of range", "has 320 rows")
+    assert_refused(run_script("plot_model.py", train_csv, trained_model, "--val-size", 64, "--images",
+                              "5,12928"), "--images: row 12928 is out of range", "has 320 rows")
 
 
 def test_confusion_matrix_equals_scikit_learns():

@@ -27,7 +27,7 @@ def faces(rows):
 @pytest.mark.parametrize("make, message", [
     (lambda p: p.write_bytes(open(write_npz(p.with_suffix(".full.npz"), test_images=faces(4)), "rb").read()[:300]),
      "not a"),
-    (lambda p: write_npz(p, test_images=faces(10), test_ids=np.arange(3)), "'test_ids' must hold 10 integer ids"),
+    (lambda p: write_npz(p, test_images=faces(10), test_ids=np.arange(3)), "'test_ids' must hold 10 integer or text ids"),
     (lambda p: write_npz(p, test_images=faces(0)), "holds no test faces"),
     (lambda p: p.write_text("id,feature\n1,2 3\n"), "not an .npz archive"),
 ], ids=["truncated", "ids of another length", "no rows", "text named npz"])
