@@ -19,7 +19,6 @@ file is never replaced: the new one gets a -1, -2, ... suffix. Folders are read 
 files sorted by name; a file there that is neither an image nor a video is skipped with a warning.
 """
 
-import argparse
 import sys
 
 from common import cli, ensemble, faces, files
@@ -34,15 +33,7 @@ def main():
                                         "(soft voting) (default: the model in pretrained/)")
     parser.add_argument("--out", type=cli.output_folder, default="predictions",
                         help="folder for predictions.csv and the annotated copies (created if missing)")
-    parser.add_argument("--detector", choices=tuple(faces.DETECTORS), default=faces.DEFAULT_DETECTOR,
-                        help="'mtcnn': finds turned, small and several faces, with landmarks; 'haar': "
-                             "OpenCV's frontal-face cascade (upright faces only); 'none': each image "
-                             "is one face")
-    parser.add_argument("--min-face", type=cli.positive_int, default=faces.DEFAULT_MIN_FACE,
-                        help="smallest face width looked for, in pixels (smaller: slower)")
-    parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
-                        help="turn each face so its eyes are level before cutting it out (detectors "
-                             "with landmarks)")
+    cli.add_face_options(parser)
     parser.add_argument("--every", type=cli.positive_int, default=1,
                         help="read every N-th frame of a video")
     parser.add_argument("--annotate-video", action="store_true",

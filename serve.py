@@ -13,7 +13,6 @@ model and the detector load once, at start; nothing a request sends can name a f
 and nothing is written to disk. Ctrl-C stops it.
 """
 
-import argparse
 import os
 import socket
 
@@ -24,12 +23,7 @@ def main():
     parser = cli.ArgumentParser(__doc__)
     parser.add_argument("--model", help="a .h5 or .keras model, or a model list (soft voting) (default: the "
                                         "model in pretrained/)")
-    parser.add_argument("--detector", choices=tuple(faces.DETECTORS), default=faces.DEFAULT_DETECTOR,
-                        help="face detector, as predict.py's")
-    parser.add_argument("--min-face", type=cli.positive_int, default=faces.DEFAULT_MIN_FACE,
-                        help="smallest face width looked for, in pixels")
-    parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
-                        help="turn each face so its eyes are level before cutting it out")
+    cli.add_face_options(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every one)")
     parser.add_argument("--port", type=cli.positive_int, default=8000, help="port to listen on")
     parser.add_argument("--max-upload-mb", type=cli.positive_float, default=10.0,

@@ -363,6 +363,21 @@ def self_training_arguments(options):
                 seed=options.seed, strategy=options.strategy, folds=options.folds, fold=options.fold)
 
 
+def add_face_options(parser):
+    """Options of the scripts that find faces in photos: detector, smallest face, alignment."""
+    from common import faces
+
+    parser.add_argument("--detector", choices=tuple(faces.DETECTORS), default=faces.DEFAULT_DETECTOR,
+                        help="'mtcnn': finds turned, small and several faces, with landmarks; 'haar': "
+                             "OpenCV's frontal-face cascade (upright faces only); 'none': each image "
+                             "is one face")
+    parser.add_argument("--min-face", type=positive_int, default=faces.DEFAULT_MIN_FACE,
+                        help="smallest face width looked for, in pixels (smaller: slower)")
+    parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
+                        help="turn each face so its eyes are level before cutting it out (detectors "
+                             "with landmarks)")
+
+
 def add_prediction_options(parser):
     """Options of the scripts that predict: test-time augmentation, batch size, precision."""
     parser.add_argument("--tta", action="store_true",
