@@ -37,8 +37,7 @@ def main():
                                         "test part of an .npz) (default: 512 generated faces)")
     options = parser.parse_args()
 
-    if not os.path.isfile(options.model) or ensemble.is_model_list(options.model):
-        raise cli.UsageError(f"{options.model}: no such model file (expected a .h5 or .keras file)")
+    ensemble.check_model_file(options.model)
     if options.format == "onnx" and not all(map(importlib.util.find_spec, ("tf2onnx", "onnxruntime"))):
         raise cli.UsageError("--format onnx needs tf2onnx and onnxruntime: pip install tf2onnx onnxruntime")
     if options.format == "h5" and options.output and not options.output.endswith(".h5"):

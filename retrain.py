@@ -11,8 +11,6 @@ the model (its _settings.json); options given here override them. The model keep
 (bf16 or fp32) it was built with.
 """
 
-import os
-
 from common import cli, config, data, ensemble
 
 
@@ -25,8 +23,7 @@ def main():
     cli.add_training_options(parser, from_model=True)
     options = cli.parse_continuation(parser)
 
-    if ensemble.is_model_list(options.model) or not os.path.isfile(options.model):
-        raise cli.UsageError(f"{options.model}: no such model file (expected the .h5 model to continue)")
+    ensemble.check_model_file(options.model, "the .h5 model to continue")
     dataset = data.load_dataset(options.train_csv, require_labels=True)
     with cli.naming("--val-size", options.val_size):
         train_set, val_set = data.split_validation(dataset, options.val_size, folds=options.folds,

@@ -93,9 +93,7 @@ def _check_initial_model(options):
     if options.init == "pretrained":
         options.init = files.pretrained_model_path()
     if options.init:
-        if ensemble.is_model_list(options.init) or not os.path.isfile(options.init):
-            raise cli.UsageError(f"--init {options.init}: no such model file (expected a .h5 model or "
-                                 f"'pretrained')")
+        ensemble.check_model_file(options.init, "a .h5 model or 'pretrained'", "--init")
     elif options.freeze or options.freeze_until or options.new_head:
         raise cli.UsageError("--freeze, --freeze-until and --new-head need --init MODEL")
     if options.freeze and options.freeze_until:

@@ -201,8 +201,7 @@ def score_detector(photos, detections, detector, align, classifier, labels, dire
         total += len(placed)
         grey = faces.to_grey(photo)
         for index, detection in pairs.items():
-            angle = faces.eye_angle(detection.eyes) if align and detection.eyes else 0.0
-            crops.append(faces.crop_face(grey, detection.box, detector.margin, detector.offset, angle))
+            crops.append(faces.cut_face(grey, detection, detector, align))
             rows.append(placed[index].row)
     rows = np.array(rows, dtype=int)
     predicted = classifier.probabilities(np.stack(crops)).argmax(axis=1) if crops else np.array([])

@@ -23,12 +23,8 @@ from common.data import NUM_CLASSES
 
 
 def teacher_paths(teacher):
-    """The model files behind a teacher (one model, or every model of a list)."""
-    if ensemble.is_model_list(teacher):
-        return [listed.path for listed in ensemble.read_model_list(teacher)]
-    if not os.path.isfile(teacher):
-        raise BadValue("no such model file or model list")
-    return [teacher]
+    """The model files behind a teacher (one model, or every model of a list), each checked to exist."""
+    return [listed.path for listed in ensemble.check_model_source(teacher)]
 
 
 def check_teachers_validation(paths, validation_rows, source_rows, folds=None, fold=None):

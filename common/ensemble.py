@@ -34,6 +34,13 @@ def is_model_list(path):
     return not path.lower().endswith(MODEL_SUFFIXES)
 
 
+def check_model_file(path, expected="a .h5 or .keras file", flag=""):
+    """Refuses (UsageError) a path that is not an existing model file (a list included); `expected`
+    says what was, `flag` names the option it came from."""
+    if is_model_list(path) or not os.path.isfile(path):
+        raise UsageError(f"{flag + ' ' if flag else ''}{path}: no such model file (expected {expected})")
+
+
 def check_model_source(path, what="model"):
     """The models behind a model file or a model list, each checked to exist (list lines parsed),
     before anything loads: a UsageError names the file or line. `what` names the argument."""

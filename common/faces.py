@@ -209,8 +209,7 @@ class MtcnnDetector:
             keras.mixed_precision.set_global_policy(policy)
 
     def detect(self, image):
-        rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB) \
-            if image.ndim == 2 or image.shape[2] == 3 else cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+        rgb = to_rgb(image)
         scale = min(1.0, self.SEARCH_MIN_FACE / self.min_face)
         searched = rgb if scale == 1.0 else cv2.resize(rgb, None, fx=scale, fy=scale,
                                                         interpolation=cv2.INTER_AREA)
@@ -277,6 +276,13 @@ def make_detector(name=DEFAULT_DETECTOR, min_face=DEFAULT_MIN_FACE):
     return DETECTORS[name](min_face=min_face)
 
 
+def to_rgb(image):
+    """An RGB (height, width, 3) uint8 image from a BGR, BGRA or grey one."""
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+
+
 def to_grey(image):
     """A grey (height, width) uint8 image from a BGR, BGRA or grey one."""
     if image.ndim == 2:
@@ -331,12 +337,15 @@ def find_faces(image, detector, align=True):
     """The faces `detector` finds in a BGR or grey image, each with its 48x48 crop; with `align`,
     faces with landmarks are turned so that their eyes are level."""
     grey = to_grey(image)
-    found = []
-    for detection in detector.detect(image):
-        angle = eye_angle(detection.eyes) if align and detection.eyes else 0.0
-        crop = crop_face(grey, detection.box, detector.margin, detector.offset, angle)
-        found.append(Face(detection.box, crop, score=detection.score))
-    return found
+    return [Face(detection.box, cut_face(grey, detection, detector, align), score=detection.score)
+            for detection in detector.detect(image)]
+
+
+def cut_face(grey, detection, detector, align=True):
+    """The 48x48 crop of one detection, framed by its detector's margin and offset; with `align`
+    and landmarks, turned so that the eyes are level."""
+    angle = eye_angle(detection.eyes) if align and detection.eyes else 0.0
+    return crop_face(grey, detection.box, detector.margin, detector.offset, angle)
 
 
 def classify_faces(image, classifier=None, detector=DEFAULT_DETECTOR, tta=False, align=True,

@@ -122,19 +122,13 @@ def image_from_form(body, content_type):
     raise BadUpload(400, "the form has no field 'image'; send the image as the multipart field 'image'")
 
 
-def face_answers(found, probabilities):
-    """The JSON faces of an answer, in predict.py's order (largest first)."""
-    answers = []
-    for face, face_probabilities in zip(found, probabilities):
-        x, y, width, height = (int(value) for value in face.box)
-        label = int(np.argmax(face_probabilities))
-        answers.append({
-            "box": {"x": x, "y": y, "width": width, "height": height},
-            "detector_score": None if face.score is None else round(float(face.score), 6),
-            "emotion": faces.EMOTIONS[label], "label": label,
-            "probabilities": {name: round(float(value), 6)
-                              for name, value in zip(faces.EMOTIONS, face_probabilities)}})
-    return answers
+def face_answers(found):
+    """The JSON faces of an answer (each classified), in predict.py's order (largest first)."""
+    return [{"box": dict(zip(("x", "y", "width", "height"), (int(value) for value in face.box))),
+             "detector_score": None if face.score is None else round(float(face.score), 6),
+             "emotion": face.emotion, "label": face.label,
+             "probabilities": {name: round(float(value), 6) for name, value in zip(faces.EMOTIONS, face.probabilities)}}
+            for face in found]
 
 
 def create_app(classifier, detector, model_name, detector_name, max_upload_bytes=10 << 20,
@@ -185,8 +179,10 @@ def create_app(classifier, detector, model_name, detector_name, max_upload_bytes
         found = await loop.run_in_executor(detection_threads, faces.find_faces, image, detector, align)
         probabilities = await batcher.probabilities(np.array([face.crop for face in found]),
                                                     default_tta if tta is None else tta)
+        for face, face_probabilities in zip(found, probabilities):
+            face.probabilities = face_probabilities
         return {"model": model_name, "detector": detector_name, "width": int(image.shape[1]),
-                "height": int(image.shape[0]), "faces": face_answers(found, probabilities)}
+                "height": int(image.shape[0]), "faces": face_answers(found)}
 
     return app
 
