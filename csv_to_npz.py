@@ -6,13 +6,16 @@ Usage:
     python csv_to_npz.py fer2013.csv -o fer2013.npz           # Kaggle's file: all three parts
     python csv_to_npz.py faces/ -o faces.npz                  # faces/train/<class>/*, faces/test/<class>/*
     python csv_to_npz.py faces/train faces/test -o faces.npz
+    python csv_to_npz.py faces/ --classes happy,sad,contempt -o faces.npz   # three classes, this order
 
 The cache holds uint8 images (rows, 48, 48), labels and ids: arrays train_images, train_labels,
 train_ids, test_images and test_ids. Training scripts read its train part, test scripts its test
 part. From Kaggle's fer2013.csv the train part is the PublicTest rows (the default validation rows,
 recorded as train_validation_rows) followed by the Training rows, and the test part is the
 PrivateTest rows with their labels (test_labels). From folders of images by class (see
-common/image_folders.py) both parts are labelled and the ids are the images' relative paths. An -o file that exists is replaced (atomically,
+common/image_folders.py) both parts are labelled, the ids are the images' relative paths, and the
+class names (the folder names, or --classes) are kept as class_names unless they are FER2013's seven;
+a test class folder the training part lacks is refused. An -o file that exists is replaced (atomically,
 with a note on stderr); without -o, data.npz is written, or data-1.npz, ... if that exists.
 """
 
@@ -34,6 +37,7 @@ def main():
     parser.add_argument("--detector", choices=tuple(faces.DETECTORS),
                         help="how faces are cut from a folder's images (default: 'none' when every image "
                              "is a face crop, at most 100 pixels or square, else predict.py's default)")
+    cli.add_classes_option(parser)
     parser.add_argument("-o", "--output", type=cli.output_file,
                         help="the .npz file to write, replaced if it exists (default: data.npz, or "
                              "data-1.npz, ... if that exists)")
@@ -45,9 +49,12 @@ def main():
             and not image_folders.has_parts(options.train_csv)):
         raise cli.UsageError(f"{options.train_csv}: a folder without train/ and test/ parts; give the "
                              f"test images' folder as TEST_CSV")
+    cli.check_classes_option(options, options.train_csv)
     started = time.perf_counter()
-    train = data.load_dataset(options.train_csv, require_labels=True, detector=options.detector)
-    test = data.load_dataset(options.test_csv or options.train_csv, part="test", detector=options.detector)
+    train = data.load_dataset(options.train_csv, require_labels=True, detector=options.detector,
+                              class_names=options.classes)
+    test = data.load_dataset(options.test_csv or options.train_csv, part="test", detector=options.detector,
+                             class_names=train.class_names)
     parsed = time.perf_counter()
     output = options.output or files.free_path("data.npz")
     data.save_npz(output, train, test)

@@ -18,7 +18,8 @@ def main():
     options = parser.parse_args()
     cli.check_training_options(options)
 
-    dataset = data.load_dataset(options.train_csv, require_labels=True)
+    cli.check_classes_option(options, options.train_csv)
+    dataset = data.load_dataset(options.train_csv, require_labels=True, class_names=options.classes)
     with cli.naming("--val-size", options.val_size):
         train_set, val_set = data.split_validation(dataset, options.val_size, fallback=0.1,
                                                    folds=options.folds, fold=options.fold)

@@ -10,7 +10,8 @@ Formats: 'h5' (Keras's HDF5 file without optimizer state, for any Keras 3), 'sav
 TensorFlow SavedModel folder with a `serve` endpoint), 'tflite' (TensorFlow Lite), 'onnx' (ONNX,
 through tf2onnx; needs `pip install tf2onnx onnxruntime`). Every copy computes in float32 and takes
 raw pixel values 0..255 shaped as the model's input ((batch, 48, 48, 1) for the CNNs), returning
-the seven class probabilities. After writing, the copy is run on --faces (default: 512 generated
+one probability per class; the class names go inside the h5 file and the SavedModel folder
+(class_names.txt), and beside a tflite or onnx file (<file>.classes.txt). After writing, the copy is run on --faces (default: 512 generated
 faces) with its own runtime and its labels are compared with test.py's float32 labels: the export is
 refused (exit 1, nothing left) below 99.5% agreement. An -o path that exists is replaced once the
 new copy has passed its check (with a note on stderr); without -o the copy goes beside the model,
@@ -20,7 +21,7 @@ with a -1, -2, ... suffix if that name is taken.
 import importlib.util
 import os
 
-from common import cli, data, ensemble, files, synthetic
+from common import classes, cli, data, ensemble, files, synthetic
 
 MIN_AGREEMENT = 0.995
 CHECK_FACES = 512
@@ -50,13 +51,14 @@ def main():
     from common import exporting, prediction  # TensorFlow loads only after the input checked out
 
     model = prediction.load_model(options.model)
+    class_names = classes.model_class_names(options.model, model.output_shape[-1])
     if tuple(model.input_shape[1:]) not in ((data.IMAGE_SIZE, data.IMAGE_SIZE, 1), (data.NUM_PIXELS,)):
         raise cli.UsageError(f"{options.model}: takes input {model.input_shape[1:]}; export.py writes "
                              f"models of this toolkit (48x48 faces or 2,304 pixels)")
     path = options.output or exporting.default_export_path(options.model, options.format)
     written = files.temporary_sibling(path)  # moved onto `path` once it passed its check
     try:
-        exporting.export_model(model, options.format, written)
+        exporting.export_model(model, options.format, written, class_names)
         fp32_agreement, saved_agreement = exporting.check_export(model, options.format, written, images)
         print(f"labels of the {options.format} copy on {len(images)} faces agree with test.py's: "
               f"{fp32_agreement:.2%} with --precision fp32, {saved_agreement:.2%} with the saved precision")
@@ -65,6 +67,10 @@ def main():
         files.move_into_place(written, path)
     finally:
         exporting.remove_export(written)  # whatever was not moved into place
+    names_path = exporting.class_names_path(options.format, path)
+    if names_path:
+        exporting.write_class_names(names_path, class_names)
+        print(f"class names: {names_path}")
     print(path)
 
 

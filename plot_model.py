@@ -20,7 +20,7 @@ raised by one grey level) and 'gradcam' (Grad-CAM on the last convolution layer;
 import os
 import time
 
-from common import cli, data, files
+from common import classes, cli, data, files
 
 REPORT_IMAGES = "12928,25419,7824,27865,18872,16237,1206"
 
@@ -41,7 +41,8 @@ def main():
     parser.add_argument("--out-dir", type=cli.output_folder, help="folder for the plots (default: the model's folder)")
     options = parser.parse_args()
 
-    dataset = data.load_dataset(options.train_csv, require_labels=True)
+    dataset = data.load_dataset(options.train_csv, require_labels=True,
+                                class_names=classes.saved_class_names(options.model))
     val_size = options.val_size
     if val_size is None and not dataset.default_validation_rows:
         val_size = min(len(dataset), 2400)  # the defaults fit the file given
@@ -57,6 +58,8 @@ def main():
     from common import explain, prediction  # TensorFlow loads only after the input checked out
 
     model = prediction.with_precision(prediction.load_model(options.model), "fp32")
+    class_names = classes.model_class_names(options.model, model.output_shape[-1])
+    val_set, chosen = (classes.relabel(dataset, class_names, options.model) for dataset in (val_set, chosen))
     if options.saliency == "gradcam":
         explain.last_conv_layer_name(model)  # refuses a DNN before any plot is drawn
     draw_plots(model, options.model, val_set, chosen, options.images, options.saliency, stem)
@@ -73,10 +76,10 @@ def draw_plots(model, model_path, val_set, chosen, chosen_rows, saliency, stem):
 
     started = time.perf_counter()
     predicted = prediction.predict_probabilities(model, val_set.images).argmax(axis=1)
-    counts = explain.confusion_matrix(val_set.labels, predicted)
-    print(explain.confusion_report(counts))
+    counts = explain.confusion_matrix(val_set.labels, predicted, len(val_set.class_names))
+    print(explain.confusion_report(counts, val_set.class_names))
     title = f"{os.path.basename(model_path)}: {len(val_set)} validation rows"
-    path = plots.confusion(counts, stem + "_cm.png", title)
+    path = plots.confusion(counts, val_set.class_names, stem + "_cm.png", title)
     print(f"confusion matrix: {path} [{time.perf_counter() - started:.1f} s]")
 
     started = time.perf_counter()
@@ -90,7 +93,7 @@ def draw_plots(model, model_path, val_set, chosen, chosen_rows, saliency, stem):
     started = time.perf_counter()
     maps = explain.saliency(model, chosen.images, chosen.labels, saliency)
     predicted = prediction.predict_probabilities(model, chosen.images).argmax(axis=1)
-    path = plots.saliency_grid(chosen.images, maps, chosen.labels, predicted, chosen_rows,
+    path = plots.saliency_grid(chosen.images, maps, chosen.labels, predicted, chosen.class_names, chosen_rows,
                                stem + "_sm.png", saliency)
     print(f"saliency maps: {path} [{time.perf_counter() - started:.1f} s]")
 

@@ -12,7 +12,8 @@ MTCNN finds the faces (turned, small, several per photo) with their eyes; each f
 eyes are level (--no-align: not) and cut out as FER2013's faces were (a square around the face with
 the detector's own margin, greyscale, 48x48), then classified by the same prediction path as
 test.py. Writes, in --out: predictions.csv (one row per face: source,frame,face,x,y,width,height,
-label,emotion, the seven probabilities, detector_score, and annotated: the annotated copy the face
+label,emotion, one probability per class of the model (FER2013's seven: angry, disgust, fear, happy,
+sad, surprise, neutral), detector_score, and annotated: the annotated copy the face
 is drawn in), <name>_faces.png for each image with a face (boxes and emotions drawn on it) and, with
 --annotate-video, <name>_faces.mp4 for each video. These names are the toolkit's, so an existing
 file is never replaced: the new one gets a -1, -2, ... suffix. Folders are read one level deep,

@@ -11,7 +11,7 @@ the model (its _settings.json); options given here override them. The model keep
 (bf16 or fp32) it was built with.
 """
 
-from common import cli, config, data, ensemble
+from common import classes, cli, config, data, ensemble
 
 
 def main():
@@ -24,7 +24,10 @@ def main():
     options = cli.parse_continuation(parser)
 
     ensemble.check_model_file(options.model, "the .h5 model to continue")
-    dataset = data.load_dataset(options.train_csv, require_labels=True)
+    saved_classes = classes.saved_class_names(options.model)
+    dataset = data.load_dataset(options.train_csv, require_labels=True, class_names=saved_classes)
+    if saved_classes:
+        classes.check_same(saved_classes, dataset.class_names, options.train_csv, options.model)
     with cli.naming("--val-size", options.val_size):
         train_set, val_set = data.split_validation(dataset, options.val_size, folds=options.folds,
                                                    fold=options.fold)

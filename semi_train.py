@@ -26,6 +26,7 @@ def main():
     cli.add_training_options(parser, recipes=True)
     options = cli.parse_training_options(parser)
 
+    cli.check_classes_option(options, options.train_csv)
     with cli.naming("--val-size", options.val_size):
         combined, val_set = self_training.load_training_sets(**cli.self_training_arguments(options))
     options.val_size = options.val_size or len(val_set)  # saved as the row count it became

@@ -7,7 +7,8 @@ Usage:
                                                     # the first 2,400 (--val-size) rows of train.csv
 
 model_list.txt has one model a line, `WEIGHT PATH` (path relative to the list's folder or absolute);
-blank lines and # comments are ignored. Hard voting: each model adds its weight to the class it
+blank lines and # comments are ignored. The models must have the same classes (and those of
+labelled data for --eval), else nothing is predicted. Hard voting: each model adds its weight to the class it
 predicts; a tie goes to the tied class with the larger weighted probability sum. --soft: the
 weighted average of probabilities. CNN and DNN models can be mixed. Models are loaded one at a time
 and predict in batches, so long lists run in bounded memory. Prints the result's path.
@@ -15,12 +16,13 @@ and predict in batches, so long lists run in bounded memory. Prints the result's
 
 import os
 
-from common import cli, data, ensemble
+from common import classes, cli, data, ensemble
 
 
 def main():
     parser = cli.ArgumentParser(__doc__)
-    parser.add_argument("test_csv", help="faces to classify (.csv, .csv.gz or the test part of an .npz)")
+    parser.add_argument("test_csv", help="faces to classify (.csv, .csv.gz, the test part of an .npz, or a "
+                                         "folder of images by class)")
     parser.add_argument("result_csv", type=cli.output_file,
                         help="where to write the id,label predictions (replaced if it exists; gzipped "
                              "when named .gz)")
@@ -44,6 +46,9 @@ def main():
 
     from common import prediction  # TensorFlow loads only after the input checked out
 
+    class_names = ensemble.check_models(options.model_list, listed_models)
+    if val_set is not None:
+        val_set = classes.relabel(val_set, class_names, options.model_list)
     faces = {"test": test_set.images, **({} if val_set is None else {"validation": val_set.images})}
 
     def report(index, listed, probabilities, rows):
@@ -55,7 +60,7 @@ def main():
             print(f"  {ensemble.describe_accuracy(predicted, val_set.labels[rows], unseen[rows])} of "
                   f"{options.eval}")
 
-    votes = ensemble.vote(options.model_list, listed_models, faces, report, batch_size=options.batch_size,
+    votes = ensemble.vote(listed_models, faces, class_names, report, batch_size=options.batch_size,
                           tta=options.tta, precision=options.precision, pixel_scale=options.pixel_scale,
                           held_out=held_out)
     val_vote = votes.get("validation")

@@ -10,10 +10,13 @@ Usage:
     python train.py data.npz --recipe strong --teacher model_list.txt   # distil an ensemble into one
     python train.py faces/ --recipe finetune --init pretrained        # fine-tune the shipped model
     python train.py faces/ --recipe finetune --init pretrained --freeze 10 --new-head
+    python train.py faces/ --classes happy,sad,contempt   # image folders, three classes in this order
 
 Writes <out-dir>/<val_acc>.h5 (e.g. models/0.643750.h5), with <val_acc>_history.csv (per-epoch loss
 and accuracy) and <val_acc>_settings.json (every option and timing) beside it, and prints the
-model's path as its last line. Validation rows are the first --val-size rows of the file.
+model's path as its last line. Validation rows are the first --val-size rows of the file. The
+model has one output per class of the data (FER2013's seven for the CSV files; the folder names, or
+--classes, for image folders), and its class names are saved in the .h5 file and its settings.
 """
 
 import os
@@ -23,7 +26,8 @@ from common import cli, config, data, ensemble, files
 
 def main():
     parser = cli.ArgumentParser(__doc__)
-    parser.add_argument("train_csv", help="labelled data: course CSV, Kaggle fer2013.csv, .csv.gz or .npz")
+    parser.add_argument("train_csv", help="labelled data: course CSV, Kaggle fer2013.csv, .csv.gz, .npz, or a "
+                                          "folder of images by class (DIR/<class>/*, or its train/ part)")
     parser.add_argument("--labeled-ratio", type=cli.positive_fraction, default=1.0,
                         help="train on this share of the training rows' labels only (per class, seeded "
                              "by --seed; the same rows semi_train.py keeps), e.g. 0.5 for a baseline")
@@ -46,14 +50,20 @@ def main():
                         help="with --init: keep the weights of every layer up to and including LAYER")
     parser.add_argument("--new-head", action="store_true",
                         help="with --init: fresh weights for the last layer, for classes that mean "
-                             "something else than the model's")
+                             "something else than the model's (always when the data's classes are "
+                             "not the model's: the last layer then gets one output per class)")
+    parser.add_argument("--head-init", choices=("fit", "random"), default="fit",
+                        help="with --init, for a new last layer: 'fit' starts it as a logistic regression "
+                             "of the training labels on the model's features of the training faces; "
+                             "'random' as fresh Glorot-uniform weights")
     cli.add_training_options(parser, recipes=True)
     options = cli.parse_training_options(parser)
     _check_initial_model(options)
 
     if options.teacher and not os.path.exists(options.teacher):
         raise cli.UsageError(f"--teacher {options.teacher}: no such model file or model list")
-    dataset = data.load_dataset(options.train_csv, require_labels=True)
+    cli.check_classes_option(options, options.train_csv)
+    dataset = data.load_dataset(options.train_csv, require_labels=True, class_names=options.classes)
     with cli.naming("--val-size", options.val_size):
         train_set, val_set = data.split_validation(dataset, options.val_size, folds=options.folds,
                                                    fold=options.fold)
@@ -80,9 +90,11 @@ def main():
         from common import finetuning
 
         with cli.naming("--freeze-until" if options.freeze_until else "--freeze"):
-            print(finetuning.describe(options.init, options.freeze, options.freeze_until, options.new_head))
-        build_model = finetuning.builder(options.init, options.precision, options.freeze, options.freeze_until,
-                                         options.new_head, options.seed)
+            print(finetuning.describe(options.init, dataset.class_names, options.freeze, options.freeze_until,
+                                      options.new_head, options.head_init))
+        build_model = finetuning.builder(options.init, dataset.class_names, options.precision, options.freeze,
+                                         options.freeze_until, options.new_head, options.seed, options.head_init,
+                                         (train_set.images, train_set.labels))
     model_path = training.train_new_model(build_model, train_set, val_set,
                                           config.TrainingConfig.from_options(options), soft_targets=soft_targets)
     cli.print_model_path(model_path)

@@ -125,7 +125,7 @@ def training_throughput(dataset, steps, warmup, path):
         training.set_precision(cli.TRAINING_DEFAULTS["precision"])
         model = models.build_seed_cnn(fused_batch_norm=path == "toolkit")
         training.compile_model(model, config.TrainingConfig())
-        pipeline = training.make_dataset(images, labels, model.input_shape[1:], BATCH_SIZE,
+        pipeline = training.make_dataset(images, labels, model.input_shape[1:], len(data.FER2013_CLASSES), BATCH_SIZE,
                                          augment="report", shuffle=True)
         model.fit(pipeline, epochs=1, steps_per_epoch=steps + warmup, verbose=0, shuffle=False,
                   callbacks=[timer.callback])
@@ -135,7 +135,7 @@ def training_throughput(dataset, steps, warmup, path):
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy",
                       metrics=["accuracy"])
         x = images[..., np.newaxis].astype(np.float32)
-        y = keras.utils.to_categorical(labels, data.NUM_CLASSES)
+        y = keras.utils.to_categorical(labels, len(data.FER2013_CLASSES))
         model.fit(x, y, batch_size=BATCH_SIZE, epochs=1, verbose=0, callbacks=[timer.callback])
     return timer.images_per_second()
 

@@ -261,6 +261,7 @@ def add_training_options(parser, default_val_size=2400, default_augment="report"
         parser.add_argument("--arch", choices=CNN_ARCHITECTURES, default=RECIPES["report"]["arch"],
                             help=ARCH_HELP)
     if not from_model:
+        add_classes_option(parser)
         parser.add_argument("--epochs", type=positive_int, default=defaults["epochs"], help="training epochs")
         parser.add_argument("--precision", choices=("bf16", "fp32"), default=defaults["precision"],
                             help="'bf16': mixed bfloat16 compute with float32 weights (faster on CPUs "
@@ -293,6 +294,22 @@ def add_training_options(parser, default_val_size=2400, default_augment="report"
     parser.add_argument("--deterministic", action="store_true",
                         help="TensorFlow's op determinism: the same seed gives the same weights, at some "
                              "cost in speed")
+
+
+def add_classes_option(parser):
+    """`--classes a,b,c`: which class folders of an image-folder dataset are read, in label order."""
+    from common import classes
+
+    parser.add_argument("--classes", type=classes.parse_class_list, metavar="A,B,C",
+                        help="for a folder of images by class: its classes in label order (default: the "
+                             "folder names, FER2013's seven in FER2013's order, others sorted)")
+
+
+def check_classes_option(options, data_path):
+    """`--classes` names the classes of image folders only."""
+    if options.classes and not os.path.isdir(data_path):
+        raise UsageError(f"--classes: {data_path} is a file, whose classes are its own; --classes orders "
+                         f"the class folders of a folder of images")
 
 
 def parse_training_options(parser, argv=None):
@@ -360,7 +377,8 @@ def self_training_arguments(options):
     parsed options give."""
     return dict(train_csv=options.train_csv, test_csv=options.test_csv, predictor_path=options.predictor,
                 val_size=options.val_size, labeled_ratio=options.labeled_ratio, threshold=options.threshold,
-                seed=options.seed, strategy=options.strategy, folds=options.folds, fold=options.fold)
+                seed=options.seed, strategy=options.strategy, folds=options.folds, fold=options.fold,
+                class_names=getattr(options, "classes", None))
 
 
 def add_face_options(parser):

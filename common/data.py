@@ -6,9 +6,10 @@ Formats accepted everywhere a data file is asked for:
 - Kaggle's original `fer2013.csv`: header `emotion,pixels,Usage`;
 - any of the above gzipped (`.csv.gz`);
 - an `.npz` cache written by `csv_to_npz.py` (arrays `train_images`, `train_labels`, `train_ids`,
-  `test_images`, `test_ids`).
+  `test_images`, `test_ids`, and `class_names` when the classes are not FER2013's seven).
 
-Pixels are 2,304 integers 0..255, a 48x48 grayscale face in row-major order; labels are 0..6.
+Pixels are 2,304 integers 0..255, a 48x48 grayscale face in row-major order; labels are indices
+into the dataset's class names: FER2013's seven (0 angry ... 6 neutral) for the CSV formats.
 The CSV parser is vectorised: the file is cut into chunks at line ends, each chunk is turned into
 numbers with NumPy byte arithmetic on two threads, and only when a chunk fails its checks is it read
 again line by line to name the offending line.
@@ -25,11 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from common import files
+from common import classes, files
+from common.classes import FER2013_CLASSES
 from common.cli import BadValue, UsageError
-
-CLASS_NAMES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
-NUM_CLASSES = len(CLASS_NAMES)
 IMAGE_SIZE = 48
 NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE
 
@@ -47,11 +46,12 @@ class Dataset:
     """Faces with their labels (None for unlabelled data) and ids (row numbers when the file has none)."""
 
     images: np.ndarray  # (rows, 48, 48) uint8
-    labels: np.ndarray | None  # (rows,) int64 in 0..6
+    labels: np.ndarray | None  # (rows,) int64 indices into class_names
     ids: np.ndarray  # (rows,) int64, or str: the image paths of an image-folder dataset
     source: str  # the file it came from, for messages
     usage: np.ndarray | None = None  # (rows,) index into USAGES, for Kaggle's fer2013.csv
     default_validation_rows: int | None = None  # the file's own validation part: its first rows
+    class_names: tuple = FER2013_CLASSES  # the name of each label
 
     def __len__(self):
         return len(self.images)
@@ -60,7 +60,8 @@ class Dataset:
         """The rows selected by an index array, slice or boolean mask."""
         labels = None if self.labels is None else self.labels[rows]
         usage = None if self.usage is None else self.usage[rows]
-        return Dataset(self.images[rows], labels, self.ids[rows], self.source, usage)
+        return Dataset(self.images[rows], labels, self.ids[rows], self.source, usage,
+                       class_names=self.class_names)
 
 
 USAGES = (b"Training", b"PublicTest", b"PrivateTest")
@@ -83,14 +84,15 @@ def standard_part(dataset, part):
     return chosen
 
 
-def load_dataset(path, part="train", require_labels=False, detector=None):
+def load_dataset(path, part="train", require_labels=False, detector=None, class_names=None):
     """Loads a CSV, CSV.gz or NPZ file, or a folder of images by class (`common.image_folders`;
-    `detector` cuts their faces, None: chosen from the images); `part` picks `train_*` or `test_*`
-    arrays from an NPZ, `train/` or `test/` from a folder."""
+    `detector` cuts their faces, None: chosen from the images; `class_names`: the classes and their
+    order, None: from the folder names); `part` picks `train_*` or `test_*` arrays from an NPZ,
+    `train/` or `test/` from a folder."""
     if not os.path.exists(path):
         raise UsageError(f"{path}: no such file or folder")
     if os.path.isdir(path):
-        dataset = _load_image_folder(path, part, detector)
+        dataset = _load_image_folder(path, part, detector, class_names)
     elif path.endswith(".npz"):
         dataset = _load_npz(path, part)
     else:
@@ -104,13 +106,13 @@ def load_dataset(path, part="train", require_labels=False, detector=None):
     return dataset
 
 
-def _load_image_folder(path, part, detector):
+def _load_image_folder(path, part, detector, class_names):
     """A Dataset of the images of `part` of an image-folder dataset, with per-class counts printed."""
     from common import image_folders
 
-    images, labels, ids, detector_name, counts = image_folders.read_image_folder(path, part, detector)
-    print("\n".join(image_folders.describe_counts(path, part, detector_name, counts)))
-    return Dataset(images, labels, ids, path)
+    found = image_folders.read_image_folder(path, part, detector, class_names)
+    print("\n".join(image_folders.describe_counts(path, part, found)))
+    return Dataset(found.images, found.labels, found.ids, path, class_names=found.class_names)
 
 
 def _refuse_duplicate_ids(dataset):
@@ -150,18 +152,24 @@ def parse_csv(path):
     images = pixels.reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
     if header == COURSE_TEST_HEADER:
         return Dataset(images, None, leading, path)
-    bad_rows = np.flatnonzero(leading >= NUM_CLASSES)
+    bad_rows = np.flatnonzero(leading >= len(FER2013_CLASSES))
     if bad_rows.size:
         row = bad_rows[0]
-        raise UsageError(f"{path}: line {row + 2}: label {leading[row]} is outside 0..{NUM_CLASSES - 1}")
+        raise UsageError(f"{path}: line {row + 2}: label {leading[row]} is outside "
+                         f"0..{len(FER2013_CLASSES) - 1}")
     return Dataset(images, leading, np.arange(len(images), dtype=np.int64), path, usage)
 
 
 def save_npz(path, train, test):
     """Writes train and test datasets into one compressed `.npz` cache at the path the user named,
-    atomically (an existing file is replaced, with a note on stderr)."""
+    atomically (an existing file is replaced, with a note on stderr). Their classes must agree."""
+    if test.labels is not None and not classes.same(test.class_names, train.class_names):
+        raise UsageError(f"{test.source}: its classes ({', '.join(test.class_names)}) are not those of "
+                         f"{train.source} ({', '.join(train.class_names)})")
     arrays = {"train_images": train.images, "train_labels": train.labels.astype(np.uint8),
               "train_ids": train.ids, "test_images": test.images, "test_ids": test.ids}
+    if tuple(train.class_names) != FER2013_CLASSES:
+        arrays["class_names"] = np.array(train.class_names, dtype=str)
     if train.default_validation_rows:
         arrays["train_validation_rows"] = np.int64(train.default_validation_rows)
     if test.labels is not None:
@@ -254,17 +262,17 @@ def split_labelled(dataset, labeled_ratio, seed=0):
     returns (labelled rows, the other rows with their labels kept only for measuring)."""
     rng = np.random.default_rng(seed)
     keep = np.zeros(len(dataset), dtype=bool)
-    for label in range(NUM_CLASSES):
+    for label in range(len(dataset.class_names)):
         rows = np.flatnonzero(dataset.labels == label)
         keep[rng.permutation(rows)[: int(round(len(rows) * labeled_ratio))]] = True
     return dataset.subset(keep), dataset.subset(~keep)
 
 
 def concatenate(first, second, source):
-    """One labelled Dataset holding the rows of both."""
+    """One labelled Dataset holding the rows of both (which share their classes)."""
     return Dataset(np.concatenate([first.images, second.images]),
                    np.concatenate([first.labels, second.labels]),
-                   np.concatenate([first.ids, second.ids]), source)
+                   np.concatenate([first.ids, second.ids]), source, class_names=first.class_names)
 
 
 def validation_row_count(total_rows, val_size):
@@ -418,12 +426,13 @@ def _raise_first_bad_line(path, body):
 
 def _load_npz(path, part):
     """The `part_*` arrays of a csv_to_npz.py cache, checked: no pickles, consistent lengths, labels
-    in 0..6."""
+    that index its class names (FER2013's seven when it names none)."""
     if not zipfile.is_zipfile(path):
         raise UsageError(f"{path}: not an .npz archive; expected a cache written by csv_to_npz.py")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files if name.startswith(part + "_")}
+            arrays = {name: archive[name] for name in archive.files
+                      if name.startswith(part + "_") or name == "class_names"}
     except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile, tokenize.TokenError,
             SyntaxError, KeyError) as error:  # NumPy reads a damaged array header with tokenize
         reason = " ".join(str(error).split()) or type(error).__name__
@@ -436,12 +445,14 @@ def _load_npz(path, part):
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
         raise UsageError(f"{path}: '{part}_images' is {images.dtype} {images.shape}, "
                          f"expected uint8 (rows, {IMAGE_SIZE}, {IMAGE_SIZE})")
+    class_names = arrays.get("class_names")
+    class_names = FER2013_CLASSES if class_names is None else _checked_class_names(path, class_names)
     labels = arrays.get(f"{part}_labels")
     if labels is not None:
         if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer) or (
-                labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES)):
+                labels.size and (labels.min() < 0 or labels.max() >= len(class_names))):
             raise UsageError(f"{path}: '{part}_labels' must hold {len(images)} integer labels in "
-                             f"0..{NUM_CLASSES - 1}, one per image")
+                             f"0..{len(class_names) - 1}, one per image")
         labels = labels.astype(np.int64)
     ids = arrays.get(f"{part}_ids")
     textual = ids is not None and ids.dtype.kind == "U"  # the image paths of an image-folder dataset
@@ -451,4 +462,14 @@ def _load_npz(path, part):
     ids = np.arange(len(images), dtype=np.int64) if ids is None else ids if textual else ids.astype(np.int64)
     validation_rows = arrays.get(f"{part}_validation_rows")
     return Dataset(images, labels, ids, path,
-                   default_validation_rows=None if validation_rows is None else int(validation_rows))
+                   default_validation_rows=None if validation_rows is None else int(validation_rows),
+                   class_names=class_names)
+
+
+def _checked_class_names(path, class_names):
+    """The `class_names` array of an .npz cache as a tuple: at least two different texts."""
+    names = class_names.tolist() if class_names.dtype.kind == "U" and class_names.ndim == 1 else None
+    if not names or len(names) < 2 or len(set(names)) != len(names):
+        raise UsageError(f"{path}: 'class_names' must hold two or more different class names; it is "
+                         f"{class_names.dtype} {class_names.shape}")
+    return tuple(names)

@@ -19,7 +19,6 @@ import numpy as np
 
 from common import ensemble, files
 from common.cli import BadValue
-from common.data import NUM_CLASSES
 
 
 def teacher_paths(teacher):
@@ -92,7 +91,7 @@ def sharpened(probabilities, temperature):
 
 
 class DistillationLoss(keras.losses.Loss):
-    """Targets are (batch, 14): the one-hot label, then the teacher's probabilities."""
+    """Targets are (batch, 2 x classes): the one-hot label, then the teacher's probabilities."""
 
     def __init__(self, weight, temperature, label_smoothing=0.0, name="distillation", **kwargs):
         super().__init__(name=name, **kwargs)
@@ -101,7 +100,8 @@ class DistillationLoss(keras.losses.Loss):
                                                               reduction=None)
 
     def call(self, y_true, y_pred):
-        labels, teacher = y_true[:, :NUM_CLASSES], y_true[:, NUM_CLASSES:]
+        classes = y_pred.shape[-1]
+        labels, teacher = y_true[:, :classes], y_true[:, classes:]
         hard = self.hard_loss(labels, y_pred)
         teacher_t = sharpened(teacher, self.temperature)
         student_t = sharpened(y_pred, self.temperature)
@@ -115,6 +115,7 @@ class DistillationLoss(keras.losses.Loss):
 
 
 def accuracy(y_true, y_pred):
-    """Accuracy against the one-hot label in the first 7 target columns (named as Keras's own)."""
-    labels = keras.ops.argmax(y_true[:, :NUM_CLASSES], axis=-1)
+    """Accuracy against the one-hot label in the first target columns, one per class (named as
+    Keras's own)."""
+    labels = keras.ops.argmax(y_true[:, :y_pred.shape[-1]], axis=-1)
     return keras.ops.cast(keras.ops.equal(labels, keras.ops.argmax(y_pred, axis=-1)), "float32")

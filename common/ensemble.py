@@ -13,7 +13,6 @@ import numpy as np
 
 from common import data, files
 from common.cli import UsageError
-from common.data import NUM_CLASSES
 
 
 MODEL_SUFFIXES = (".h5", ".keras")
@@ -185,22 +184,35 @@ def describe_halves(predicted, labels, unseen):
     return "\n".join(lines)
 
 
-def vote(list_path, listed_models, faces, report, batch_size=512, tta=False, precision="saved",
+def check_models(list_path, listed_models):
+    """Loads every listed model once to check it, before any predicts; returns their classes, which
+    must be the same for all (`common.classes`)."""
+    from common import classes, prediction  # TensorFlow loads only when models are used
+
+    class_names = None
+    for listed in listed_models:
+        try:
+            model = prediction.load_model(listed.path)
+            model_classes = classes.model_class_names(listed.path, model.output_shape[-1])
+            classes.check_same(class_names or model_classes, model_classes, listed.path, "the list's first model")
+        except UsageError as error:
+            raise UsageError(f"{list_path}: line {listed.line_number}: {error}") from None
+        class_names = class_names or model_classes
+    return class_names
+
+
+def vote(listed_models, faces, class_names, report, batch_size=512, tta=False, precision="saved",
          pixel_scale="raw", held_out=None):
     """Every listed model's weighted votes on each named set of faces ({"test": images, ...}), one
     model loaded at a time after all were checked; `report(index, listed, probabilities by name,
     validation rows)` is called after each model. Returns a Vote per name.
 
     `held_out` ({line number: row indices}, out-of-fold scoring): each model votes on those rows of
-    the "validation" faces only, the rows its training held out."""
+    the "validation" faces only, the rows its training held out. The models were checked
+    (`check_models`, which gave `class_names`)."""
     from common import prediction  # TensorFlow loads only when models are used
 
-    for listed in listed_models:  # every model is checked before any predicts
-        try:
-            prediction.load_model(listed.path)
-        except UsageError as error:
-            raise UsageError(f"{list_path}: line {listed.line_number}: {error}") from None
-    votes = {name: Vote(len(images), NUM_CLASSES) for name, images in faces.items()}
+    votes = {name: Vote(len(images), len(class_names)) for name, images in faces.items()}
     for index, listed in enumerate(listed_models, start=1):
         model = prediction.with_precision(prediction.load_model(listed.path), precision)
         predictor = prediction.ModelPredictor(model, listed.pixel_scale or pixel_scale)

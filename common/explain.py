@@ -12,19 +12,19 @@ from sklearn import metrics
 
 from common import prediction
 from common.cli import BadValue, UsageError
-from common.data import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
+from common.data import IMAGE_SIZE
 
 
 
-def confusion_matrix(labels, predictions, num_classes=NUM_CLASSES):
+def confusion_matrix(labels, predictions, num_classes):
     """Counts (true class, predicted class): rows are true classes, columns predictions."""
     return metrics.confusion_matrix(labels, predictions, labels=np.arange(num_classes))
 
 
-def labelled_report(labels, predictions):
+def labelled_report(labels, predictions, class_names):
     """Accuracy, then scikit-learn's per-class precision, recall and F1, as text."""
-    report = metrics.classification_report(labels, predictions, labels=np.arange(NUM_CLASSES),
-                                           target_names=CLASS_NAMES, digits=4, zero_division=0)
+    report = metrics.classification_report(labels, predictions, labels=np.arange(len(class_names)),
+                                           target_names=class_names, digits=4, zero_division=0)
     return f"accuracy {np.mean(labels == predictions):.4f} on {len(labels)} labelled faces\n{report}"
 
 
@@ -37,18 +37,19 @@ def most_confused_pairs(counts, limit=5):
     return [pair for pair in pairs if pair[2] > 0]
 
 
-def confusion_report(counts):
+def confusion_report(counts, class_names):
     """The report's table as text: per class recall ("recognition", of the true row) and precision
     ("prediction", of the predicted column), overall accuracy and the most confused pairs."""
     recall = np.diag(counts) / np.maximum(counts.sum(axis=1), 1)
     precision = np.diag(counts) / np.maximum(counts.sum(axis=0), 1)
-    lines = [f"{'class':<10}{'rows':>6}{'recognition':>13}{'prediction':>12}"]
-    for index, name in enumerate(CLASS_NAMES):
-        lines.append(f"{name:<10}{counts[index].sum():>6}{recall[index]:>13.1%}{precision[index]:>12.1%}")
+    width = max(10, max(map(len, class_names)) + 1)
+    lines = [f"{'class':<{width}}{'rows':>6}{'recognition':>13}{'prediction':>12}"]
+    for index, name in enumerate(class_names):
+        lines.append(f"{name:<{width}}{counts[index].sum():>6}{recall[index]:>13.1%}{precision[index]:>12.1%}")
     lines.append(f"overall accuracy {np.trace(counts) / max(counts.sum(), 1):.4f} on {counts.sum()} rows")
     pairs = most_confused_pairs(counts)
     lines.append("most confused (true -> predicted, count): " + "; ".join(
-        f"{CLASS_NAMES[true]} -> {CLASS_NAMES[predicted]} {count}" for true, predicted, count in pairs))
+        f"{class_names[true]} -> {class_names[predicted]} {count}" for true, predicted, count in pairs))
     return "\n".join(lines)
 
 
@@ -160,7 +161,7 @@ def _model_input(model, images):
 
 def _loss_gradient_saliency(model, images, labels):
     pixels = tf.constant(_model_input(model, images))
-    targets = tf.one_hot(labels, NUM_CLASSES)
+    targets = tf.one_hot(labels, model.output_shape[-1])
     with tf.GradientTape() as tape:
         tape.watch(pixels)
         loss = keras.losses.categorical_crossentropy(targets, model(pixels, training=False))

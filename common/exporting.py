@@ -3,7 +3,10 @@ writing against the toolkit's prediction path.
 
 Every copy computes in float32 (a bfloat16-trained model is cast; the weights are float32 already)
 and takes what the model takes: raw pixel values 0..255 shaped as its input layer declares
-((batch, 48, 48, 1) for the CNNs), and returns the seven class probabilities.
+((batch, 48, 48, 1) for the CNNs), and returns one probability per class. The class names go with
+every copy: inside the h5 file (as the toolkit's own files), as `class_names.txt` inside the
+SavedModel folder, and beside a tflite or onnx file as `<file>.classes.txt` (one name a line, in
+output order).
 
 - `h5`: Keras's HDF5 file without optimizer state, which any Keras 3 opens (`keras.models.load_model`);
 - `saved_model`: a TensorFlow SavedModel folder (`model.export`) with a `serve` endpoint, for
@@ -23,6 +26,7 @@ import tensorflow as tf
 from common import files, models, prediction, training
 
 FORMATS = ("h5", "saved_model", "tflite", "onnx")
+CLASS_NAMES_FILE = "class_names.txt"
 SUFFIXES = {"h5": "_portable.h5", "saved_model": "_saved_model", "tflite": ".tflite", "onnx": ".onnx"}
 
 
@@ -31,19 +35,21 @@ def default_export_path(model_path, export_format):
     return files.free_path(os.path.splitext(model_path)[0] + SUFFIXES[export_format])
 
 
-def export_model(model, export_format, path):
-    """Writes a float32 copy of `model` in `export_format` to `path` (a folder for saved_model);
-    nothing appears at `path` unless the export succeeds."""
+def export_model(model, export_format, path, class_names):
+    """Writes a float32 copy of `model` in `export_format` to `path` (a folder for saved_model),
+    with its class names inside where the format has room (h5, saved_model); nothing appears at
+    `path` unless the export succeeds."""
     portable = models.with_batch_norm(prediction.with_precision(model, "fp32"), fused=False)
     portable(np.zeros((1, *portable.input_shape[1:]), np.float32))  # the exporters want a called model
     if export_format == "h5":
-        training.save_portable_model(portable, path, include_optimizer=False)
+        training.save_portable_model(portable, path, include_optimizer=False, class_names=class_names)
         return
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(path))) as workspace:
         saved_model = os.path.join(workspace, "saved_model")
         if export_format in ("saved_model", "tflite"):
             portable.export(saved_model, format="tf_saved_model", verbose=False)
         if export_format == "saved_model":
+            write_class_names(os.path.join(saved_model, CLASS_NAMES_FILE), class_names)
             os.rename(saved_model, path)
         elif export_format == "tflite":
             flat_buffer = tf.lite.TFLiteConverter.from_saved_model(saved_model).convert()
@@ -55,9 +61,20 @@ def export_model(model, export_format, path):
             shutil.move(onnx_path, path)
 
 
+def class_names_path(export_format, path):
+    """Where a copy's class names go beside it (tflite, onnx), or None when they are inside it."""
+    return path + ".classes.txt" if export_format in ("tflite", "onnx") else None
+
+
+def write_class_names(path, class_names):
+    """One class name a line, in output order, written atomically (an existing file replaced)."""
+    with files.atomic_output(path) as temporary_path, open(temporary_path, "w", encoding="utf-8") as handle:
+        handle.write("".join(f"{name}\n" for name in class_names))
+
+
 def exported_probabilities(export_format, path, model_inputs):
     """Runs an exported copy on `model_inputs` (already shaped for the model, float32) with the
-    runtime it is made for; returns (rows, 7) probabilities."""
+    runtime it is made for; returns (rows, classes) probabilities."""
     if export_format == "h5":
         import keras
 

@@ -13,9 +13,13 @@ import pandas as pd
 from common import faces, files
 from common.cli import UsageError
 
-PREDICTION_COLUMNS = ("source", "frame", "face", "x", "y", "width", "height", "label", "emotion",
-                      *faces.EMOTIONS, "detector_score", "annotated")
 PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+
+
+def prediction_columns(class_names):
+    """The columns of predictions.csv: one probability column per class of the model, named by it."""
+    return ("source", "frame", "face", "x", "y", "width", "height", "label", "emotion", *class_names,
+            "detector_score", "annotated")
 
 
 @dataclasses.dataclass
@@ -117,7 +121,7 @@ class FacePredictionRun:
         """Classifies what is queued, writes `predictions.csv` and returns the run's summary."""
         self.batches.flush()
         self.summary.without_face = [path for path, count in self.faces_by_source.items() if not count]
-        table = pd.DataFrame(self.rows, columns=PREDICTION_COLUMNS)
+        table = pd.DataFrame(self.rows, columns=prediction_columns(self.batches.classifier.class_names))
         csv_path = files.free_path(os.path.join(self.out_dir, "predictions.csv"))
         with files.atomic_output(csv_path) as temporary_path:
             table.to_csv(temporary_path, index=False, float_format="%.4f")

@@ -20,12 +20,11 @@ import cv2
 import numpy as np
 
 from common.cli import UsageError
-from common.data import CLASS_NAMES, IMAGE_SIZE
+from common.data import FER2013_CLASSES, IMAGE_SIZE
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".webp", ".tif", ".tiff", ".pgm",
                   ".ppm", ".pbm", ".pnm", ".jp2", ".sr", ".ras")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
-EMOTIONS = tuple(name.lower() for name in CLASS_NAMES)
 FACE_MARGIN = 0.05  # the crop's side: the detection's longer side plus this share on each side (chosen
 # on training rows by benchmarks/photos.py: the margin whose crops best keep the 48x48 rows' labels)
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"  # ships inside opencv-python(-headless) 4.x
@@ -44,12 +43,14 @@ class Source:
 @dataclasses.dataclass
 class Face:
     """A face found in an image: its box (x, y, width, height) in the image's pixels, its 48x48 grey
-    crop, its seven class probabilities (0 Angry ... 6 Neutral) and the detector's score."""
+    crop, the detector's score and, once classified, the probability of each of the classifier's
+    classes (FER2013's seven: 0 angry ... 6 neutral, for the shipped model)."""
 
     box: tuple
     crop: np.ndarray
     probabilities: np.ndarray | None = None
     score: float | None = None  # the detector's confidence
+    class_names: tuple = FER2013_CLASSES  # the classifier's, given with the probabilities
 
     @property
     def label(self):
@@ -57,7 +58,8 @@ class Face:
 
     @property
     def emotion(self):
-        return EMOTIONS[self.label]
+        """The name of the most probable class."""
+        return self.class_names[self.label]
 
 
 def collect_sources(paths):
@@ -376,7 +378,7 @@ def classify(classifier, found, tta=False):
     if found:
         probabilities = classifier.probabilities(np.stack([face.crop for face in found]), tta=tta)
         for face, face_probabilities in zip(found, probabilities):
-            face.probabilities = face_probabilities
+            face.probabilities, face.class_names = face_probabilities, classifier.class_names
 
 
 def annotate(image, found):

@@ -4,9 +4,11 @@ other expression sets.
 
 - With `train/` and `test/` (or `val/`) subfolders those are the parts; without, the folder is the
   training part. A test part's class folders give labelled test rows.
-- Class folders are FER2013's seven classes (`angry disgust fear happy sad surprise neutral`, any
-  case; `anger`, `happiness`, `sadness` accepted), mapped to FER2013's labels 0..6, so a JPEG tree of
-  FER2013 gives the same labels as its CSV.
+- Class names are the folder names (`common.classes`). FER2013's seven (`angry disgust fear happy
+  sad surprise neutral`, any case; `anger`, `happiness`, `sadness` accepted) keep FER2013's order, so
+  a JPEG tree of FER2013 gives the same labels 0..6 as its CSV; other sets are sorted by name, or
+  ordered as given (`--classes a,b,c`, or a model's classes). A test part takes the training part's
+  classes: a test class folder the training part lacks is refused.
 - Images of any size and colour. Face crops (every image at most 100 pixels on its longer side, or
   every image square) are resized whole; otherwise each image's face is found and cut out exactly
   as `predict.py` does (`faces.find_faces`); an image with no face or several is counted and
@@ -17,6 +19,7 @@ other expression sets.
 """
 
 import collections
+import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,11 +27,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from common import faces
+from common import classes, faces
 from common.cli import UsageError
 
-FER_CLASS_NAMES = {"angry": 0, "anger": 0, "disgust": 1, "fear": 2, "happy": 3, "happiness": 3,
-                   "sad": 4, "sadness": 4, "surprise": 5, "neutral": 6}
 PART_FOLDERS = {"train": ("train",), "test": ("test", "val")}
 CROP_SIDE_LIMIT = 100  # images no larger than this (pixels, longer side) are taken as face crops
 
@@ -50,23 +51,43 @@ def has_parts(path):
     return any(os.path.isdir(os.path.join(path, name)) for names in PART_FOLDERS.values() for name in names)
 
 
-def class_folders(folder):
-    """(label, class folder name) of each class folder, checked: FER2013's names, each class once."""
+def class_folder_names(folder):
+    """The names of the class folders in `folder` (sorted), checked: at least one, no class twice."""
     names = sorted(name for name in os.listdir(folder)
                    if os.path.isdir(os.path.join(folder, name)) and not name.startswith("."))
     if not names:
-        raise UsageError(f"{folder}: holds no class folders; expected {folder}/<class>/<images> with "
-                         f"classes named {', '.join(sorted(set(FER_CLASS_NAMES) - {'anger', 'happiness', 'sadness'}))}")
-    by_label = {}
+        raise UsageError(f"{folder}: holds no class folders; expected {folder}/<class>/<images>, e.g. "
+                         f"{folder}/happy/1.jpg")
+    classes.check_distinct(names, folder)
+    return names
+
+
+def dataset_classes(path):
+    """The classes of the image-folder dataset at `path` in label order (`classes.default_order`),
+    from the folder names of its training part (of the folder itself when it has no parts)."""
+    return classes.default_order(class_folder_names(part_folder(path, "train")))
+
+
+def class_folders(folder, class_names, part):
+    """(label, folder name) of each class folder of one part, by `class_names`. Every folder must
+    name one of the classes; a training part needs a folder for each class."""
+    names = class_folder_names(folder)
+    listed = []
     for name in names:
-        label = FER_CLASS_NAMES.get(name.lower())
+        label = classes.label_of(name, class_names)
         if label is None:
-            raise UsageError(f"{folder}/{name}: not one of FER2013's classes (angry, disgust, fear, happy, "
-                             f"sad, surprise, neutral); other class sets are not supported yet")
-        if label in by_label:
-            raise UsageError(f"{folder}: the folders {by_label[label]!r} and {name!r} name the same class")
-        by_label[label] = name
-    return sorted(by_label.items())
+            raise UsageError(f"{os.path.join(folder, name)}: the class {name!r} is not one of "
+                             f"{', '.join(class_names)}")
+        listed.append((label, name))
+    if part == "train" and len(class_names) < 2:
+        raise UsageError(f"{folder}: needs two or more class folders to learn from; it has "
+                         f"{', '.join(names)}")
+    if part == "train":
+        missing = [name for label, name in enumerate(class_names) if label not in dict(listed)]
+        if missing:
+            raise UsageError(f"{folder}: has no folder for the class{'es' if len(missing) > 1 else ''} "
+                             f"{', '.join(missing)}")
+    return sorted(listed)
 
 
 def image_files(folder, class_name):
@@ -99,11 +120,24 @@ def choose_detector(sizes, detector):
     return "none" if crops else faces.DEFAULT_DETECTOR
 
 
-def read_image_folder(path, part="train", detector=None):
-    """The faces of `part` of the image-folder dataset at `path`: (images (rows, 48, 48) uint8,
-    labels, ids as relative paths, the detector name used, per-class counts)."""
+@dataclasses.dataclass
+class FolderFaces:
+    """The faces read from one part of an image-folder dataset."""
+
+    images: np.ndarray  # (rows, 48, 48) uint8
+    labels: np.ndarray  # (rows,) int64 indices into class_names
+    ids: np.ndarray  # (rows,) str: each image's path relative to the part's folder
+    class_names: tuple
+    detector: str  # the detector name the faces were cut with
+    counts: dict  # per class folder: kept, and each reason for a skip
+
+
+def read_image_folder(path, part="train", detector=None, class_names=None):
+    """The faces of `part` of the image-folder dataset at `path` (a FolderFaces), labelled by
+    `class_names` (None: `dataset_classes`)."""
+    class_names = class_names or dataset_classes(path)
     folder = part_folder(path, part)
-    listed = [(label, name, image_files(folder, name)) for label, name in class_folders(folder)]
+    listed = [(label, name, image_files(folder, name)) for label, name in class_folders(folder, class_names, part)]
     paths = [file for _, _, (class_files, _) in listed for file in class_files]
     with ThreadPoolExecutor(max_workers=8) as pool:
         sizes = list(pool.map(image_size, paths))
@@ -125,8 +159,8 @@ def read_image_folder(path, part="train", detector=None):
     if not images:
         raise UsageError(f"{folder}: no face could be read from its {len(paths)} images")
     order = np.random.default_rng(0).permutation(len(images))  # validation rows come from every class
-    return (np.stack(images)[order], np.array(labels, dtype=np.int64)[order], np.array(ids)[order],
-            detector_name, counts)
+    return FolderFaces(np.stack(images)[order], np.array(labels, dtype=np.int64)[order],
+                       np.array(ids)[order], tuple(class_names), detector_name, counts)
 
 
 def _cut_faces(paths, detector, parallel):
@@ -146,10 +180,10 @@ def _cut_faces(paths, detector, parallel):
     return [cut(path) for path in paths]
 
 
-def describe_counts(folder, part, detector_name, counts):
+def describe_counts(folder, part, found):
     """One line per class: images kept and skipped, and how faces were cut."""
-    lines = [f"{folder} ({part}): faces cut with --detector {detector_name}"]
-    for name, tally in counts.items():
+    lines = [f"{folder} ({part}): {len(found.class_names)} classes, faces cut with --detector {found.detector}"]
+    for name, tally in found.counts.items():
         skipped = [f"{count} {what.replace('_', ' ')}" for what, count in tally.items() if what != "kept" and count]
         lines.append(f"  {name}: {tally.get('kept', 0)} images" + (f" (skipped: {', '.join(skipped)})" if skipped else ""))
     return lines

@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from common.data import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
+from common.data import FER2013_CLASSES, IMAGE_SIZE, NUM_PIXELS
 
 
 @keras.saving.register_keras_serializable(package="fer")
@@ -49,7 +49,8 @@ class FusedBatchNormalization(layers.BatchNormalization):
         return tf.cast(outputs, self.compute_dtype)
 
 
-def build_seed_cnn(dropout_rate=0.0, dense_dropout_rate=0.0, fused_batch_norm=True):
+def build_seed_cnn(dropout_rate=0.0, dense_dropout_rate=0.0, fused_batch_norm=True,
+                   num_classes=len(FER2013_CLASSES)):
     """The report's CNN: 3 blocks of 3x(Conv3x3+BN+ReLU) with 32/64/128 filters, each block closed by
     MaxPool; then Dense 256-128-64-7. 1,703,047 trainable parameters.
 
@@ -69,29 +70,29 @@ def build_seed_cnn(dropout_rate=0.0, dense_dropout_rate=0.0, fused_batch_norm=Tr
     for units in (256, 128, 64):
         x = layers.Dense(units, activation="relu", name=f"dense{units}")(x)
         x = layers.Dropout(dense_dropout_rate, name=f"dense{units}_dropout")(x)
-    x = layers.Dense(NUM_CLASSES, name="logits")(x)
+    x = layers.Dense(num_classes, name="logits")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="seed_cnn")
 
 
-def build_vgg_cnn(dropout_rate=0.4):
+def build_vgg_cnn(dropout_rate=0.4, num_classes=len(FER2013_CLASSES)):
     """A VGG-style CNN for the stronger recipe: 4 stages of Conv3x3+BN+ReLU (2, 2, 3, 3 convs with
     32/64/128/256 filters), each closed by MaxPool, then global average pooling, Dense 256 with
     dropout, and the 7-way softmax. 1,978,279 trainable parameters; about as fast to train as the seed
     CNN, since its wider layers work on smaller maps."""
-    return _vgg_style_cnn("vgg_cnn", (32, 64, 128, 256), dropout_rate)
+    return _vgg_style_cnn("vgg_cnn", (32, 64, 128, 256), dropout_rate, num_classes)
 
 
-def build_small_cnn(dropout_rate=0.3):
+def build_small_cnn(dropout_rate=0.3, num_classes=len(FER2013_CLASSES)):
     """A small, fast CNN for CPUs and phones: the VGG-style layout at half the width (16/32/64/128
     filters, Dense 128). 495,831 trainable parameters, about a quarter of the VGG-style CNN's
     multiply-adds."""
-    return _vgg_style_cnn("small_cnn", (16, 32, 64, 128), dropout_rate)
+    return _vgg_style_cnn("small_cnn", (16, 32, 64, 128), dropout_rate, num_classes)
 
 
-def _vgg_style_cnn(name, stage_filters, dropout_rate):
+def _vgg_style_cnn(name, stage_filters, dropout_rate, num_classes):
     """Stages of 2, 2, 3, 3 Conv3x3+BN+ReLU with `stage_filters`, each closed by MaxPool; global
-    average pooling; a Dense layer as wide as the last stage, with dropout; the 7-way softmax."""
+    average pooling; a Dense layer as wide as the last stage, with dropout; the softmax, one output per class."""
     inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
     x = layers.Rescaling(1.0 / 255, name="scale_pixels")(inputs)
     for stage, (filters, convs) in enumerate(zip(stage_filters, (2, 2, 3, 3)), start=1):
@@ -105,12 +106,12 @@ def _vgg_style_cnn(name, stage_filters, dropout_rate):
     units = stage_filters[-1]
     x = layers.Dense(units, activation="relu", name=f"dense{units}")(x)
     x = layers.Dropout(dropout_rate, name=f"dense{units}_dropout")(x)
-    x = layers.Dense(NUM_CLASSES, name="logits")(x)
+    x = layers.Dense(num_classes, name="logits")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
-def build_resnet_cnn(dropout_rate=0.4):
+def build_resnet_cnn(dropout_rate=0.4, num_classes=len(FER2013_CLASSES)):
     """A ResNet-style CNN, a second family for ensembles: a stem of two Conv3x3 (32 filters) and
     MaxPool, then 3 stages of basic residual blocks (two Conv3x3+BN, the input added back before the
     last ReLU) with 64/128/256 filters and 1/2/2 blocks; the first block of stages 2 and 3 halves the
@@ -140,19 +141,19 @@ def build_resnet_cnn(dropout_rate=0.4):
             x = layers.Activation("relu", name=f"{name}_relu2")(x)
     x = layers.GlobalAveragePooling2D(name="average_pool")(x)  # (6, 6, 256) -> (256,)
     x = layers.Dropout(dropout_rate, name="average_pool_dropout")(x)
-    x = layers.Dense(NUM_CLASSES, name="logits")(x)
+    x = layers.Dense(num_classes, name="logits")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="resnet_cnn")
 
 
-def build_dnn(dropout_rate=0.2):
+def build_dnn(dropout_rate=0.2, num_classes=len(FER2013_CLASSES)):
     """The report's DNN: Dense 512-512-512-256-7 on the 2,304 raw pixels. 1,838,599 parameters."""
     inputs = keras.Input(shape=(NUM_PIXELS,), name="pixels")
     x = layers.Rescaling(1.0 / 255, name="scale_pixels")(inputs)
     for index, units in enumerate((512, 512, 512, 256), start=1):
         x = layers.Dense(units, activation="relu", name=f"dense{index}_{units}")(x)
         x = layers.Dropout(dropout_rate, name=f"dense{index}_dropout")(x)
-    x = layers.Dense(NUM_CLASSES, name="logits")(x)
+    x = layers.Dense(num_classes, name="logits")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="dnn")
 

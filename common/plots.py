@@ -13,7 +13,6 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
 import numpy as np  # noqa: E402
 
 from common import files  # noqa: E402
-from common.data import CLASS_NAMES  # noqa: E402
 
 DPI = 120
 
@@ -55,7 +54,7 @@ def structure(model, path):
     return save_figure(figure, path), False
 
 
-def confusion(counts, path, title):
+def confusion(counts, class_names, path, title):
     """The row-normalised confusion matrix with counts and percentages in the cells."""
     recall = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     figure, axes = plt.subplots(figsize=(8, 7))
@@ -65,8 +64,8 @@ def confusion(counts, path, title):
             colour = "white" if recall[true, predicted] > 0.55 else "black"
             axes.text(predicted, true, f"{recall[true, predicted]:.0%}\n({counts[true, predicted]})",
                       ha="center", va="center", fontsize=8, color=colour)
-    axes.set_xticks(range(len(counts)), CLASS_NAMES, rotation=45, ha="right")
-    axes.set_yticks(range(len(counts)), CLASS_NAMES)
+    axes.set_xticks(range(len(counts)), class_names, rotation=45, ha="right")
+    axes.set_yticks(range(len(counts)), class_names)
     axes.set_xlabel("predicted class")
     axes.set_ylabel("true class")
     axes.set_title(title)
@@ -93,19 +92,19 @@ def history(rows, path, title):
     return save_figure(figure, path)
 
 
-def saliency_grid(images, maps, true_labels, predicted_labels, row_numbers, path, method):
+def saliency_grid(images, maps, true_labels, predicted_labels, class_names, row_numbers, path, method):
     """Per face: the face, its saliency heat map, and the face masked by the normalised map."""
     figure, axes = plt.subplots(len(images), 3, figsize=(7.5, 2.4 * len(images)), squeeze=False)
     for row, (image, heat) in enumerate(zip(images, maps)):
         scaled = heat / max(float(heat.max()), 1e-12)
         axes[row, 0].imshow(image, cmap="gray", vmin=0, vmax=255)
-        axes[row, 0].set_title(f"row {row_numbers[row]}: true {CLASS_NAMES[true_labels[row]]}",
+        axes[row, 0].set_title(f"row {row_numbers[row]}: true {class_names[true_labels[row]]}",
                                fontsize=9)
         shown = axes[row, 1].imshow(scaled, cmap="jet", vmin=0, vmax=1)
         axes[row, 1].set_title(f"{method} saliency", fontsize=9)
         figure.colorbar(shown, ax=axes[row, 1], fraction=0.046, pad=0.04)
         axes[row, 2].imshow(image * scaled, cmap="gray", vmin=0, vmax=255)
-        axes[row, 2].set_title(f"predicted {CLASS_NAMES[predicted_labels[row]]}", fontsize=9)
+        axes[row, 2].set_title(f"predicted {class_names[predicted_labels[row]]}", fontsize=9)
         for column in range(3):
             axes[row, column].axis("off")
     figure.suptitle(f"Where the model looks ({method})", y=1.0)

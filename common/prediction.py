@@ -15,9 +15,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import ensemble, files, models  # noqa: F401  (models registers its layers for loading)
+from common import classes, ensemble, files, models  # noqa: F401  (models registers its layers for loading)
 from common.cli import UsageError
-from common.data import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
+from common.data import IMAGE_SIZE, NUM_PIXELS
 
 PIXEL_SCALES = {"raw": (1.0, 0.0), "unit": (1.0 / 255, 0.0), "symmetric": (2.0 / 255, -1.0)}
 
@@ -50,7 +50,8 @@ def _load_failure(error, longest=150):
 
 
 def check_model_shapes(model, path):
-    """Refuses a model whose input cannot be fed a grey face or whose output is not 7 classes."""
+    """Refuses a model whose input cannot be fed a grey face or whose output is not one probability
+    per class."""
     input_shape = tuple(model.input_shape[1:])
     flat = input_shape == (NUM_PIXELS,)
     image = len(input_shape) == 3 and input_shape[2] in (1, 3)
@@ -58,9 +59,10 @@ def check_model_shapes(model, path):
         raise UsageError(f"{path}: the model takes input of shape {input_shape}, expected an image "
                          f"(height, width, 1 or 3 channels) or {NUM_PIXELS} = {IMAGE_SIZE}x{IMAGE_SIZE} "
                          f"flat pixels")
-    if tuple(model.output_shape[1:]) != (NUM_CLASSES,):
-        raise UsageError(f"{path}: the model outputs shape {tuple(model.output_shape[1:])}, "
-                         f"expected {NUM_CLASSES} class probabilities")
+    output_shape = tuple(model.output_shape[1:])
+    if len(output_shape) != 1 or not output_shape[0] or output_shape[0] < 2:
+        raise UsageError(f"{path}: the model outputs shape {output_shape}, expected one probability per "
+                         f"class (two or more)")
 
 
 def with_precision(model, precision):
@@ -84,7 +86,7 @@ TTA_SHIFTS = ((0, 0), (0, 2), (0, -2), (2, 0), (-2, 0))  # (down, right) pixels 
 
 
 def predict_probabilities(model, images, batch_size=512, tta=False, pixel_scale="raw"):
-    """Class probabilities (rows, 7) for images (rows, 48, 48) of pixel values 0..255.
+    """Class probabilities (rows, classes) for images (rows, 48, 48) of pixel values 0..255.
 
     `tta=True` averages the probabilities of 10 views of each image: the image and its horizontal
     mirror, each as it is and shifted by 2 pixels right, left, down and up (edges repeated).
@@ -93,15 +95,17 @@ def predict_probabilities(model, images, batch_size=512, tta=False, pixel_scale=
 
 
 class ModelPredictor:
-    """One model's forward pass, traced once, fed faces of any count."""
+    """One model's forward pass, traced once, fed faces of any count; `class_names` are the model's
+    (`classes.model_class_names`; None: by its output count, `classes.default_class_names`)."""
 
-    def __init__(self, model, pixel_scale="raw"):
+    def __init__(self, model, pixel_scale="raw", class_names=None):
         self.model = model
+        self.class_names = class_names or classes.default_class_names(model.output_shape[-1])
         self.forward = _compiled_forward_pass(model, pixel_scale)
 
     def probabilities(self, images, batch_size=512, tta=False):
-        """Class probabilities (rows, 7) for images (rows, 48, 48) of pixel values 0..255."""
-        probabilities = np.empty((len(images), NUM_CLASSES), dtype=np.float32)
+        """Class probabilities (rows, classes) for images (rows, 48, 48) of pixel values 0..255."""
+        probabilities = np.empty((len(images), len(self.class_names)), dtype=np.float32)
         for start in range(0, len(images), batch_size):
             batch = images[start:start + batch_size].astype(np.float32)  # (batch, 48, 48)
             views = tta_views(batch) if tta else [batch]
@@ -119,6 +123,10 @@ class Classifier:
     weights: list
     name: str
 
+    @property
+    def class_names(self):
+        return self.predictors[0].class_names
+
     def probabilities(self, images, batch_size=512, tta=False):
         total = sum(self.weights)
         return sum(weight / total * predictor.probabilities(images, batch_size, tta)
@@ -133,11 +141,16 @@ def load_classifier(path, precision="saved", pixel_scale="raw"):
     for item in listed:
         try:
             model = with_precision(load_model(item.path), precision)
+            class_names = classes.model_class_names(item.path, model.output_shape[-1])
         except UsageError as error:
             if item.line_number:
                 raise UsageError(f"{path}: line {item.line_number}: {error}") from None
             raise
-        predictors.append(ModelPredictor(model, item.pixel_scale or pixel_scale))
+        predictors.append(ModelPredictor(model, item.pixel_scale or pixel_scale, class_names))
+        if not classes.same(predictors[0].class_names, predictors[-1].class_names):
+            raise UsageError(f"{path}: line {item.line_number}: {item.path} has the classes "
+                             f"{', '.join(predictors[-1].class_names)}, the list's first model "
+                             f"{', '.join(predictors[0].class_names)}; a list's models must agree")
     return Classifier(predictors, [item.weight for item in listed], path)
 
 

@@ -3,7 +3,7 @@
     POST /predict   an image (multipart field `image`, or the raw bytes with an image/* type)
                     -> {"model", "detector", "width", "height", "faces": [{"box": {x, y, width,
                     height}, "detector_score", "emotion", "label", "probabilities": {class: p}}]}
-    GET  /health    {"status": "ok", "model", "detector"}
+    GET  /health    {"status": "ok", "model", "detector", "classes": [the model's class names]}
     GET  /          the page: photos and the camera, labelled in the browser
     GET  /docs      the OpenAPI page
 
@@ -53,7 +53,7 @@ class FaceBatcher:
     async def probabilities(self, crops, tta):
         """Class probabilities (faces, classes) of `crops` (faces, 48, 48) uint8."""
         if not len(crops):
-            return np.zeros((0, len(faces.EMOTIONS)), np.float32)
+            return np.zeros((0, len(self.classifier.class_names)), np.float32)
         future = asyncio.get_running_loop().create_future()
         self.waiting.append((crops, tta, future))
         if self.wake is None:
@@ -127,7 +127,7 @@ def face_answers(found):
     return [{"box": dict(zip(("x", "y", "width", "height"), (int(value) for value in face.box))),
              "detector_score": None if face.score is None else round(float(face.score), 6),
              "emotion": face.emotion, "label": face.label,
-             "probabilities": {name: round(float(value), 6) for name, value in zip(faces.EMOTIONS, face.probabilities)}}
+             "probabilities": {name: round(float(value), 6) for name, value in zip(face.class_names, face.probabilities)}}
             for face in found]
 
 
@@ -156,7 +156,8 @@ def create_app(classifier, detector, model_name, detector_name, max_upload_bytes
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "model": model_name, "detector": detector_name}
+        return {"status": "ok", "model": model_name, "detector": detector_name,
+                "classes": list(classifier.class_names)}
 
     @app.get("/", response_class=HTMLResponse)
     async def page():
@@ -180,7 +181,7 @@ def create_app(classifier, detector, model_name, detector_name, max_upload_bytes
         probabilities = await batcher.probabilities(np.array([face.crop for face in found]),
                                                     default_tta if tta is None else tta)
         for face, face_probabilities in zip(found, probabilities):
-            face.probabilities = face_probabilities
+            face.probabilities, face.class_names = face_probabilities, classifier.class_names
         return {"model": model_name, "detector": detector_name, "width": int(image.shape[1]),
                 "height": int(image.shape[0]), "faces": face_answers(found)}
 

@@ -13,7 +13,7 @@ Usage:
 import numpy as np
 
 from common import cli, data
-from common.data import IMAGE_SIZE, NUM_CLASSES
+from common.data import FER2013_CLASSES, IMAGE_SIZE
 
 # Per class: brow tilt (+ lowers the inner ends), brow shift (+ is lower), eye opening, mouth curve
 # (+ smiles), mouth tilt, mouth opening width and height (0 = closed).
@@ -31,7 +31,7 @@ EXPRESSIONS = {
 def generate_faces(rows, seed=0):
     """Returns (images (rows, 48, 48) uint8, labels (rows,) int64), classes drawn uniformly."""
     rng = np.random.default_rng(seed)
-    labels = rng.integers(0, NUM_CLASSES, size=rows)
+    labels = rng.integers(0, len(FER2013_CLASSES), size=rows)
 
     def per_face(values, spread=0.0):
         """A (rows, 1, 1) array, broadcastable over the pixel grid, with relative jitter."""

@@ -20,9 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import augmentation, data, distillation, distribution, files, models, prediction, resume
-from common.cli import RunFailed
-from common.data import NUM_CLASSES
+from common import augmentation, classes, data, distillation, distribution, files, models, prediction, resume
+from common.cli import RunFailed, UsageError
 from common.files import HISTORY_COLUMNS, VAL_ACCURACY
 
 PRECISION_POLICIES = {"bf16": "mixed_bfloat16", "fp32": "float32"}
@@ -72,18 +71,18 @@ def learning_rate_schedule(schedule, learning_rate, warmup_epochs, epochs, steps
         alpha=0.0)
 
 
-def balanced_class_weights(labels):
+def balanced_class_weights(labels, class_count):
     """Class weights `rows / (classes * rows of the class)`, so every class weighs the same in the
     loss (Disgust, 1.5% of FER2013, gets about 9.5); a class with no rows gets weight 1."""
-    counts = np.bincount(labels, minlength=NUM_CLASSES)
-    return {label: (len(labels) / (NUM_CLASSES * count) if count else 1.0)
+    counts = np.bincount(labels, minlength=class_count)
+    return {label: (len(labels) / (class_count * count) if count else 1.0)
             for label, count in enumerate(counts.tolist())}
 
 
-def make_dataset(images, labels, model_input_shape, batch_size, augment="none", shuffle=False,
-                 seed=0, soft_targets=None):
-    """A tf.data pipeline of (pixels shaped for the model, one-hot labels) batches; with
-    `soft_targets` (rows, 7) the targets are the one-hot labels followed by those (distillation).
+def make_dataset(images, labels, model_input_shape, class_count, batch_size, augment="none",
+                 shuffle=False, seed=0, soft_targets=None):
+    """A tf.data pipeline of (pixels shaped for the model, one-hot labels of `class_count` classes)
+    batches; with `soft_targets` (rows, classes) the targets are the one-hot labels followed by those (distillation).
 
     `augment` names the training-time augmentation ("report", "strong" or "none"; see
     `common.augmentation`), drawn anew for every batch, seeded by `seed`.
@@ -98,9 +97,9 @@ def make_dataset(images, labels, model_input_shape, batch_size, augment="none", 
     def prepare(batch_images, batch_labels, *batch_soft_targets):
         batch_images = augment_batch(tf.cast(batch_images, tf.float32)[..., tf.newaxis])  # (b, 48, 48, 1)
         batch_images = tf.reshape(batch_images, (-1, *model_input_shape))  # flat for a DNN
-        targets = tf.one_hot(batch_labels, NUM_CLASSES)
+        targets = tf.one_hot(batch_labels, class_count)  # (batch, classes)
         if batch_soft_targets:
-            targets = tf.concat([targets, batch_soft_targets[0]], axis=1)  # (batch, 14)
+            targets = tf.concat([targets, batch_soft_targets[0]], axis=1)  # (batch, 2 x classes)
         return batch_images, targets
 
     dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
@@ -116,7 +115,7 @@ def fit(model, train_set, val_set, config, initial_epoch=0, backup=None, best_so
     other (kept) ones, else None.
 
     `best_so_far` (validation accuracy, epoch, weights) is the record a continued run must beat.
-    `soft_targets` (training rows, 7): the teachers' probabilities, for distillation.
+    `soft_targets` (training rows, classes): the teachers' probabilities, for distillation.
     `backup` (a `resume.RunBackup`) keeps the training state after every epoch and, when an earlier
     attempt of the same run was interrupted, continues after its last finished epoch.
     `strategy` (see `common.distribution`): with several workers each trains on its share of the rows.
@@ -126,14 +125,16 @@ def fit(model, train_set, val_set, config, initial_epoch=0, backup=None, best_so
     """
     strategy = strategy or tf.distribute.get_strategy()
     train_data, val_data = _fit_datasets(model, train_set, val_set, config, soft_targets, strategy)
-    target_width = NUM_CLASSES * (1 if soft_targets is None else 2)
+    check_classes_fit(model, train_set)
+    target_width = model.output_shape[-1] * (1 if soft_targets is None else 2)
     distribution.prepare_for_workers(model, strategy, ((1, *model.input_shape[1:]), (1, target_width)))
     copied, relabelled = data.exact_copies(val_set, train_set)  # (validation rows,) masks each
     best_weights, rows = BestWeights(*(best_so_far or ())), []
     callbacks = [UnseenAccuracy(val_set, copied), best_weights, HistoryRows(rows), StopOnNonFiniteLoss()]
     resumed_epochs = _resume(backup, initial_epoch, config.epochs, best_weights, rows, callbacks)
     started = time.perf_counter()
-    class_weight = balanced_class_weights(train_set.labels) if config.class_weight == "balanced" else None
+    class_weight = (balanced_class_weights(train_set.labels, model.output_shape[-1])
+                    if config.class_weight == "balanced" else None)
     with _reported_stops(backup, rows, initial_epoch):
         model.fit(train_data, validation_data=val_data, epochs=config.epochs,
                   initial_epoch=initial_epoch, shuffle=False, callbacks=callbacks,
@@ -176,12 +177,12 @@ def _reported_stops(backup, rows, initial_epoch):
 def _fit_datasets(model, train_set, val_set, config, soft_targets, strategy):
     """The training and validation pipelines (the latter None when there are no validation rows).
     With several workers, each worker's training pipeline holds its own share of the rows."""
-    input_shape = tuple(model.input_shape[1:])
+    input_shape, class_count = tuple(model.input_shape[1:]), model.output_shape[-1]
 
     def training_pipeline(shard_count=1, shard_index=0, batch_size=config.batch_size):
         rows = distribution.shard_rows(np.arange(len(train_set)), shard_count, shard_index)
-        return make_dataset(train_set.images[rows], train_set.labels[rows], input_shape, batch_size,
-                            config.augment, shuffle=True, seed=config.seed + shard_index,
+        return make_dataset(train_set.images[rows], train_set.labels[rows], input_shape, class_count,
+                            batch_size, config.augment, shuffle=True, seed=config.seed + shard_index,
                             soft_targets=None if soft_targets is None else soft_targets[rows])
 
     if distribution.is_multi_worker(strategy):
@@ -192,9 +193,9 @@ def _fit_datasets(model, train_set, val_set, config, soft_targets, strategy):
         train_data = training_pipeline()
     if not len(val_set):
         return train_data, None
-    val_soft_targets = None if soft_targets is None else np.eye(NUM_CLASSES)[val_set.labels]
-    return train_data, make_dataset(val_set.images, val_set.labels, input_shape, config.batch_size,
-                                    soft_targets=val_soft_targets)
+    val_soft_targets = None if soft_targets is None else np.eye(class_count)[val_set.labels]
+    return train_data, make_dataset(val_set.images, val_set.labels, input_shape, class_count,
+                                    config.batch_size, soft_targets=val_soft_targets)
 
 
 def _resume(backup, initial_epoch, epochs, best_weights, rows, callbacks):
@@ -351,16 +352,17 @@ def _save(model, model_path, history_rows, settings, last_weights=None):
             files.atomic_output(files.history_path(model_path)) as history_temporary:
         files.write_csv(history_temporary, HISTORY_COLUMNS, history_rows, replace=True)
         files.write_json(settings_temporary, settings, replace=True)
-        save_portable_model(model, model_path, last_weights=last_weights)
+        save_portable_model(model, model_path, last_weights=last_weights, class_names=settings.get("class_names"))
     return model_path
 
 
 LAST_EPOCH_WEIGHTS = "last_epoch_weights"  # an HDF5 group plain Keras ignores
 
 
-def save_portable_model(model, model_path, include_optimizer=True, last_weights=None):
+def save_portable_model(model, model_path, include_optimizer=True, last_weights=None, class_names=None):
     """Writes `model` to a new `.h5` file (Keras's HDF5 format) that plain Keras opens: its batch
-    normalisation as Keras's own layer, the optimizer state included unless asked not to. When the
+    normalisation as Keras's own layer, the optimizer state included unless asked not to, and its
+    `class_names` (`classes.store_class_names`) when given. When the
     model holds a kept epoch's weights, `last_weights` (the last epoch's, which the optimizer state
     belongs to) go beside them, so that `retrain.py` continues from a consistent state."""
     portable = models.with_batch_norm(model, fused=False)
@@ -374,6 +376,8 @@ def save_portable_model(model, model_path, include_optimizer=True, last_weights=
             portable.save(temporary_path, include_optimizer=include_optimizer)
         finally:
             absl_logger.setLevel(level)
+        if class_names is not None:
+            classes.store_class_names(temporary_path, class_names)
         if last_weights is not None and include_optimizer:
             with h5py.File(temporary_path, "a") as handle:
                 group = handle.create_group(LAST_EPOCH_WEIGHTS)
@@ -399,7 +403,7 @@ def train_new_model(build_model, train_set, val_set, config, prefix="", soft_tar
     seed_everything(config.seed, config.deterministic)
     set_precision(config.precision)
     with strategy.scope():
-        model = build_model()
+        model = build_model(num_classes=len(train_set.class_names))
         compile_model(model, config, steps_per_epoch(len(train_set), config.batch_size, strategy))
     print(f"{model.name}: {models.trainable_parameter_count(model):,} trainable parameters "
           f"({model.count_params():,} in all); {len(train_set)} training rows, "
@@ -443,6 +447,7 @@ def continue_training(model_path, train_set, val_set, config, first_epoch, last_
     with strategy.scope():
         # files hold Keras's batch normalisation; train with the fast one
         model = models.with_batch_norm(prediction.load_model(model_path), fused=True)
+        check_classes_fit(model, train_set, classes.model_class_names(model_path, model.output_shape[-1]))
         compile_model(model, config, steps_per_epoch(len(train_set), config.batch_size, strategy))
         restored = restore_optimizer_state(model, model_path)
     print(f"continuing {model_path} at epoch {first_epoch + 1}; "
@@ -484,6 +489,16 @@ def _continue_from_last_epoch(model, model_path, keep):
                   f"the record to beat" if best_so_far else "")
         print(f"continuing from the last epoch's weights{record}")
     return best_so_far
+
+
+def check_classes_fit(model, dataset, model_classes=None):
+    """Refuses data whose classes are not the model's (`model_classes`; None: only their number is
+    known, the model's outputs)."""
+    if model_classes is not None:
+        classes.check_same(model_classes, dataset.class_names, dataset.source, "the model")
+    elif model.output_shape[-1] != len(dataset.class_names):
+        raise UsageError(f"{dataset.source}: has {len(dataset.class_names)} classes, the model "
+                         f"{model.output_shape[-1]} outputs")
 
 
 def seed_everything(seed, deterministic=False):
@@ -532,6 +547,7 @@ def run_settings(config, model, train_set, val_set, summary):
     settings.update({
         "command": " ".join([script_name()] + sys.argv[1:]),
         "architecture": model.name,
+        "class_names": list(train_set.class_names),
         "trainable_parameters": models.trainable_parameter_count(model),
         "training_rows": len(train_set), "validation_rows": len(val_set),
         "dtype_policy": next(layer for layer in model.layers if layer.weights).dtype_policy.name,

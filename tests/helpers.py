@@ -41,3 +41,13 @@ def assert_refused(result, *expected_parts):
     assert len(lines) == 1, result.stderr
     for part in expected_parts:
         assert part in lines[0], lines[0]
+
+
+def write_image_tree(root, images, labels, folder_name, suffixes=(".png",)):
+    """`root/<folder_name(label)>/faceNNN<suffix>` for each image, the suffixes taken in turn."""
+    import cv2
+
+    for index, (image, label) in enumerate(zip(images, labels)):
+        folder = root / folder_name(label)
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"face{index:03d}{suffixes[index % len(suffixes)]}"), image)

@@ -95,18 +95,28 @@ def write_not_a_model(path):
         handle["numbers"] = [1, 2, 3]
 
 
-def write_three_class_model(path):
+def write_one_output_model(path):
+    inputs = keras.Input(shape=(48, 48, 1))
+    outputs = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(inputs))
+    keras.Model(inputs, outputs).save(path)
+
+
+def write_model_naming_too_many_classes(path):
     inputs = keras.Input(shape=(48, 48, 1))
     outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inputs))
     keras.Model(inputs, outputs).save(path)
+    with h5py.File(path, "a") as handle:
+        handle.attrs["class_names"] = '["a", "b", "c", "d"]'
+
 
 
 @pytest.mark.parametrize("make_model, message", [
     (lambda path: open(path, "wb").write(b"garbage, not HDF5"), "not a usable Keras model file"),
     (write_not_a_model, "not a usable Keras model file"),
-    (write_three_class_model, "expected 7 class probabilities"),
+    (write_one_output_model, "expected one probability per class"),
+    (write_model_naming_too_many_classes, "names 4 classes but has 3 outputs"),
     (None, "no such model file"),
-], ids=["corrupt", "hdf5 without a model", "three classes", "missing"])
+], ids=["corrupt", "hdf5 without a model", "one output", "four names for three outputs", "missing"])
 def test_unusable_models_are_refused_and_no_result_is_written(tmp_path, test_csv, make_model, message):
     model_path = tmp_path / "model.h5"
     if make_model is not None:

@@ -1,8 +1,10 @@
 """train.py --init: fine-tuning starts from a trained model's weights, keeps frozen layers as they
 were, can draw a new last layer, and refuses options that do not fit."""
 
+import keras
 import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 from common import finetuning, files, prediction
 from common.cli import BadValue
@@ -62,3 +64,20 @@ def test_options_that_do_not_fit_are_refused(tmp_path, train_csv, trained_model,
     arguments = [str(part).format(model=trained_model) for part in arguments]
     result = run_script("train.py", train_csv, *arguments, "--val-size", 64, "--out-dir", tmp_path)
     assert_refused(result, message)
+
+
+@pytest.mark.parametrize("class_count", [2, 3])
+def test_a_fitted_head_predicts_as_the_logistic_regression_on_the_models_features(trained_model, faces,
+                                                                                   class_count):
+    images, fer_labels = faces
+    labels = fer_labels % class_count
+    model = finetuning.replace_head(prediction.with_precision(prediction.load_model(trained_model), "fp32"),
+                                    class_count)
+    finetuning.fit_head(model, images, labels)
+    head = finetuning.weighted_layers(model)[-1]
+    features = keras.Model(model.inputs, head.input).predict(images[..., None].astype(np.float32), verbose=0)
+    features = np.asarray(features, np.float32)
+    regression = LogisticRegression(C=1.0, max_iter=2000).fit(features, labels)
+    probabilities = prediction.predict_probabilities(model, images)
+    np.testing.assert_allclose(probabilities, regression.predict_proba(features), atol=1e-4)
+    assert model.output_shape[-1] == class_count

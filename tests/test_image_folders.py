@@ -8,18 +8,16 @@ import numpy as np
 import pytest
 
 from common import data, image_folders, synthetic
-from helpers import REPO, assert_refused, run_script
+from helpers import REPO, assert_refused, run_script, write_image_tree
 
 NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 EXAMPLE_PHOTO = os.path.join(REPO, "examples", "astronaut.jpg")
 
 
-def write_tree(root, images, labels, suffixes=(".png", ".jpg")):
+def write_tree(root, images, labels):
     """`root/<class>/faceNNN.png|jpg` for each image (class folder names in mixed case)."""
-    for index, (image, label) in enumerate(zip(images, labels)):
-        folder = root / NAMES[label].capitalize() if label % 2 else root / NAMES[label]
-        folder.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(folder / f"face{index:03d}{suffixes[index % len(suffixes)]}"), image)
+    write_image_tree(root, images, labels, lambda label: NAMES[label].capitalize() if label % 2 else NAMES[label],
+                     (".png", ".jpg"))
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +73,12 @@ def test_faces_are_cut_from_photos_and_photos_without_one_face_are_counted(tmp_p
         cv2.imwrite(str(tmp_path / "photos" / name), photo)
     (tmp_path / "photos" / "sad" / "empty.jpg").write_bytes(b"")
     (tmp_path / "photos" / "sad" / "notes.txt").write_text("not an image")
-    images, labels, ids, detector, counts = image_folders.read_image_folder(str(tmp_path / "photos"))
-    assert detector == "mtcnn" and sorted(ids.tolist()) == ["happy/one.jpg", "sad/one_again.png"]
-    assert counts["happy"] == {"kept": 1, "not_images": 0, "no_face": 1}
-    assert counts["sad"] == {"kept": 1, "not_images": 1, "several_faces": 1, "unreadable": 1}
-    assert images.shape == (2, 48, 48) and sorted(labels.tolist()) == [3, 4]
+    found = image_folders.read_image_folder(str(tmp_path / "photos"))
+    assert found.detector == "mtcnn" and sorted(found.ids.tolist()) == ["happy/one.jpg", "sad/one_again.png"]
+    assert found.counts["happy"] == {"kept": 1, "not_images": 0, "no_face": 1}
+    assert found.counts["sad"] == {"kept": 1, "not_images": 1, "several_faces": 1, "unreadable": 1}
+    assert found.class_names == ("happy", "sad")  # FER2013's names in its order, only those present
+    assert found.images.shape == (2, 48, 48) and sorted(found.labels.tolist()) == [0, 1]
 
 
 def make_class(root, name, count=1):
@@ -89,12 +88,15 @@ def make_class(root, name, count=1):
 
 
 @pytest.mark.parametrize("build, message", [
-    (lambda root: make_class(root, "happy", 0), "holds no images"),
+    (lambda root: (make_class(root, "sad"), make_class(root, "happy", 0)), "holds no images"),
     (lambda root: root.mkdir(), "holds no class folders"),
     (lambda root: (make_class(root, "happy"), make_class(root, "Happiness")), "name the same class"),
-    (lambda root: make_class(root, "contempt"), "not one of FER2013's classes"),
-    (lambda root: (make_class(root / "train", "sad"), (root / "val").mkdir()), "holds no class folders"),
-], ids=["empty class", "no classes", "a class twice", "another class", "empty test part"])
+    (lambda root: make_class(root, "contempt"), "needs two or more class folders"),
+    (lambda root: (make_class(root, "contempt"), make_class(root, "happy")), "the class 'sad' is not one of"),
+    (lambda root: (make_class(root / "train", "sad"), make_class(root / "train", "happy"), (root / "val").mkdir()),
+     "holds no class folders"),
+], ids=["empty class", "no classes", "a class twice", "one class", "a test class training lacks",
+        "empty test part"])
 def test_bad_trees_are_refused_in_one_line_and_nothing_is_written(tmp_path, build, message):
     root = tmp_path / "tree"
     build(root)

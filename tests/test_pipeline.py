@@ -49,7 +49,7 @@ def test_test_script_writes_one_prediction_per_id_in_order(tmp_path, test_csv, t
     assert f"replaced {tmp_path / 'result.csv'}" in again.stderr
     assert read_rows(tmp_path / "result.csv")[0] == ["id", "label"]
     assert sorted(os.listdir(tmp_path)) == ["result.csv"]  # no temporary file left
-    gzipped = run_script("test.py", test_csv, tmp_path / "result.csv.gz", trained_model)
+    run_script("test.py", test_csv, tmp_path / "result.csv.gz", trained_model)
     with gzip.open(tmp_path / "result.csv.gz", "rt") as handle:
         assert handle.read().splitlines() == [",".join(row) for row in rows]
 

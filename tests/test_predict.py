@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from common import faces, files, synthetic
+from common import data, faces, files, synthetic
 from helpers import REPO, assert_refused, run_script
 
 EXAMPLE_PHOTO = os.path.join(REPO, "examples", "astronaut.jpg")
@@ -43,7 +43,7 @@ def test_the_example_photo_gives_one_face_with_its_box_and_probabilities(tmp_pat
     assert 150 < x < 210 and 40 < y < 100 and 70 < width < 130 and 70 < height < 130  # her face
     probabilities = np.array([float(row[name]) for name in COLUMNS[9:16]])
     assert abs(probabilities.sum() - 1) < 0.002
-    assert int(row["label"]) == probabilities.argmax() and row["emotion"] == faces.EMOTIONS[int(row["label"])]
+    assert int(row["label"]) == probabilities.argmax() and row["emotion"] == data.FER2013_CLASSES[int(row["label"])]
     annotated = cv2.imread(str(out / "astronaut_faces.png"))
     assert annotated.shape == cv2.imread(EXAMPLE_PHOTO).shape
     assert "found 1 faces" in result.stdout and result.last_line == str(out / "predictions.csv")

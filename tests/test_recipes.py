@@ -37,7 +37,7 @@ def test_random_erasing_paints_one_grey_rectangle_on_about_half_the_faces():
 
 def test_balanced_class_weights_equalise_the_classes():
     labels = np.array([0] * 60 + [1] * 6 + [3] * 134)
-    weights = training.balanced_class_weights(labels)
+    weights = training.balanced_class_weights(labels, 7)
     counts = np.bincount(labels, minlength=7)
     assert weights[1] == 200 / (7 * 6) and weights[2] == 1.0  # an absent class keeps weight 1
     totals = [weights[label] * counts[label] for label in (0, 1, 3)]
@@ -70,7 +70,7 @@ def test_a_recipe_sets_the_defaults_and_explicit_flags_win(tmp_path):
     assert strong.class_weight == "balanced" and strong.label_smoothing == 0.1 and strong.keep == "last"
     report = parse()
     assert vars(report) == dict(cli.RECIPES["report"], recipe="report", out_dir=str(tmp_path),
-                                strategy="default", restart=False, deterministic=False)
+                                strategy="default", restart=False, deterministic=False, classes=None)
 
 
 def test_help_shows_the_chosen_recipes_defaults():

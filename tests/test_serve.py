@@ -9,14 +9,13 @@ import socket
 import struct
 import subprocess
 import sys
-import time
 import zlib
 
 import cv2
 import numpy as np
 import pytest
 
-from common import faces, prediction, serving
+from common import data, faces, prediction, serving
 from helpers import REPO, assert_refused, run_script
 
 EXAMPLE_PHOTO = os.path.join(REPO, "examples", "astronaut.jpg")
@@ -66,7 +65,7 @@ def test_the_api_gives_predict_pys_faces_and_probabilities(client, tmp_path, tra
     face, row = body["faces"][0], expected[0]
     assert face["box"] == {name: int(row[name]) for name in ("x", "y", "width", "height")}
     assert face["emotion"] == row["emotion"] and face["label"] == int(row["label"])
-    for name in faces.EMOTIONS:
+    for name in data.FER2013_CLASSES:
         assert f"{face['probabilities'][name]:.4f}" == row[name]
     assert f"{face['detector_score']:.4f}" == row["detector_score"]
 
@@ -103,7 +102,8 @@ def test_bad_uploads_get_a_4xx_with_one_line_and_the_server_lives_on(client, sen
 
 
 def test_health_and_the_page_and_the_openapi_page(client):
-    assert client.get("/health").json() == {"status": "ok", "model": "test-model", "detector": "mtcnn"}
+    assert client.get("/health").json() == {"status": "ok", "model": "test-model", "detector": "mtcnn",
+                                            "classes": list(data.FER2013_CLASSES)}
     page = client.get("/")
     assert page.status_code == 200 and 'id="file-input"' in page.text
     assert not any(outside in page.text for outside in ('src="http', "href=\"http", "@import", "url(http"))
