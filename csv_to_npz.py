@@ -22,19 +22,19 @@ with a note on stderr); without -o, data.npz is written, or data-1.npz, ... if t
 import os
 import time
 
-from common import cli, data, faces, files, image_folders
+from common import cli, config, data, files, image_folders
 
 
 def main():
     parser = cli.ArgumentParser(__doc__)
-    parser.add_argument("train_csv", help="labelled data: course CSV (label,feature), Kaggle fer2013.csv, "
+    parser.add_argument("train_data", help="labelled data: course CSV (label,feature), Kaggle fer2013.csv, "
                                           ".csv.gz, or a folder of images by class (DIR/<class>/*, or "
                                           "DIR/train/<class>/* beside DIR/test/<class>/*)")
-    parser.add_argument("test_csv", nargs="?",
+    parser.add_argument("test_data", nargs="?",
                         help="test data: course CSV (id,feature), any labelled CSV or .csv.gz, or a folder "
                              "of images by class (default: the PrivateTest rows of a Kaggle fer2013.csv "
-                             "given as TRAIN_CSV, or the test/ part of its folder)")
-    parser.add_argument("--detector", choices=tuple(faces.DETECTORS),
+                             "given as TRAIN_DATA, or the test/ part of its folder)")
+    parser.add_argument("--detector", choices=tuple(config.DETECTORS),
                         help="how faces are cut from a folder's images (default: 'none' when every image "
                              "is a face crop, at most 100 pixels or square, else predict.py's default)")
     cli.add_classes_option(parser)
@@ -45,15 +45,15 @@ def main():
     if options.output and not options.output.endswith(".npz"):
         raise cli.UsageError(f"--output {options.output}: expected a file name ending in .npz")
 
-    if (options.test_csv is None and os.path.isdir(options.train_csv)
-            and not image_folders.has_parts(options.train_csv)):
-        raise cli.UsageError(f"{options.train_csv}: a folder without train/ and test/ parts; give the "
-                             f"test images' folder as TEST_CSV")
-    cli.check_classes_option(options, options.train_csv)
+    if (options.test_data is None and os.path.isdir(options.train_data)
+            and not image_folders.has_parts(options.train_data)):
+        raise cli.UsageError(f"{options.train_data}: a folder without train/ and test/ parts; give the "
+                             f"test images' folder as TEST_DATA")
+    cli.check_classes_option(options, options.train_data)
     started = time.perf_counter()
-    train = data.load_dataset(options.train_csv, require_labels=True, detector=options.detector,
+    train = data.load_dataset(options.train_data, require_labels=True, detector=options.detector,
                               class_names=options.classes)
-    test = data.load_dataset(options.test_csv or options.train_csv, part="test", detector=options.detector,
+    test = data.load_dataset(options.test_data or options.train_data, part="test", detector=options.detector,
                              class_names=train.class_names)
     parsed = time.perf_counter()
     output = options.output or files.free_path("data.npz")

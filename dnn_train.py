@@ -8,28 +8,24 @@ Writes <out-dir>/dnn_<val_acc>.h5 (e.g. models/dnn_0.384200.h5) with its _histor
 _settings.json beside it, and prints the model's path as its last line.
 """
 
-from common import cli, config, data
+from common import cli
 
 
 def main():
     parser = cli.ArgumentParser(__doc__)
-    parser.add_argument("train_csv", help="labelled data: course CSV, Kaggle fer2013.csv, .csv.gz or .npz")
+    parser.add_argument("train_data", help="labelled data: course CSV, Kaggle fer2013.csv, .csv.gz or .npz")
     cli.add_training_options(parser, default_val_size=0.1, default_augment="none")
+    parser.set_defaults(arch="dnn")
     options = parser.parse_args()
     cli.check_training_options(options)
 
-    cli.check_classes_option(options, options.train_csv)
-    dataset = data.load_dataset(options.train_csv, require_labels=True, class_names=options.classes)
-    with cli.naming("--val-size", options.val_size):
-        train_set, val_set = data.split_validation(dataset, options.val_size, fallback=0.1,
-                                                   folds=options.folds, fold=options.fold)
-    options.val_size = options.val_size or len(val_set)  # saved as the row count it became
-
-    cli.lock_run(options)  # a second live run of this command stops here
+    train_set, val_set = cli.load_training_data(options, fallback=0.1)
+    training_config, run_options = cli.training_run(options)
+    cli.lock_run(training_config, run_options)  # a second live run of this command stops here
     from common import models, training  # TensorFlow loads only after the input checked out
 
-    model_path = training.train_new_model(models.build_dnn, train_set, val_set,
-                                          config.TrainingConfig.from_options(options), prefix="dnn_")
+    model_path = training.train_new_model(models.builder("dnn"), train_set, val_set, training_config, run_options,
+                                          prefix="dnn_")
     cli.print_model_path(model_path)
 
 

@@ -21,7 +21,7 @@ with a -1, -2, ... suffix if that name is taken.
 import importlib.util
 import os
 
-from common import classes, cli, data, ensemble, files, synthetic
+from common import classes, cli, config, data, files, model_lists, synthetic
 
 MIN_AGREEMENT = 0.995
 CHECK_FACES = 512
@@ -30,7 +30,7 @@ CHECK_FACES = 512
 def main():
     parser = cli.ArgumentParser(__doc__)
     parser.add_argument("model", help="a .h5 or .keras model written by this toolkit")
-    parser.add_argument("--format", required=True, choices=("h5", "saved_model", "tflite", "onnx"),
+    parser.add_argument("--format", required=True, choices=tuple(config.EXPORT_FORMATS),
                         help="what to write")
     parser.add_argument("-o", "--output", help="where to write it, replaced if it exists (default: beside "
                                                "the model)")
@@ -38,7 +38,7 @@ def main():
                                         "test part of an .npz) (default: 512 generated faces)")
     options = parser.parse_args()
 
-    ensemble.check_model_file(options.model)
+    model_lists.check_model_file(options.model)
     if options.format == "onnx" and not all(map(importlib.util.find_spec, ("tf2onnx", "onnxruntime"))):
         raise cli.UsageError("--format onnx needs tf2onnx and onnxruntime: pip install tf2onnx onnxruntime")
     if options.format == "h5" and options.output and not options.output.endswith(".h5"):
@@ -48,11 +48,11 @@ def main():
     images = (data.load_dataset(options.faces, part="test").images if options.faces
               else synthetic.generate_faces(CHECK_FACES, seed=0)[0])
 
-    from common import exporting, prediction  # TensorFlow loads only after the input checked out
+    from common import exporting, model_files  # TensorFlow loads only after the input checked out
 
-    model = prediction.load_model(options.model)
+    model = model_files.load_model(options.model)
     class_names = classes.model_class_names(options.model, model.output_shape[-1])
-    if tuple(model.input_shape[1:]) not in ((data.IMAGE_SIZE, data.IMAGE_SIZE, 1), (data.NUM_PIXELS,)):
+    if tuple(model.input_shape[1:]) not in ((config.IMAGE_SIZE, config.IMAGE_SIZE, 1), (config.NUM_PIXELS,)):
         raise cli.UsageError(f"{options.model}: takes input {model.input_shape[1:]}; export.py writes "
                              f"models of this toolkit (48x48 faces or 2,304 pixels)")
     path = options.output or exporting.default_export_path(options.model, options.format)

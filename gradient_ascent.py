@@ -16,7 +16,7 @@ model's convolution layers.
 import os
 import time
 
-from common import cli, data, files
+from common import cli, data, files, model_lists
 
 MAX_ACTIVATION_MAPS = 16  # filters drawn per face with --images
 
@@ -34,6 +34,7 @@ def main():
     parser.add_argument("--out-dir", type=cli.output_folder, help="folder for the plots (default: the model's folder)")
     options = parser.parse_args()
 
+    model_lists.check_model_file(options.model)
     faces = None
     if options.images:
         dataset = data.load_dataset(options.images, part="train")
@@ -41,9 +42,9 @@ def main():
             faces = data.select_rows(dataset, options.rows).images
     stem = files.plot_stem(options.model, options.out_dir)
 
-    from common import explain, plots, prediction  # TensorFlow loads only after the input checked out
+    from common import explain, model_files, plots  # TensorFlow loads only after the input checked out
 
-    model = prediction.with_precision(prediction.load_model(options.model), "fp32")
+    model = model_files.with_precision(model_files.load_model(options.model), "fp32")
     layer_name = options.layer or explain.conv_layer_names(model)[0]
     with cli.naming("--layer", layer_name):
         explain.conv_layer(model, layer_name)  # an unknown name lists the model's convolution layers

@@ -20,14 +20,14 @@ raised by one grey level) and 'gradcam' (Grad-CAM on the last convolution layer;
 import os
 import time
 
-from common import classes, cli, data, files
+from common import classes, cli, data, files, model_lists
 
 REPORT_IMAGES = "12928,25419,7824,27865,18872,16237,1206"
 
 
 def main():
     parser = cli.ArgumentParser(__doc__)
-    parser.add_argument("train_csv", help="the labelled data the model was trained on")
+    parser.add_argument("train_data", help="the labelled data the model was trained on")
     parser.add_argument("model", help="a .h5 model written by this toolkit")
     parser.add_argument("--val-size", type=cli.validation_size, default=None,
                         help="validation rows (from the start of the file) for the confusion matrix "
@@ -41,7 +41,8 @@ def main():
     parser.add_argument("--out-dir", type=cli.output_folder, help="folder for the plots (default: the model's folder)")
     options = parser.parse_args()
 
-    dataset = data.load_dataset(options.train_csv, require_labels=True,
+    model_lists.check_model_file(options.model)
+    dataset = data.load_dataset(options.train_data, require_labels=True,
                                 class_names=classes.saved_class_names(options.model))
     val_size = options.val_size
     if val_size is None and not dataset.default_validation_rows:
@@ -55,9 +56,9 @@ def main():
         chosen = data.select_rows(dataset, options.images)
     stem = files.plot_stem(options.model, options.out_dir)
 
-    from common import explain, prediction  # TensorFlow loads only after the input checked out
+    from common import explain, model_files  # TensorFlow loads only after the input checked out
 
-    model = prediction.with_precision(prediction.load_model(options.model), "fp32")
+    model = model_files.with_precision(model_files.load_model(options.model), "fp32")
     class_names = classes.model_class_names(options.model, model.output_shape[-1])
     val_set, chosen = (classes.relabel(dataset, class_names, options.model) for dataset in (val_set, chosen))
     if options.saliency == "gradcam":

@@ -22,7 +22,7 @@ files sorted by name; a file there that is neither an image nor a video is skipp
 
 import sys
 
-from common import cli, ensemble, faces, files
+from common import cli, faces, files, model_lists
 
 
 def main():
@@ -47,7 +47,7 @@ def main():
 
     sources, warnings = faces.collect_sources(options.inputs)
     model_path = options.model or files.pretrained_model_path()
-    ensemble.check_model_source(model_path)  # a bad list line is named before TensorFlow loads
+    model_lists.check_model_source(model_path)  # a bad list line is named before TensorFlow loads
     files.check_writable_folder(options.out)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -11,33 +11,30 @@ the model (its _settings.json); options given here override them. The model keep
 (bf16 or fp32) it was built with.
 """
 
-from common import classes, cli, config, data, ensemble
+from common import classes, cli, model_lists
 
 
 def main():
     parser = cli.ArgumentParser(__doc__)
-    parser.add_argument("train_csv", help="the labelled data the model was trained on (.csv, .csv.gz or .npz)")
+    parser.add_argument("train_data", help="the labelled data the model was trained on (.csv, .csv.gz or .npz)")
     parser.add_argument("model", metavar="MODEL.h5", help="the .h5 model to continue")
-    parser.add_argument("prev_epoch", metavar="PREV_EPOCH", type=cli.non_negative_int, help="epochs the model has already trained")
+    parser.add_argument("finished_epochs", metavar="FINISHED_EPOCHS", type=cli.non_negative_int,
+                        help="epochs the model has already trained")
     parser.add_argument("last_epoch", metavar="LAST_EPOCH", type=cli.positive_int, help="epoch to stop after")
     cli.add_training_options(parser, from_model=True)
     options = cli.parse_continuation(parser)
 
-    ensemble.check_model_file(options.model, "the .h5 model to continue")
+    model_lists.check_model_file(options.model, "the .h5 model to continue")
     saved_classes = classes.saved_class_names(options.model)
-    dataset = data.load_dataset(options.train_csv, require_labels=True, class_names=saved_classes)
+    train_set, val_set = cli.load_training_data(options, class_names=saved_classes)
     if saved_classes:
-        classes.check_same(saved_classes, dataset.class_names, options.train_csv, options.model)
-    with cli.naming("--val-size", options.val_size):
-        train_set, val_set = data.split_validation(dataset, options.val_size, folds=options.folds,
-                                                   fold=options.fold)
-
-    cli.lock_run(options)  # a second live run of this command stops here
+        classes.check_same(saved_classes, train_set.class_names, options.train_data, options.model)
+    training_config, run_options = cli.training_run(options)
+    cli.lock_run(training_config, run_options)  # a second live run of this command stops here
     from common import training  # TensorFlow loads only after the input checked out
 
-    cli.print_model_path(training.continue_training(
-        options.model, train_set, val_set, config.TrainingConfig.from_options(options), options.prev_epoch,
-        options.last_epoch))
+    cli.print_model_path(training.continue_training(options.model, train_set, val_set, training_config, run_options,
+                                                    options.finished_epochs, options.last_epoch))
 
 
 if __name__ == "__main__":

@@ -5,36 +5,35 @@ Usage:
     python semi_retrain.py train.csv test.csv PREDICTOR.h5 EXISTING.h5 20 25 --labeled-ratio 0.5
 
 The training set is built as in semi_train.py (PREDICTOR.h5 labels the unlabelled rows); EXISTING.h5
-trains from epoch PREV_EPOCH to LAST_EPOCH with its optimizer state restored and history appended, and is
+trains from epoch FINISHED_EPOCHS to LAST_EPOCH with its optimizer state restored and history appended, and is
 written as <val_acc>_<EXISTING basename> beside it unless --out-dir is given. Training options
 default to those saved with EXISTING.h5.
 """
 
-from common import cli, config, self_training
+from common import cli, self_training
 
 
 def main():
     parser = cli.ArgumentParser(__doc__)
-    parser.add_argument("train_csv", help="labelled data (.csv, .csv.gz or .npz)")
-    parser.add_argument("test_csv", help="unlabelled test data")
+    parser.add_argument("train_data", help="labelled data (.csv, .csv.gz or .npz)")
+    parser.add_argument("test_data", help="unlabelled test data")
     parser.add_argument("predictor", metavar="PREDICTOR.h5", help="the .h5 model that labels the unlabelled faces")
     parser.add_argument("model", metavar="MODEL.h5", help="the .h5 model to continue")
-    parser.add_argument("prev_epoch", metavar="PREV_EPOCH", type=cli.non_negative_int, help="epochs the model has already trained")
+    parser.add_argument("finished_epochs", metavar="FINISHED_EPOCHS", type=cli.non_negative_int,
+                        help="epochs the model has already trained")
     parser.add_argument("last_epoch", metavar="LAST_EPOCH", type=cli.positive_int, help="epoch to stop after")
     cli.add_self_training_options(parser, from_model=True)
     cli.add_training_options(parser, from_model=True)
     options = cli.parse_continuation(parser)
 
-    with cli.naming("--val-size", options.val_size):
-        combined, val_set = self_training.load_training_sets(**cli.self_training_arguments(options))
-    options.val_size = options.val_size or len(val_set)  # saved as the row count it became
-
-    cli.lock_run(options)  # a second live run of this command stops here
+    train_set, val_set = cli.load_training_data(options)
+    combined = self_training.self_labelled_training_set(train_set, **cli.self_training_arguments(options))
+    training_config, run_options = cli.training_run(options)
+    cli.lock_run(training_config, run_options)  # a second live run of this command stops here
     from common import training
 
-    model_path = training.continue_training(options.model, combined, val_set,
-                                            config.TrainingConfig.from_options(options),
-                                            options.prev_epoch, options.last_epoch)
+    model_path = training.continue_training(options.model, combined, val_set, training_config, run_options,
+                                            options.finished_epochs, options.last_epoch)
     cli.print_model_path(model_path)
 
 

@@ -14,28 +14,26 @@ settings, prints the self-label counts per class and their accuracy on the hidde
 the model's path as its last line.
 """
 
-from common import cli, config, self_training
+from common import cli, self_training
 
 
 def main():
     parser = cli.ArgumentParser(__doc__)
-    parser.add_argument("train_csv", help="labelled data (.csv, .csv.gz or .npz)")
-    parser.add_argument("test_csv", help="unlabelled test data (.csv, .csv.gz or the test part of an .npz)")
+    parser.add_argument("train_data", help="labelled data (.csv, .csv.gz or .npz)")
+    parser.add_argument("test_data", help="unlabelled test data (.csv, .csv.gz or the test part of an .npz)")
     parser.add_argument("predictor", help="the .h5 model that labels the unlabelled faces")
     cli.add_self_training_options(parser)
     cli.add_training_options(parser, recipes=True)
     options = cli.parse_training_options(parser)
 
-    cli.check_classes_option(options, options.train_csv)
-    with cli.naming("--val-size", options.val_size):
-        combined, val_set = self_training.load_training_sets(**cli.self_training_arguments(options))
-    options.val_size = options.val_size or len(val_set)  # saved as the row count it became
-
-    cli.lock_run(options)  # a second live run of this command stops here
+    train_set, val_set = cli.load_training_data(options)
+    combined = self_training.self_labelled_training_set(train_set, **cli.self_training_arguments(options))
+    training_config, run_options = cli.training_run(options)
+    cli.lock_run(training_config, run_options)  # a second live run of this command stops here
     from common import models, training
 
-    model_path = training.train_new_model(models.ARCHITECTURES[options.arch], combined, val_set,
-                                          config.TrainingConfig.from_options(options), prefix="semi_")
+    model_path = training.train_new_model(models.builder(options.arch), combined, val_set, training_config,
+                                          run_options, prefix="semi_")
     cli.print_model_path(model_path)
 
 

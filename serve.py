@@ -16,7 +16,7 @@ and nothing is written to disk. Ctrl-C stops it.
 import os
 import socket
 
-from common import cli, ensemble, faces, files
+from common import cli, faces, files, model_lists
 
 
 def main():
@@ -33,7 +33,7 @@ def main():
     options = parser.parse_args()
 
     model_path = options.model or files.pretrained_model_path()
-    ensemble.check_model_source(model_path)
+    model_lists.check_model_source(model_path)
     _check_port_free(options.host, options.port)
 
     from common import prediction, serving  # TensorFlow loads only after the input checked out

@@ -11,17 +11,18 @@ blank lines and # comments are ignored. The models must have the same classes (a
 labelled data for --eval), else nothing is predicted. Hard voting: each model adds its weight to the class it
 predicts; a tie goes to the tied class with the larger weighted probability sum. --soft: the
 weighted average of probabilities. CNN and DNN models can be mixed. Models are loaded one at a time
-and predict in batches, so long lists run in bounded memory. Prints the result's path.
+(each once) and predict in batches, so long lists run in bounded memory; a model that cannot be used
+stops the run before anything is written. Prints the result's path.
 """
 
 import os
 
-from common import classes, cli, data, ensemble
+from common import classes, cli, data, ensemble, model_lists
 
 
 def main():
     parser = cli.ArgumentParser(__doc__)
-    parser.add_argument("test_csv", help="faces to classify (.csv, .csv.gz, the test part of an .npz, or a "
+    parser.add_argument("test_data", help="faces to classify (.csv, .csv.gz, the test part of an .npz, or a "
                                          "folder of images by class)")
     parser.add_argument("result_csv", type=cli.output_file,
                         help="where to write the id,label predictions (replaced if it exists; gzipped "
@@ -37,8 +38,8 @@ def main():
     cli.add_prediction_options(parser)
     options = parser.parse_args()
 
-    listed_models = ensemble.read_model_list(options.model_list)
-    test_set = data.load_dataset(options.test_csv, part="test")
+    listed_models = model_lists.read_model_list(options.model_list)
+    test_set = data.load_dataset(options.test_data, part="test")
     val_set, unseen, held_out = None, None, None
     if options.eval:
         with cli.naming("--val-size", options.val_size):
@@ -46,7 +47,7 @@ def main():
 
     from common import prediction  # TensorFlow loads only after the input checked out
 
-    class_names = ensemble.check_models(options.model_list, listed_models)
+    class_names = ensemble.list_classes(options.model_list, listed_models)
     if val_set is not None:
         val_set = classes.relabel(val_set, class_names, options.model_list)
     faces = {"test": test_set.images, **({} if val_set is None else {"validation": val_set.images})}
@@ -60,7 +61,7 @@ def main():
             print(f"  {ensemble.describe_accuracy(predicted, val_set.labels[rows], unseen[rows])} of "
                   f"{options.eval}")
 
-    votes = ensemble.vote(listed_models, faces, class_names, report, batch_size=options.batch_size,
+    votes = ensemble.vote(options.model_list, listed_models, faces, class_names, report, batch_size=options.batch_size,
                           tta=options.tta, precision=options.precision, pixel_scale=options.pixel_scale,
                           held_out=held_out)
     val_vote = votes.get("validation")

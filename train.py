@@ -19,14 +19,13 @@ model has one output per class of the data (FER2013's seven for the CSV files; t
 --classes, for image folders), and its class names are saved in the .h5 file and its settings.
 """
 
-import os
 
-from common import cli, config, data, ensemble, files
+from common import cli, data, files, model_lists
 
 
 def main():
     parser = cli.ArgumentParser(__doc__)
-    parser.add_argument("train_csv", help="labelled data: course CSV, Kaggle fer2013.csv, .csv.gz, .npz, or a "
+    parser.add_argument("train_data", help="labelled data: course CSV, Kaggle fer2013.csv, .csv.gz, .npz, or a "
                                           "folder of images by class (DIR/<class>/*, or its train/ part)")
     parser.add_argument("--labeled-ratio", type=cli.positive_fraction, default=1.0,
                         help="train on this share of the training rows' labels only (per class, seeded "
@@ -60,43 +59,40 @@ def main():
     options = cli.parse_training_options(parser)
     _check_initial_model(options)
 
-    if options.teacher and not os.path.exists(options.teacher):
-        raise cli.UsageError(f"--teacher {options.teacher}: no such model file or model list")
-    cli.check_classes_option(options, options.train_csv)
-    dataset = data.load_dataset(options.train_csv, require_labels=True, class_names=options.classes)
-    with cli.naming("--val-size", options.val_size):
-        train_set, val_set = data.split_validation(dataset, options.val_size, folds=options.folds,
-                                                   fold=options.fold)
-    options.val_size = options.val_size or len(val_set)  # saved as the row count it became
+    teachers = None
+    if options.teacher:
+        with cli.naming("--teacher"):
+            teachers = model_lists.check_model_source(options.teacher, "teacher")
+    train_set, val_set = cli.load_training_data(options)
+    source_rows = len(train_set) + len(val_set)
     if options.labeled_ratio < 1:
         train_set, _ = data.split_labelled(train_set, options.labeled_ratio, options.seed)
-
-    cli.lock_run(options)  # a second live run of this command stops here
+    training_config, run_options = cli.training_run(options)
+    cli.lock_run(training_config, run_options)  # a second live run of this command stops here
     from common import distribution, models, training  # TensorFlow loads only after the input checked out
 
     strategy = distribution.get_strategy(options.strategy)  # a multi-worker one precedes any other work
     soft_targets = None
-    if options.teacher:
+    if teachers:
         from common import distillation
 
         with cli.naming("--teacher", options.teacher):
-            distillation.check_teachers_validation(distillation.teacher_paths(options.teacher), len(val_set),
-                                                   len(dataset), options.folds, options.fold)
-        cache_folder = options.out_dir if distribution.is_chief(strategy) else None
-        soft_targets = distillation.teacher_probabilities(options.teacher, train_set.images,
-                                                          options.teacher_tta, cache_folder)
-    build_model = models.ARCHITECTURES[options.arch]
+            distillation.check_teachers_validation(teachers, len(val_set), source_rows, options.folds, options.fold)
+            cache_folder = options.out_dir if distribution.is_chief(strategy) else None
+            soft_targets = distillation.teacher_probabilities(teachers, train_set.class_names, train_set.images,
+                                                              options.teacher_tta, cache_folder)
+    build_model = models.builder(options.arch)
     if options.init:
         from common import finetuning
 
         with cli.naming("--freeze-until" if options.freeze_until else "--freeze"):
-            print(finetuning.describe(options.init, dataset.class_names, options.freeze, options.freeze_until,
+            print(finetuning.describe(options.init, train_set.class_names, options.freeze, options.freeze_until,
                                       options.new_head, options.head_init))
-        build_model = finetuning.builder(options.init, dataset.class_names, options.precision, options.freeze,
+        build_model = finetuning.builder(options.init, train_set.class_names, options.precision, options.freeze,
                                          options.freeze_until, options.new_head, options.seed, options.head_init,
                                          (train_set.images, train_set.labels))
-    model_path = training.train_new_model(build_model, train_set, val_set,
-                                          config.TrainingConfig.from_options(options), soft_targets=soft_targets)
+    model_path = training.train_new_model(build_model, train_set, val_set, training_config, run_options,
+                                          soft_targets=soft_targets)
     cli.print_model_path(model_path)
 
 
@@ -105,7 +101,7 @@ def _check_initial_model(options):
     if options.init == "pretrained":
         options.init = files.pretrained_model_path()
     if options.init:
-        ensemble.check_model_file(options.init, "a .h5 model or 'pretrained'", "--init")
+        model_lists.check_model_file(options.init, "a .h5 model or 'pretrained'", "--init")
     elif options.freeze or options.freeze_until or options.new_head:
         raise cli.UsageError("--freeze, --freeze-until and --new-head need --init MODEL")
     if options.freeze and options.freeze_until:

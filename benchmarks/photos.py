@@ -271,9 +271,9 @@ def main():
                         help="print the margin and offset that reproduce FER2013's framing (easy set)")
     options = parser.parse_args()
     names = options.detectors.split(",")
-    unknown = sorted(set(names) - set(faces.DETECTORS))
+    unknown = sorted(set(names) - set(config.DETECTORS))
     if unknown:
-        raise cli.UsageError(f"--detectors: unknown {', '.join(unknown)}; known: {', '.join(faces.DETECTORS)}")
+        raise cli.UsageError(f"--detectors: unknown {', '.join(unknown)}; known: {', '.join(config.DETECTORS)}")
     dataset = data.load_dataset(options.data, require_labels=True).subset(options.rows)
 
     from common import prediction

@@ -22,6 +22,10 @@ Rows of the table:
 - photos: predict.py's whole run (read, detect, crop, classify in batches, write predictions.csv
   and the annotated copies) on a folder of generated 640x480 photos with one real face each
   against the detector alone (read, grey, detect) on the same photos, in alternating rounds;
+- the whole `train.py` run (the report's recipe: load the file, train 4 epochs on 3,000 rows with 600
+  validation rows scored every epoch, save the model) against a plain-Keras script doing the same
+  (its CNN from Keras's own layers, float32 `model.fit` with `validation_data`, the same shift and
+  flip layers, `model.save`), wall seconds of each process, in alternating rounds;
 - with --workers N: training images/s of `train.py` (the report's recipe) on one worker against N
   local workers (`--strategy multiworker`, TF_CONFIG over localhost ports) sharing this machine's
   cores, same rows, epochs and global batch, in alternating rounds: the cost of synchronising.
@@ -122,7 +126,7 @@ def training_throughput(dataset, steps, warmup, path):
     images, labels = dataset.images[:rows], dataset.labels[:rows]
     timer = BatchTimer(keras, warmup)
     if path in ("toolkit", "toolkit_keras_bn"):
-        training.set_precision(cli.TRAINING_DEFAULTS["precision"])
+        training.set_precision(config.TrainingConfig.precision)
         model = models.build_seed_cnn(fused_batch_norm=path == "toolkit")
         training.compile_model(model, config.TrainingConfig())
         pipeline = training.make_dataset(images, labels, model.input_shape[1:], len(data.FER2013_CLASSES), BATCH_SIZE,
@@ -156,7 +160,7 @@ def training_rows(dataset, rounds, steps, warmup):
         "training_plain_fp32_images_per_second": statistics.median(plain),
         "training_speedup": statistics.median(toolkit) / statistics.median(plain),
         "training_rounds": rounds, "training_timed_steps": steps, "batch_size": BATCH_SIZE,
-        "training_default_precision": cli.TRAINING_DEFAULTS["precision"],
+        "training_default_precision": config.TrainingConfig.precision,
     }
 
 
@@ -181,6 +185,53 @@ def training_run_speed(csv_path, workers, folder):
     return files.read_json(files.settings_path(model_path))["training_images_per_second"]
 
 
+PLAIN_KERAS_RUN = """
+import sys
+import keras, numpy as np
+sys.path.insert(0, sys.argv[3])
+from common import data, models
+dataset = data.load_dataset(sys.argv[1])
+images, labels = dataset.images[..., None].astype("float32"), keras.utils.to_categorical(dataset.labels, 7)
+model = models.build_seed_cnn(fused_batch_norm=False)
+augment = keras.Sequential([keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest"),
+                            keras.layers.RandomFlip("horizontal")])
+inputs = keras.Input((48, 48, 1))
+trained = keras.Model(inputs, model(augment(inputs)))
+trained.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
+trained.fit(images[600:], labels[600:], validation_data=(images[:600], labels[:600]), epochs=4,
+            batch_size=128, verbose=0)
+model.save(sys.argv[2])
+"""
+
+
+def run_process(command):
+    """Runs a command to its end; a RunFailed with its last error lines when it fails."""
+    completed = subprocess.run(command, capture_output=True, text=True)
+    if completed.returncode:
+        raise cli.RunFailed(f"{' '.join(command[:3])} failed: {completed.stderr.strip()[-500:]}")
+
+
+def whole_run_rows(dataset, rounds, folder):
+    """Wall seconds of the whole train.py run against the plain-Keras script, alternating."""
+    csv_path = os.path.join(folder, "run.csv")
+    data.write_csv_dataset(csv_path, dataset.images[:3600], dataset.labels[:3600])
+    script = os.path.join(folder, "plain_keras_run.py")
+    with open(script, "w") as handle:
+        handle.write(PLAIN_KERAS_RUN)
+    toolkit, plain = [], []
+    for round_number in range(rounds):
+        out_dir = tempfile.mkdtemp(dir=folder)
+        toolkit.append(timed(run_process, [sys.executable, os.path.join(files.REPOSITORY, "train.py"), csv_path,
+                                           "--epochs", "4", "--val-size", "600", "--out-dir", out_dir])[1])
+        plain.append(timed(run_process, [sys.executable, script, csv_path, os.path.join(out_dir, "plain.h5"),
+                                         files.REPOSITORY])[1])
+        print(f"whole-run round {round_number + 1}: train.py {toolkit[-1]:.1f} s, plain Keras {plain[-1]:.1f} s",
+              flush=True)
+    return {"whole_train_py_run_seconds": statistics.median(toolkit),
+            "whole_plain_keras_run_seconds": statistics.median(plain),
+            "whole_run_speedup": statistics.median(plain) / statistics.median(toolkit)}
+
+
 def worker_rows(dataset, workers, rows, rounds, folder):
     """One worker against `workers` local workers, alternating, on the first `rows` faces."""
     csv_path = os.path.join(folder, "workers.csv")
@@ -203,12 +254,12 @@ def inference_rows(dataset, rows, rounds):
     import keras
     import numpy as np
 
-    from common import models, prediction
+    from common import model_files, models, prediction
 
     keras.mixed_precision.set_global_policy("float32")
     keras.utils.set_random_seed(0)
     model = models.build_seed_cnn(fused_batch_norm=False)  # as model files hold it
-    bf16_model = prediction.with_precision(model, "bf16")
+    bf16_model = model_files.with_precision(model, "bf16")
     plain_model = model
     images = dataset.images[:rows]
     ours, bf16, plain = [], [], []
@@ -237,11 +288,11 @@ def architecture_rows(dataset, rows, rounds):
     --arch, in alternating rounds; each against the VGG-style CNN's."""
     import keras
 
-    from common import models, prediction
+    from common import model_files, models, prediction
 
     keras.mixed_precision.set_global_policy("float32")
-    built = {name: models.with_batch_norm(models.ARCHITECTURES[name](), fused=False)
-             for name in cli.CNN_ARCHITECTURES}
+    built = {name: model_files.with_batch_norm(models.builder(name)(), fused=False)
+             for name in config.CNN_ARCHITECTURES}
     speeds = {name: [] for name in built}
     images = dataset.images[:rows]
     for model in built.values():  # traced once before timing
@@ -329,7 +380,11 @@ def main():
                         help="also compare train.py on one worker with this many local workers")
     parser.add_argument("--out-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                           "results"), help="folder for the JSON")
+    parser.add_argument("--only", choices=("training", "inference", "architectures", "photos", "whole-run"),
+                        action="append", help="measure only these rows (repeatable; default: all but "
+                                              "whole-run, which --only whole-run asks for)")
     options = parser.parse_args()
+    wanted = set(options.only or ("training", "inference", "architectures", "photos"))
     rounds, steps, warmup, inference_images = (1, 12, 3, 1024) if options.quick else (3, 40, 5, 7168)
 
     with tempfile.TemporaryDirectory() as folder:
@@ -343,10 +398,17 @@ def main():
 
     from common import backend  # noqa: F401  (TensorFlow loads quietly)
 
-    results.update(training_rows(dataset, rounds, steps, warmup))
-    results.update(inference_rows(dataset, inference_images, rounds))
-    results.update(architecture_rows(dataset, inference_images, rounds))
-    results.update(photo_rows(dataset, 40 if options.quick else 200, rounds))
+    if "training" in wanted:
+        results.update(training_rows(dataset, rounds, steps, warmup))
+    if "inference" in wanted:
+        results.update(inference_rows(dataset, inference_images, rounds))
+    if "architectures" in wanted:
+        results.update(architecture_rows(dataset, inference_images, rounds))
+    if "photos" in wanted:
+        results.update(photo_rows(dataset, 40 if options.quick else 200, rounds))
+    if "whole-run" in wanted:
+        with tempfile.TemporaryDirectory() as folder:
+            results.update(whole_run_rows(dataset, rounds, folder))
     if options.workers and options.workers > 1:
         with tempfile.TemporaryDirectory() as folder:
             results.update(worker_rows(dataset, options.workers, 2000 if options.quick else 6000, rounds,

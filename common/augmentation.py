@@ -15,20 +15,21 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-AUGMENTATIONS = ("report", "strong", "long", "none")
+from common import config
 
 
 def make_augmenter(augment, seed):
-    """A function from a float32 batch (batch, 48, 48, 1) to its augmented copy, seeded by `seed`."""
-    if augment == "report":
+    """A function from a float32 batch (batch, 48, 48, 1) to its augmented copy, seeded by `seed`:
+    the augmentation registered as `augment` in `config.AUGMENTATIONS` (its kind and reach)."""
+    kind, reach = config.AUGMENTATIONS[augment]
+    if kind == "shift_flip":
         layers = keras.Sequential([
-            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed),
+            keras.layers.RandomTranslation(reach, reach, fill_mode="nearest", seed=seed),
             keras.layers.RandomFlip("horizontal", seed=seed),
-        ], name="report_augmentation")
+        ], name=f"{augment}_augmentation")
         return lambda images: layers(images, training=True)
-    if augment in ("strong", "long"):
+    if kind == "warp_erase":
         generator = tf.random.Generator.from_seed(seed)
-        reach = 0.1 if augment == "strong" else 0.2
         return lambda images: random_erasing(random_affine(images, generator, shift=reach, zoom=reach),
                                              generator)
     return lambda images: images

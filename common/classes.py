@@ -14,7 +14,7 @@ import json
 import h5py
 import numpy as np
 
-from common.cli import UsageError
+from common.errors import BadValue, UsageError
 
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # labels 0..6
 FER2013_SPELLINGS = {"anger": "angry", "happiness": "happy", "sadness": "sad"}
@@ -28,12 +28,11 @@ def canonical(name):
 
 
 def parse_class_list(text):
-    """`--classes a,b,c` as a tuple of names, checked: two or more, none empty, none twice."""
+    """`a,b,c` (`--classes`) as a tuple of names, checked: two or more, none empty, none twice."""
     names = tuple(name.strip() for name in text.split(","))
     if len(names) < 2 or not all(names):
-        raise UsageError(f"--classes {text}: expected two or more comma-separated class names, e.g. "
-                         f"happy,sad,neutral")
-    check_distinct(names, f"--classes {text}")
+        raise BadValue(f"expected two or more comma-separated class names, e.g. happy,sad,neutral; got {text!r}")
+    check_distinct(names, repr(text))
     return names
 
 

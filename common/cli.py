@@ -6,11 +6,8 @@ import os
 import signal
 import sys
 
-from common import files
-
-
-class UsageError(Exception):
-    """Bad input from the user: reported as one line on stderr, exit code 2, no traceback."""
+from common import config, files
+from common.errors import BadValue, RunFailed, UsageError  # noqa: F401  (scripts raise them as cli.*)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -32,27 +29,44 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def lock_run(options):
-    """Holds the run of this script with these final options until the process ends, so that a
-    second live run of the same command into the same --out-dir stops at once (a UsageError naming
-    the first). Workers of a multi-worker run share the command and are not locked."""
-    if options.strategy == "multiworker":
-        return
-    from common import config
+def training_run(options):
+    """The run a training script's final options describe: (`config.TrainingConfig`,
+    `config.RunOptions`), the command line taken from `sys.argv`."""
+    return config.TrainingConfig.from_options(options), config.RunOptions.from_options(options, sys.argv)
 
-    script = os.path.basename(sys.argv[0])
-    folder = config.TrainingConfig.from_options(options).run_folder(script)
-    files.ProcessLock(folder + ".lock", f"{script} with these options into {options.out_dir}").acquire()
+
+def lock_run(training_config, run_options):
+    """Holds this script's run of `training_config` until the process ends, so that a second live
+    run of the same command into the same --out-dir stops at once (a UsageError naming the first).
+    Workers of a multi-worker run share the command and are not locked."""
+    if run_options.strategy == "multiworker":
+        return
+    folder = run_options.run_folder(training_config)
+    files.ProcessLock(folder + ".lock", f"{run_options.script} with these options into "
+                                        f"{run_options.out_dir}").acquire()
+
+
+def load_training_data(options, fallback=2400, class_names=None):
+    """The labelled data of a training script (its `train_data` option) split into (training rows,
+    validation rows) by --val-size or --folds/--fold, image folders labelled by --classes (or by
+    `class_names`, a model's); the validation row count it became is kept in `options.val_size`
+    (the settings name it)."""
+    from common import data
+
+    if getattr(options, "classes", None):
+        check_classes_option(options, options.train_data)
+    dataset = data.load_dataset(options.train_data, require_labels=True,
+                                class_names=getattr(options, "classes", None) or class_names)
+    with naming("--val-size", options.val_size):
+        train_set, val_set = data.split_validation(dataset, options.val_size, fallback=fallback,
+                                                   folds=options.folds, fold=options.fold)
+    options.val_size = options.val_size or len(val_set)
+    return train_set, val_set
 
 
 def print_model_path(model_path):
     """A training script's last line: the saved model's path (None: a worker that saves nothing)."""
     print(model_path or "this worker saved nothing: the chief worker writes the model")
-
-
-class BadValue(ValueError):
-    """A value the library cannot use, said without naming where it came from; `naming` adds the
-    command-line option. Reported like a UsageError when it reaches `run` unnamed."""
 
 
 @contextlib.contextmanager
@@ -62,10 +76,6 @@ def naming(flag, value=None):
         yield
     except BadValue as error:
         raise UsageError(f"{flag}{'' if value is None else f' {value}'}: {error}") from None
-
-
-class RunFailed(Exception):
-    """A run that cannot go on (e.g. its loss became NaN): one line on stderr, exit code 1."""
 
 
 def run(main):
@@ -157,6 +167,16 @@ def row_numbers(text):
     return rows
 
 
+def class_list(text):
+    """argparse type: comma-separated class names, e.g. `happy,sad,neutral` (`classes.parse_class_list`)."""
+    from common import classes
+
+    try:
+        return classes.parse_class_list(text)
+    except (BadValue, UsageError) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def validation_size(text):
     """argparse type: a row count (`2400`; `0` for none) or a fraction of the rows below 1 (`0.1`,
     `10%`)."""
@@ -172,42 +192,12 @@ def validation_size(text):
     return value
 
 
-TRAINING_DEFAULTS = {"epochs": 20, "batch_size": 128, "val_size": None, "seed": 0,
-                     "learning_rate": 1e-3, "augment": "report", "precision": "bf16",
-                     "keep": "best", "ema": 0.0, "optimizer": "adam", "schedule": "constant", "warmup_epochs": 0,
-                     "label_smoothing": 0.0, "weight_decay": 0.0, "class_weight": "none",
-                     "folds": None, "fold": None}
-
 MODEL_BYTES_NEEDED = 100 << 20  # a model with optimizer state, its backup and side files
 
-CNN_ARCHITECTURES = ("seed", "vgg", "small", "resnet")  # the keys of models.ARCHITECTURES that train.py offers
 
-RECIPES = {
-    # the report's recipe: its CNN, Adam at a constant 1e-3, shift + flip augmentation, 20 epochs
-    "report": dict(TRAINING_DEFAULTS, arch="seed"),
-    # the stronger recipe: a VGG-style net, AdamW with warm-up and cosine decay, label smoothing,
-    # affine warps and random erasing, 40 epochs; it keeps the last epoch, since its schedule ends
-    # at zero: no epoch is chosen on the validation rows that report the result
-    "strong": dict(TRAINING_DEFAULTS, arch="vgg", epochs=40, optimizer="adamw", learning_rate=2e-3,
-                   schedule="cosine", warmup_epochs=2, label_smoothing=0.1, weight_decay=0.05,
-                   augment="strong", keep="last"),
-    # the published long from-scratch recipe: SGD with Nesterov momentum at 0.01, batch 64, wider
-    # warps (shift and zoom within 20%), 150 epochs; cosine decay in place of the published
-    # reduce-on-plateau, which would pick its steps on the validation rows. Decoupled weight decay
-    # 1e-3 x learning rate per step is what coupled L2 of 1e-4 with momentum 0.9 amounts to.
-    "long": dict(TRAINING_DEFAULTS, arch="vgg", epochs=150, batch_size=64, optimizer="sgd",
-                 learning_rate=0.01, schedule="cosine", warmup_epochs=3, label_smoothing=0.1,
-                 weight_decay=1e-3, augment="long", keep="last"),
-    # fine-tuning a trained model (train.py --init): Adam at a tenth of the report's rate with cosine
-    # decay, the strong augmentation, 15 epochs, the last one kept
-    "finetune": dict(TRAINING_DEFAULTS, arch="vgg", epochs=15, learning_rate=1e-4, schedule="cosine",
-                     warmup_epochs=1, label_smoothing=0.1, augment="strong", keep="last"),
-}
-
-
-ARCH_HELP = ("architecture: 'seed' is the report's CNN (1,703,047 trainable parameters), 'vgg' a "
-             "VGG-style CNN (1,978,279), 'small' the same layout at half width (495,831; about 4x "
-             "faster), 'resnet' a ResNet-style CNN (2,694,439)")
+ARCH_HELP = "architecture: " + "; ".join(
+    f"'{name}' {config.ARCHITECTURES[name].description} ({config.ARCHITECTURES[name].trainable_parameters:,} "
+    f"trainable parameters)" for name in config.CNN_ARCHITECTURES)
 VAL_SIZE_HELP = ("validation rows taken from the start of the file: a count (2400), a fraction (0.1 or "
                  "10%%), or 0 to train on every row and keep the last epoch")
 
@@ -217,28 +207,29 @@ TRAINING_OPTIONS = (
     ("--seed", dict(type=seed_number), "fixes weight initialisation, the --labeled-ratio rows, shuffling "
                                        "and augmentation draws; the order of multi-threaded sums is not "
                                        "fixed unless --deterministic"),
-    ("--optimizer", dict(choices=("adam", "adamw", "sgd")),
+    ("--optimizer", dict(choices=config.OPTIMIZERS),
      "'adam' (the report's), 'adamw' (decoupled weight decay) or 'sgd' (Nesterov momentum 0.9)"),
     ("--learning-rate", dict(type=positive_float), "the optimiser's learning rate (the peak, with a "
                                                    "schedule)"),
-    ("--schedule", dict(choices=("constant", "cosine")),
+    ("--schedule", dict(choices=config.SCHEDULES),
      "'constant' learning rate, or 'cosine': linear warm-up over --warmup-epochs, then cosine decay to "
      "zero at the last epoch"),
     ("--warmup-epochs", dict(type=non_negative_int), "warm-up epochs of the cosine schedule"),
     ("--label-smoothing", dict(type=fraction), "share of each one-hot target spread evenly over the "
                                                "classes"),
     ("--weight-decay", dict(type=non_negative_float), "decoupled weight decay of the kernels (0: none)"),
-    ("--augment", dict(choices=("report", "strong", "long", "none")),
+    ("--augment", dict(choices=tuple(config.AUGMENTATIONS)),
      "'report': random shift within 0.1 and horizontal flip; 'strong': shift, zoom and rotation within "
      "10%%/10%%/10 degrees, flip, and random erasing; 'long': the same with shift and zoom within 20%%; "
      "'none'"),
-    ("--class-weight", dict(choices=("none", "balanced")),
-     "'balanced' weighs each class's rows by rows / (7 x class rows), lifting the rare Disgust class; "
+    ("--class-weight", dict(choices=config.CLASS_WEIGHTS),
+     "'balanced' weighs each class's rows by rows / (classes x class rows), lifting rare classes such as "
+     "FER2013's Disgust; "
      "'none': every row weighs 1"),
     ("--ema", dict(type=ema_decay), "keep an exponential moving average of the weights with this decay "
                                     "per step (e.g. 0.999) and save the average, scored after the last "
                                     "epoch; 0: off. Needs --keep last"),
-    ("--keep", dict(choices=("best", "last")), "which epoch's weights the saved model holds: 'best' "
+    ("--keep", dict(choices=config.KEEP_CHOICES), "which epoch's weights the saved model holds: 'best' "
                                                "validation accuracy or 'last'"),
 )
 
@@ -251,22 +242,22 @@ def add_training_options(parser, default_val_size=2400, default_augment="report"
     the chosen recipe the defaults). `from_model=True` (retraining; parse with `parse_continuation`):
     the defaults are the settings saved with the model.
     """
-    defaults = dict(TRAINING_DEFAULTS, augment=default_augment)
+    defaults = dict(config.recipe_defaults("report"), augment=default_augment)
     saved = " (default: the model's saved setting)" if from_model else ""
     if recipes:
-        parser.add_argument("--recipe", choices=tuple(RECIPES), default="report",
+        parser.add_argument("--recipe", choices=tuple(config.RECIPES), default="report",
                             help="a named set of defaults for the options below (shown for the recipe "
                                  "given): 'report' reproduces the report; 'strong' is the stronger recipe; "
                                  "'long' the published 150-epoch SGD recipe; 'finetune' for --init")
-        parser.add_argument("--arch", choices=CNN_ARCHITECTURES, default=RECIPES["report"]["arch"],
+        parser.add_argument("--arch", choices=config.CNN_ARCHITECTURES, default=defaults["arch"],
                             help=ARCH_HELP)
     if not from_model:
         add_classes_option(parser)
         parser.add_argument("--epochs", type=positive_int, default=defaults["epochs"], help="training epochs")
-        parser.add_argument("--precision", choices=("bf16", "fp32"), default=defaults["precision"],
+        parser.add_argument("--precision", choices=tuple(config.PRECISION_POLICIES), default=defaults["precision"],
                             help="'bf16': mixed bfloat16 compute with float32 weights (faster on CPUs "
                                  "with AVX-512 BF16 and on GPUs); 'fp32': plain float32")
-    parser.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
+    parser.add_argument("--strategy", choices=config.STRATEGIES, default="default",
                         help="'default': one device (a GPU when TensorFlow sees one, else the CPU); "
                              "'mirrored': data-parallel over all visible GPUs; 'multiworker': "
                              "data-parallel over several machines, every worker running the same "
@@ -298,9 +289,7 @@ def add_training_options(parser, default_val_size=2400, default_augment="report"
 
 def add_classes_option(parser):
     """`--classes a,b,c`: which class folders of an image-folder dataset are read, in label order."""
-    from common import classes
-
-    parser.add_argument("--classes", type=classes.parse_class_list, metavar="A,B,C",
+    parser.add_argument("--classes", type=class_list, metavar="A,B,C",
                         help="for a folder of images by class: its classes in label order (default: the "
                              "folder names, FER2013's seven in FER2013's order, others sorted)")
 
@@ -317,9 +306,9 @@ def parse_training_options(parser, argv=None):
     the parser's defaults (so `--help` shows them), then everything, flags given explicitly winning.
     Then checks what no single option's type can."""
     first_pass = ArgumentParser(None, add_help=False, prog=parser.prog)
-    first_pass.add_argument("--recipe", choices=tuple(RECIPES), default="report")
+    first_pass.add_argument("--recipe", choices=tuple(config.RECIPES), default="report")
     recipe = first_pass.parse_known_args(argv)[0].recipe
-    parser.set_defaults(**RECIPES[recipe])
+    parser.set_defaults(**config.recipe_defaults(recipe))
     options = parser.parse_args(argv)
     check_training_options(options)
     return options
@@ -331,8 +320,9 @@ def parse_continuation(parser, argv=None):
     options = parser.parse_args(argv)
     saved_settings = files.read_json(files.settings_path(options.model)) or {}
     parser.set_defaults(**{name: saved_settings.get(name, default) for name, default in
-                           {**TRAINING_DEFAULTS, **SELF_TRAINING_DEFAULTS}.items()
+                           {**config.recipe_defaults("report"), **SELF_TRAINING_DEFAULTS}.items()
                            if getattr(options, name, False) is None})
+    parser.set_defaults(arch=saved_settings.get("arch", config.TrainingConfig.arch))  # the model's own
     options = parser.parse_args(argv)
     _check_continuation(options)
     return options
@@ -375,21 +365,17 @@ def add_self_training_options(parser, from_model=False):
 def self_training_arguments(options):
     """The keyword arguments of `self_training.load_training_sets` that a semi-supervised script's
     parsed options give."""
-    return dict(train_csv=options.train_csv, test_csv=options.test_csv, predictor_path=options.predictor,
-                val_size=options.val_size, labeled_ratio=options.labeled_ratio, threshold=options.threshold,
-                seed=options.seed, strategy=options.strategy, folds=options.folds, fold=options.fold,
-                class_names=getattr(options, "classes", None))
+    return dict(test_data=options.test_data, predictor_path=options.predictor, labeled_ratio=options.labeled_ratio,
+                threshold=options.threshold, seed=options.seed, strategy=options.strategy)
 
 
 def add_face_options(parser):
     """Options of the scripts that find faces in photos: detector, smallest face, alignment."""
-    from common import faces
-
-    parser.add_argument("--detector", choices=tuple(faces.DETECTORS), default=faces.DEFAULT_DETECTOR,
+    parser.add_argument("--detector", choices=tuple(config.DETECTORS), default=config.DEFAULT_DETECTOR,
                         help="'mtcnn': finds turned, small and several faces, with landmarks; 'haar': "
                              "OpenCV's frontal-face cascade (upright faces only); 'none': each image "
                              "is one face")
-    parser.add_argument("--min-face", type=positive_int, default=faces.DEFAULT_MIN_FACE,
+    parser.add_argument("--min-face", type=positive_int, default=config.DEFAULT_MIN_FACE,
                         help="smallest face width looked for, in pixels (smaller: slower)")
     parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
                         help="turn each face so its eyes are level before cutting it out (detectors "
@@ -402,25 +388,25 @@ def add_prediction_options(parser):
                         help="test-time augmentation: average the probabilities of 10 views of each face "
                              "(it and its mirror, each also shifted 2 pixels right, left, down and up)")
     parser.add_argument("--batch-size", type=positive_int, default=512, help="faces per prediction batch")
-    parser.add_argument("--precision", choices=("saved", "bf16", "fp32"), default="saved",
+    parser.add_argument("--precision", choices=config.PREDICTION_PRECISIONS, default="saved",
                         help="compute as the model was saved ('saved'; bfloat16 for models trained with "
                              "the default --precision bf16), or in 'bf16' (about twice as fast for a "
                              "float32 model; a few nearly tied labels may change) or 'fp32'")
-    parser.add_argument("--pixel-scale", choices=("raw", "unit", "symmetric"), default="raw",
+    parser.add_argument("--pixel-scale", choices=tuple(config.PIXEL_SCALES), default="raw",
                         help="pixel values the model expects: 'raw' 0..255 (every model of this "
                              "toolkit), 'unit' 0..1 or 'symmetric' -1..1 (e.g. mini-Xception); a "
                              "model list can set it per line with pixel-scale=NAME")
 
 
 def _check_continuation(options):
-    """Checks a retraining run's PREV_EPOCH and LAST_EPOCH against each other and against the model's
-    saved history, and its output folder."""
-    if options.last_epoch <= options.prev_epoch:
-        raise UsageError(f"LAST_EPOCH {options.last_epoch} must be larger than PREV_EPOCH "
-                         f"{options.prev_epoch}")
+    """Checks a retraining run's FINISHED_EPOCHS and LAST_EPOCH against each other and against the
+    model's saved history, and its output folder."""
+    if options.last_epoch <= options.finished_epochs:
+        raise UsageError(f"LAST_EPOCH {options.last_epoch} must be larger than FINISHED_EPOCHS "
+                         f"{options.finished_epochs}")
     history = files.read_history(options.model)
-    if history and history[-1][0] != options.prev_epoch:
-        raise UsageError(f"PREV_EPOCH is {options.prev_epoch}, but the history saved with "
+    if history and history[-1][0] != options.finished_epochs:
+        raise UsageError(f"FINISHED_EPOCHS is {options.finished_epochs}, but the history saved with "
                          f"{options.model} ends at epoch {history[-1][0]}")
     if options.out_dir is None:
         options.out_dir = os.path.dirname(options.model) or "."

@@ -28,7 +28,7 @@ import numpy as np
 
 from common import classes, files
 from common.classes import FER2013_CLASSES
-from common.cli import BadValue, UsageError
+from common.errors import BadValue, UsageError
 IMAGE_SIZE = 48
 NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE
 

@@ -17,20 +17,15 @@ import os
 import keras
 import numpy as np
 
-from common import ensemble, files
-from common.cli import BadValue
+from common import files
+from common.errors import BadValue
 
 
-def teacher_paths(teacher):
-    """The model files behind a teacher (one model, or every model of a list), each checked to exist."""
-    return [listed.path for listed in ensemble.check_model_source(teacher)]
-
-
-def check_teachers_validation(paths, validation_rows, source_rows, folds=None, fold=None):
-    """Refuses a teacher whose saved settings show other validation rows than the student's (the
-    first `validation_rows` of `source_rows`, or fold `fold` of `folds`): it may have trained on
-    the rows the student is scored on."""
-    for path in paths:
+def check_teachers_validation(teachers, validation_rows, source_rows, folds=None, fold=None):
+    """Refuses a teacher (of the `model_lists.ListedModel`s of `--teacher`) whose saved settings show
+    other validation rows than the student's (the first `validation_rows` of `source_rows`, or fold
+    `fold` of `folds`): it may have trained on the rows the student is scored on."""
+    for path in (listed.path for listed in teachers):
         settings = files.read_json(files.settings_path(path))
         if settings is None:
             raise BadValue(f"{path} has no settings file beside it, so its validation rows are "
@@ -62,17 +57,19 @@ def cache_key(paths, images, tta):
     return digest.hexdigest()[:16]
 
 
-def teacher_probabilities(teacher, images, tta, cache_folder):
-    """(rows, 7) averaged teacher probabilities of `images`, from the cache in `cache_folder` when it
-    has them, else computed and kept there (`cache_folder=None`: computed, not kept)."""
-    from common import prediction  # TensorFlow loads here
+def teacher_probabilities(teachers, class_names, images, tta, cache_folder):
+    """(rows, classes) averaged probabilities of `images` by the `teachers` (`model_lists.ListedModel`s),
+    whose classes must be `class_names`; from the cache in `cache_folder` when it has them, else
+    computed and kept there (`cache_folder=None`: computed, not kept)."""
+    from common import classes, prediction  # TensorFlow loads here
 
-    paths = teacher_paths(teacher)
+    paths = [listed.path for listed in teachers]
     cache_path = cache_folder and os.path.join(cache_folder, f".teacher-{cache_key(paths, images, tta)}.npy")
     if cache_path and os.path.exists(cache_path):
         print(f"teacher probabilities from {cache_path}")
         return np.load(cache_path, allow_pickle=False)
-    classifier = prediction.load_classifier(teacher)
+    classifier = prediction.load_classifier(teachers)
+    classes.check_same(class_names, classifier.class_names, "--teacher", "the student's data")
     if tta:
         probabilities = classifier.probabilities(images, tta=True)
     else:

@@ -24,7 +24,7 @@ from common import backend  # noqa: F401  (TensorFlow loads quietly, before Kera
 import numpy as np
 import tensorflow as tf
 
-from common.cli import RunFailed, UsageError
+from common.errors import RunFailed, UsageError
 
 WORKER_WAIT_SECONDS = 600  # how long workers wait for each other, at start-up and in each exchange
 
@@ -113,13 +113,13 @@ def check_batch_size(strategy, batch_size):
                          f"training together (e.g. {batch_size - batch_size % replicas or replicas})")
 
 
-def check_workers_agree(strategy, config, arrays, resumed_epochs):
-    """Compares a digest of what this worker is about to train (its options in `config` less
-    --out-dir, its data `arrays`, the epoch it resumes after) with the chief's; a UsageError on every
+def check_workers_agree(strategy, config, arrays, finished_epochs):
+    """Compares a digest of what this worker is about to train (its `config`, its data `arrays`, the
+    epoch it resumes after) with the chief's; a UsageError on every
     worker names the workers that differ. Outside a multi-worker run there is nothing to compare."""
     if not is_multi_worker(strategy):
         return
-    digest = config.digest(resumed_epochs, excluded=("out_dir",))
+    digest = config.digest(finished_epochs)
     for array in arrays:
         digest.update(np.ascontiguousarray(array).tobytes())
     local = tf.constant([list(digest.digest()[:16])], tf.float32)  # (1, 16) byte values, exact in float32

@@ -11,7 +11,7 @@ import tensorflow as tf
 from sklearn import metrics
 
 from common import prediction
-from common.cli import BadValue, UsageError
+from common.errors import BadValue, UsageError
 from common.data import IMAGE_SIZE
 
 

@@ -23,42 +23,55 @@ from common import backend  # noqa: F401  (TensorFlow loads quietly, before Kera
 import numpy as np
 import tensorflow as tf
 
-from common import files, models, prediction, training
+from common import config, files, model_files, prediction
 
-FORMATS = ("h5", "saved_model", "tflite", "onnx")
 CLASS_NAMES_FILE = "class_names.txt"
-SUFFIXES = {"h5": "_portable.h5", "saved_model": "_saved_model", "tflite": ".tflite", "onnx": ".onnx"}
 
 
 def default_export_path(model_path, export_format):
     """`models/0.69.h5` -> `models/0.69.tflite` (or `_saved_model`, `.onnx`, `_portable.h5`)."""
-    return files.free_path(os.path.splitext(model_path)[0] + SUFFIXES[export_format])
+    return files.free_path(os.path.splitext(model_path)[0] + config.EXPORT_FORMATS[export_format][1])
 
 
 def export_model(model, export_format, path, class_names):
-    """Writes a float32 copy of `model` in `export_format` to `path` (a folder for saved_model),
-    with its class names inside where the format has room (h5, saved_model); nothing appears at
-    `path` unless the export succeeds."""
-    portable = models.with_batch_norm(prediction.with_precision(model, "fp32"), fused=False)
+    """Writes a float32 copy of `model` in `export_format` (a name in `config.EXPORT_FORMATS`, whose
+    writer is the function of this module it names) to `path` (a folder for saved_model), with its
+    class names inside where the format has room (h5, saved_model); nothing appears at `path` unless
+    the export succeeds."""
+    portable = model_files.with_batch_norm(model_files.with_precision(model, "fp32"), fused=False)
     portable(np.zeros((1, *portable.input_shape[1:]), np.float32))  # the exporters want a called model
-    if export_format == "h5":
-        training.save_portable_model(portable, path, include_optimizer=False, class_names=class_names)
-        return
+    writer = globals()[config.EXPORT_FORMATS[export_format][0]]
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(path))) as workspace:
-        saved_model = os.path.join(workspace, "saved_model")
-        if export_format in ("saved_model", "tflite"):
-            portable.export(saved_model, format="tf_saved_model", verbose=False)
-        if export_format == "saved_model":
-            write_class_names(os.path.join(saved_model, CLASS_NAMES_FILE), class_names)
-            os.rename(saved_model, path)
-        elif export_format == "tflite":
-            flat_buffer = tf.lite.TFLiteConverter.from_saved_model(saved_model).convert()
-            with files.atomic_output(path) as temporary_path, open(temporary_path, "wb") as handle:
-                handle.write(flat_buffer)
-        else:
-            onnx_path = os.path.join(workspace, "model.onnx")
-            portable.export(onnx_path, format="onnx", verbose=False)
-            shutil.move(onnx_path, path)
+        writer(portable, path, class_names, workspace)
+
+
+def export_h5(portable, path, class_names, workspace):
+    """Keras's HDF5 file without optimizer state, its class names inside."""
+    model_files.save_portable_model(portable, path, include_optimizer=False, class_names=class_names)
+
+
+def export_saved_model(portable, path, class_names, workspace):
+    """A SavedModel folder (`model.export`, a `serve` endpoint) with `class_names.txt` inside."""
+    saved_model = os.path.join(workspace, "saved_model")
+    portable.export(saved_model, format="tf_saved_model", verbose=False)
+    write_class_names(os.path.join(saved_model, CLASS_NAMES_FILE), class_names)
+    os.rename(saved_model, path)
+
+
+def export_tflite(portable, path, class_names, workspace):
+    """A TensorFlow Lite flat buffer, converted from a SavedModel."""
+    saved_model = os.path.join(workspace, "saved_model")
+    portable.export(saved_model, format="tf_saved_model", verbose=False)
+    flat_buffer = tf.lite.TFLiteConverter.from_saved_model(saved_model).convert()
+    with files.atomic_output(path) as temporary_path, open(temporary_path, "wb") as handle:
+        handle.write(flat_buffer)
+
+
+def export_onnx(portable, path, class_names, workspace):
+    """An ONNX graph (`model.export(format="onnx")`, through tf2onnx)."""
+    onnx_path = os.path.join(workspace, "model.onnx")
+    portable.export(onnx_path, format="onnx", verbose=False)
+    shutil.move(onnx_path, path)
 
 
 def class_names_path(export_format, path):
@@ -68,30 +81,29 @@ def class_names_path(export_format, path):
 
 def write_class_names(path, class_names):
     """One class name a line, in output order, written atomically (an existing file replaced)."""
-    with files.atomic_output(path) as temporary_path, open(temporary_path, "w", encoding="utf-8") as handle:
+    with files.atomic_output(path, replace=True) as temporary_path, \
+            open(temporary_path, "w", encoding="utf-8") as handle:
         handle.write("".join(f"{name}\n" for name in class_names))
 
 
 def exported_probabilities(export_format, path, model_inputs):
     """Runs an exported copy on `model_inputs` (already shaped for the model, float32) with the
-    runtime it is made for; returns (rows, classes) probabilities."""
-    if export_format == "h5":
-        import keras
-
-        return keras.models.load_model(path, compile=False).predict(model_inputs, verbose=0)
-    if export_format == "saved_model":
-        loaded = tf.saved_model.load(path)  # held: its functions use the variables it owns
-        return loaded.serve(tf.constant(model_inputs)).numpy()
-    if export_format == "tflite":
-        return _tflite_probabilities(path, model_inputs)
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-    input_name = session.get_inputs()[0].name
-    return session.run(None, {input_name: model_inputs})[0]
+    runtime it is made for (`run_<format>` of this module); returns (rows, classes) probabilities."""
+    return globals()[f"run_{export_format}"](path, model_inputs)
 
 
-def _tflite_probabilities(path, model_inputs):
+def run_h5(path, model_inputs):
+    import keras
+
+    return keras.models.load_model(path, compile=False).predict(model_inputs, verbose=0)
+
+
+def run_saved_model(path, model_inputs):
+    loaded = tf.saved_model.load(path)  # held: its functions use the variables it owns
+    return loaded.serve(tf.constant(model_inputs)).numpy()
+
+
+def run_tflite(path, model_inputs):
     interpreter = tf.lite.Interpreter(model_path=path)
     input_index = interpreter.get_input_details()[0]["index"]
     interpreter.resize_tensor_input(input_index, model_inputs.shape)
@@ -101,12 +113,20 @@ def _tflite_probabilities(path, model_inputs):
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
 
 
+def run_onnx(path, model_inputs):
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+    return session.run(None, {input_name: model_inputs})[0]
+
+
 def check_export(model, export_format, path, images):
     """Labels of the export against the toolkit's float32 prediction path on `images` (rows, 48, 48):
     returns (agreement with float32, agreement with the model's saved precision)."""
     model_inputs = images.astype(np.float32).reshape(-1, *model.input_shape[1:])
     exported = np.argmax(exported_probabilities(export_format, path, model_inputs), axis=1)
-    fp32_labels = prediction.predict_probabilities(prediction.with_precision(model, "fp32"),
+    fp32_labels = prediction.predict_probabilities(model_files.with_precision(model, "fp32"),
                                                    images).argmax(axis=1)
     saved_labels = prediction.predict_probabilities(model, images).argmax(axis=1)
     return float(np.mean(exported == fp32_labels)), float(np.mean(exported == saved_labels))

@@ -11,7 +11,7 @@ import cv2
 import pandas as pd
 
 from common import faces, files
-from common.cli import UsageError
+from common.errors import UsageError
 
 PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 
@@ -33,6 +33,30 @@ class RunSummary:
     written: list = dataclasses.field(default_factory=list)
 
 
+class BatchedClassification:
+    """Collects the faces of many images and frames, classifies them in batches, and hands each
+    image or frame back with its classified faces, in the order they came (`on_classified(item,
+    faces)`). A batch closes at `batch_size` faces or when the images held pass `max_bytes`."""
+
+    def __init__(self, classifier, on_classified, batch_size=256, tta=False, max_bytes=256 << 20):
+        self.classifier, self.on_classified = classifier, on_classified
+        self.batch_size, self.tta, self.max_bytes = batch_size, tta, max_bytes
+        self.pending, self.face_count, self.held_bytes = [], 0, 0
+
+    def add(self, item, found, image=None):
+        self.pending.append((item, found))
+        self.face_count += len(found)
+        self.held_bytes += 0 if image is None else image.nbytes
+        if self.face_count >= self.batch_size or self.held_bytes >= self.max_bytes:
+            self.flush()
+
+    def flush(self):
+        faces.classify(self.classifier, [face for _, found in self.pending for face in found], self.tta)
+        pending, self.pending, self.face_count, self.held_bytes = self.pending, [], 0, 0
+        for item, found in pending:
+            self.on_classified(item, found)
+
+
 class FacePredictionRun:
     """Reads sources one after another; faces are classified in batches across them."""
 
@@ -40,7 +64,7 @@ class FacePredictionRun:
                  annotate_videos=False, batch_size=256, align=True):
         self.detector, self.out_dir, self.every, self.align = detector, out_dir, every, align
         self.annotate_images, self.annotate_videos = annotate_images, annotate_videos
-        self.batches = faces.BatchedClassification(classifier, self._on_classified, batch_size, tta)
+        self.batches = BatchedClassification(classifier, self._on_classified, batch_size, tta)
         self.rows, self.summary = [], RunSummary()
         self.faces_by_source = {}
 

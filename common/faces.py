@@ -19,8 +19,10 @@ import typing
 import cv2
 import numpy as np
 
-from common.cli import UsageError
-from common.data import FER2013_CLASSES, IMAGE_SIZE
+from common import config
+from common.classes import FER2013_CLASSES
+from common.config import DEFAULT_DETECTOR, DEFAULT_MIN_FACE, IMAGE_SIZE
+from common.errors import UsageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".webp", ".tif", ".tiff", ".pgm",
                   ".ppm", ".pbm", ".pnm", ".jp2", ".sr", ".ras")
@@ -169,7 +171,7 @@ class Detection:
 
 
 class FaceDetector(typing.Protocol):
-    """What `find_faces` needs of a detector; a new one is a class like these and a DETECTORS line.
+    """What `find_faces` needs of a detector; a new one is a class like these and a line of `config.DETECTORS`.
 
     `margin` and `offset` frame its boxes as FER2013's faces were framed: the crop is a square whose
     side is the box's longer side plus `margin` of it on each side, its centre `offset` of the side
@@ -268,14 +270,9 @@ class WholeImage:
         return [Detection((0, 0, image.shape[1], image.shape[0]), 1.0)]
 
 
-DETECTORS = {"mtcnn": MtcnnDetector, "haar": HaarDetector, "none": WholeImage}
-DEFAULT_DETECTOR = "mtcnn"
-DEFAULT_MIN_FACE = 40  # pixels: FER2013's faces are 48 wide; smaller ones carry too little to read
-
-
 def make_detector(name=DEFAULT_DETECTOR, min_face=DEFAULT_MIN_FACE):
     """The detector registered as `name`, finding faces at least `min_face` pixels wide."""
-    return DETECTORS[name](min_face=min_face)
+    return globals()[config.DETECTORS[name]](min_face=min_face)
 
 
 def to_rgb(image):
@@ -355,7 +352,7 @@ def classify_faces(image, classifier=None, detector=DEFAULT_DETECTOR, tta=False,
     """The faces in `image` (a path, or a BGR or grey array as OpenCV gives) with their class
     probabilities. `classifier`: a model path, a model list path, a Keras model, a
     `prediction.Classifier`, or None for the shipped pretrained model. `detector`: a name in
-    DETECTORS or a detector object."""
+    `config.DETECTORS` or a detector object."""
     from common import files, prediction  # TensorFlow loads only when something is classified
 
     if isinstance(image, (str, os.PathLike)):
@@ -398,27 +395,3 @@ def annotate(image, found):
         cv2.putText(canvas, text, (x, top + text_height), cv2.FONT_HERSHEY_SIMPLEX, scale,
                     (0, 0, 0), thickness, cv2.LINE_AA)
     return canvas
-
-
-class BatchedClassification:
-    """Collects the faces of many images and frames, classifies them in batches, and hands each
-    image or frame back with its classified faces, in the order they came (`on_classified(item,
-    faces)`). A batch closes at `batch_size` faces or when the images held pass `max_bytes`."""
-
-    def __init__(self, classifier, on_classified, batch_size=256, tta=False, max_bytes=256 << 20):
-        self.classifier, self.on_classified = classifier, on_classified
-        self.batch_size, self.tta, self.max_bytes = batch_size, tta, max_bytes
-        self.pending, self.face_count, self.held_bytes = [], 0, 0
-
-    def add(self, item, found, image=None):
-        self.pending.append((item, found))
-        self.face_count += len(found)
-        self.held_bytes += 0 if image is None else image.nbytes
-        if self.face_count >= self.batch_size or self.held_bytes >= self.max_bytes:
-            self.flush()
-
-    def flush(self):
-        classify(self.classifier, [face for _, found in self.pending for face in found], self.tta)
-        pending, self.pending, self.face_count, self.held_bytes = self.pending, [], 0, 0
-        for item, found in pending:
-            self.on_classified(item, found)

@@ -40,7 +40,7 @@ def pretrained_model_path():
     names = sorted(name for name in os.listdir(PRETRAINED_FOLDER) if name.endswith(MODEL_SUFFIX)) \
         if os.path.isdir(PRETRAINED_FOLDER) else []
     if len(names) != 1:
-        from common.cli import UsageError
+        from common.errors import UsageError
         raise UsageError(f"{PRETRAINED_FOLDER}: expected exactly one .h5 model (the shipped one), "
                          f"found {len(names)}; give a model explicitly")
     return os.path.join(PRETRAINED_FOLDER, names[0])
@@ -50,7 +50,7 @@ def check_writable_folder(folder, needed_bytes=0):
     """Proves that `folder` can be written (a probe file made and removed in it, or in its nearest
     existing parent when it does not exist yet, without creating it) and has `needed_bytes` free;
     a UsageError says what is wrong."""
-    from common.cli import UsageError
+    from common.errors import UsageError
     existing = os.path.abspath(folder)
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
@@ -217,7 +217,7 @@ class ProcessLock:
         self.path, self.what = path, what  # `what` names the locked thing in messages
 
     def acquire(self):
-        from common.cli import UsageError
+        from common.errors import UsageError
         holder = self.holder()
         if holder and holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
             holder = None  # this process's own lock from an earlier run in it

@@ -17,8 +17,8 @@ import keras
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from common import classes, models, prediction
-from common.cli import BadValue
+from common import classes, model_files
+from common.errors import BadValue
 
 
 def weighted_layers(model):
@@ -95,9 +95,9 @@ def builder(init_path, class_names, precision, freeze=0, freeze_until=None, fres
     fitted to `head_rows` (images, labels) with `head_init="fit"`."""
 
     def build(num_classes):
-        model = prediction.load_model(init_path)
+        model = model_files.load_model(init_path)
         model_classes = classes.model_class_names(init_path, model.output_shape[-1])
-        model = models.with_batch_norm(prediction.with_precision(model, precision), fused=True)
+        model = model_files.with_batch_norm(model_files.with_precision(model, precision), fused=True)
         fresh = fresh_head or not classes.same(model_classes, class_names)
         if not classes.same(model_classes, class_names):
             model = replace_head(model, num_classes, seed)
@@ -114,7 +114,7 @@ def builder(init_path, class_names, precision, freeze=0, freeze_until=None, fres
 def describe(init_path, class_names, freeze=0, freeze_until=None, fresh_head=False, head_init="fit"):
     """Checks the freezing options against the model (a BadValue when they do not fit it) and says
     in one line what the run starts from."""
-    model = prediction.load_model(init_path)
+    model = model_files.load_model(init_path)
     model_classes = classes.model_class_names(init_path, model.output_shape[-1])
     frozen = freeze_layers(model, freeze, freeze_until)
     fitted = " fitted to the training faces' features" if head_init == "fit" else ""

@@ -27,8 +27,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from common import classes, faces
-from common.cli import UsageError
+from common import classes, config, faces
+from common.errors import UsageError
 
 PART_FOLDERS = {"train": ("train",), "test": ("test", "val")}
 CROP_SIDE_LIMIT = 100  # images no larger than this (pixels, longer side) are taken as face crops
@@ -117,7 +117,7 @@ def choose_detector(sizes, detector):
         return detector
     known = [size for size in sizes if size]
     crops = all(max(size) <= CROP_SIDE_LIMIT or size[0] == size[1] for size in known)
-    return "none" if crops else faces.DEFAULT_DETECTOR
+    return "none" if crops else config.DEFAULT_DETECTOR
 
 
 @dataclasses.dataclass

@@ -20,7 +20,8 @@ import os
 import signal
 import subprocess
 
-from common import cli, files
+from common import files
+from common.errors import UsageError
 
 INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C or SIGTERM
 
@@ -42,11 +43,11 @@ def read_jobs(queue_path):
         with open(queue_path, encoding="utf-8") as handle:
             lines = handle.read().splitlines()
     except (OSError, UnicodeDecodeError) as error:
-        raise cli.UsageError(f"{queue_path}: cannot be read as a text queue ({error})") from None
+        raise UsageError(f"{queue_path}: cannot be read as a text queue ({error})") from None
     jobs = [Job(number, line.strip()) for number, line in enumerate(lines, start=1)
             if line.strip() and not line.strip().startswith("#")]
     if not jobs:
-        raise cli.UsageError(f"{queue_path}: no commands (expected one shell command per line)")
+        raise UsageError(f"{queue_path}: no commands (expected one shell command per line)")
     return jobs
 
 

@@ -1,11 +1,12 @@
-"""Model builders, one per architecture, all with the Functional API and an explicit `Input`.
+"""Model builders, one per architecture, all with the Functional API and an explicit `Input`; each is
+registered by name in `config.ARCHITECTURES` (with its parameter count) and found by `builder`.
 
 Every model takes raw pixel values 0..255 (a `Rescaling` layer inside divides by 255), so the
 prediction path feeds the stored uint8 pixels as they are, whatever the architecture. The softmax
 output is always float32, also under a mixed-precision policy.
 
 Models train with `FusedBatchNormalization` (a speed-up) and are written to disk with Keras's own
-`BatchNormalization` holding the same weights (`with_batch_norm`), so every saved file opens in
+`BatchNormalization` holding the same weights (`model_files.with_batch_norm`), so every saved file opens in
 plain Keras.
 """
 
@@ -14,7 +15,9 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from common.data import FER2013_CLASSES, IMAGE_SIZE, NUM_PIXELS
+from common import config
+from common.classes import FER2013_CLASSES
+from common.config import IMAGE_SIZE, NUM_PIXELS
 
 
 @keras.saving.register_keras_serializable(package="fer")
@@ -52,7 +55,7 @@ class FusedBatchNormalization(layers.BatchNormalization):
 def build_seed_cnn(dropout_rate=0.0, dense_dropout_rate=0.0, fused_batch_norm=True,
                    num_classes=len(FER2013_CLASSES)):
     """The report's CNN: 3 blocks of 3x(Conv3x3+BN+ReLU) with 32/64/128 filters, each block closed by
-    MaxPool; then Dense 256-128-64-7. 1,703,047 trainable parameters.
+    MaxPool; then Dense 256-128-64 and one output per class (the report's 7).
 
     `fused_batch_norm=False` builds it with Keras's own BatchNormalization (the same weights), as a
     plain-Keras baseline."""
@@ -78,15 +81,14 @@ def build_seed_cnn(dropout_rate=0.0, dense_dropout_rate=0.0, fused_batch_norm=Tr
 def build_vgg_cnn(dropout_rate=0.4, num_classes=len(FER2013_CLASSES)):
     """A VGG-style CNN for the stronger recipe: 4 stages of Conv3x3+BN+ReLU (2, 2, 3, 3 convs with
     32/64/128/256 filters), each closed by MaxPool, then global average pooling, Dense 256 with
-    dropout, and the 7-way softmax. 1,978,279 trainable parameters; about as fast to train as the seed
-    CNN, since its wider layers work on smaller maps."""
+    dropout, and the softmax. About as fast to train as the seed CNN, since its wider layers work on
+    smaller maps."""
     return _vgg_style_cnn("vgg_cnn", (32, 64, 128, 256), dropout_rate, num_classes)
 
 
 def build_small_cnn(dropout_rate=0.3, num_classes=len(FER2013_CLASSES)):
     """A small, fast CNN for CPUs and phones: the VGG-style layout at half the width (16/32/64/128
-    filters, Dense 128). 495,831 trainable parameters, about a quarter of the VGG-style CNN's
-    multiply-adds."""
+    filters, Dense 128): about a quarter of the VGG-style CNN's multiply-adds."""
     return _vgg_style_cnn("small_cnn", (16, 32, 64, 128), dropout_rate, num_classes)
 
 
@@ -116,7 +118,7 @@ def build_resnet_cnn(dropout_rate=0.4, num_classes=len(FER2013_CLASSES)):
     MaxPool, then 3 stages of basic residual blocks (two Conv3x3+BN, the input added back before the
     last ReLU) with 64/128/256 filters and 1/2/2 blocks; the first block of stages 2 and 3 halves the
     map with a stride-2 conv and a 1x1 projection on the shortcut. Global average pooling, dropout,
-    the 7-way softmax. 2,694,439 trainable parameters."""
+    the softmax."""
 
     def conv_bn(x, filters, kernel_size, strides, name):
         x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False,
@@ -147,7 +149,7 @@ def build_resnet_cnn(dropout_rate=0.4, num_classes=len(FER2013_CLASSES)):
 
 
 def build_dnn(dropout_rate=0.2, num_classes=len(FER2013_CLASSES)):
-    """The report's DNN: Dense 512-512-512-256-7 on the 2,304 raw pixels. 1,838,599 parameters."""
+    """The report's DNN: Dense 512-512-512-256 and one output per class on the 2,304 raw pixels."""
     inputs = keras.Input(shape=(NUM_PIXELS,), name="pixels")
     x = layers.Rescaling(1.0 / 255, name="scale_pixels")(inputs)
     for index, units in enumerate((512, 512, 512, 256), start=1):
@@ -158,37 +160,9 @@ def build_dnn(dropout_rate=0.2, num_classes=len(FER2013_CLASSES)):
     return keras.Model(inputs, outputs, name="dnn")
 
 
-ARCHITECTURES = {
-    "seed": build_seed_cnn,
-    "vgg": build_vgg_cnn,
-    "small": build_small_cnn,
-    "resnet": build_resnet_cnn,
-    "dnn": build_dnn,
-}
-
-
-BATCH_NORM_CLASSES = {True: "FusedBatchNormalization", False: "BatchNormalization"}
-
-
-def with_batch_norm(model, fused):
-    """`model` with its batch normalisation computed by `FusedBatchNormalization` (`fused=True`, the
-    training speed-up) or by Keras's own `BatchNormalization` (`fused=False`, what files on disk
-    hold so that plain Keras opens them). The weights are shared values, copied; the model itself is
-    returned when it already is as asked."""
-    config = model.get_config()
-    wanted = BATCH_NORM_CLASSES[fused]
-    changed = False
-    for layer in config["layers"]:
-        if layer["class_name"] in BATCH_NORM_CLASSES.values() and layer["class_name"] != wanted:
-            layer["class_name"] = wanted
-            layer["module"] = "common.models" if fused else "keras.layers"
-            layer["registered_name"] = "fer>FusedBatchNormalization" if fused else None
-            changed = True
-    if not changed:
-        return model
-    copy = keras.Model.from_config(config)
-    copy.set_weights(model.get_weights())
-    return copy
+def builder(arch):
+    """The builder of the architecture registered as `arch` in `config.ARCHITECTURES`."""
+    return globals()[config.ARCHITECTURES[arch].builder]
 
 
 def trainable_parameter_count(model):

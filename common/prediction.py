@@ -1,86 +1,23 @@
-"""The one prediction path: load a model safely, shape the input for it, predict class probabilities.
+"""The one prediction path: shape faces for a model (loaded by `common.model_files`), predict class
+probabilities, and combine several models' (`Vote`, `Classifier`).
 
 Faces arrive as (rows, 48, 48) pixel values 0..255. Every model this toolkit writes takes raw pixel
-values shaped as its input layer declares ((48, 48, 1) for a CNN, (2304,) for a DNN). A 7-class
-Keras classifier from elsewhere works too: its input may be another size (faces are resized to it,
-bilinear) or have 3 channels (the grey face repeated), and `pixel_scale` says which pixel values it
-expects: "raw" 0..255, "unit" 0..1 or "symmetric" -1..1.
+values shaped as its input layer declares ((48, 48, 1) for a CNN, (2304,) for a DNN) and gives one
+probability per class of its own (`common.classes`). A Keras classifier from elsewhere works too: its
+input may be another size (faces are resized to it, bilinear) or have 3 channels (the grey face
+repeated), and `pixel_scale` says which pixel values it expects: "raw" 0..255, "unit" 0..1 or
+"symmetric" -1..1 (`config.PIXEL_SCALES`).
 """
 
 import dataclasses
-import os
 
 from common import backend  # noqa: F401  (TensorFlow loads quietly, before Keras)
-import keras
 import numpy as np
 import tensorflow as tf
 
-from common import classes, ensemble, files, models  # noqa: F401  (models registers its layers for loading)
-from common.cli import UsageError
-from common.data import IMAGE_SIZE, NUM_PIXELS
-
-PIXEL_SCALES = {"raw": (1.0, 0.0), "unit": (1.0 / 255, 0.0), "symmetric": (2.0 / 255, -1.0)}
-
-
-def load_model(path, compile=False):
-    """Loads a Keras model file (`.h5` or `.keras`) in Keras's safe mode, or raises a UsageError that
-    says why it cannot be used here."""
-    if not os.path.exists(path):
-        raise UsageError(f"{path}: no such model file")
-    if os.path.isdir(path):
-        raise UsageError(f"{path}: is a folder, expected a .h5 or .keras model file")
-    try:
-        model = keras.models.load_model(path, compile=compile, safe_mode=True)
-    except Exception as error:  # h5py, Keras and TensorFlow raise many kinds for a bad file
-        raise UsageError(f"{path}: {_load_failure(error)}") from None
-    check_model_shapes(model, path)
-    return model
-
-
-def _load_failure(error, longest=150):
-    """Why Keras could not load a model file, in one short line, with what the user can do."""
-    text = " ".join(str(error).split())
-    if "Lambda" in text or "safe_mode" in text:
-        return ("holds a Lambda layer (Python code), which this toolkit does not run; save the model "
-                "without Lambda layers")
-    first = text.split(". ")[0] or type(error).__name__
-    if len(first) > longest:
-        first = first[:longest - 3] + "..."
-    return f"not a usable Keras model file ({first}); expected a .h5 or .keras file saved by Keras 3"
-
-
-def check_model_shapes(model, path):
-    """Refuses a model whose input cannot be fed a grey face or whose output is not one probability
-    per class."""
-    input_shape = tuple(model.input_shape[1:])
-    flat = input_shape == (NUM_PIXELS,)
-    image = len(input_shape) == 3 and input_shape[2] in (1, 3)
-    if not (flat or image):
-        raise UsageError(f"{path}: the model takes input of shape {input_shape}, expected an image "
-                         f"(height, width, 1 or 3 channels) or {NUM_PIXELS} = {IMAGE_SIZE}x{IMAGE_SIZE} "
-                         f"flat pixels")
-    output_shape = tuple(model.output_shape[1:])
-    if len(output_shape) != 1 or not output_shape[0] or output_shape[0] < 2:
-        raise UsageError(f"{path}: the model outputs shape {output_shape}, expected one probability per "
-                         f"class (two or more)")
-
-
-def with_precision(model, precision):
-    """`model` computing in `precision`: "saved" (as it was saved: the model itself), "fp32" (a
-    float32 copy, for gradients and tiny input changes, where bfloat16's 8-bit mantissa would round
-    the effect away) or "bf16" (a mixed-bfloat16 copy: about twice as fast on CPUs with AVX-512 BF16;
-    a float32 model's labels may change where two classes are nearly tied). The output layer of a
-    copy always computes in float32."""
-    if precision == "saved":
-        return model
-    config = model.get_config()
-    for layer in config["layers"]:
-        if layer["class_name"] != "InputLayer" and layer["config"]["name"] != model.layers[-1].name:
-            layer["config"]["dtype"] = "float32" if precision == "fp32" else "mixed_bfloat16"
-    copy = type(model).from_config(config)
-    copy.set_weights(model.get_weights())
-    return copy
-
+from common import classes, files, model_files, model_lists
+from common.config import IMAGE_SIZE, NUM_PIXELS, PIXEL_SCALES
+from common.errors import UsageError
 
 TTA_SHIFTS = ((0, 0), (0, 2), (0, -2), (2, 0), (-2, 0))  # (down, right) pixels of each view
 
@@ -114,6 +51,37 @@ class ModelPredictor:
         return probabilities
 
 
+class Vote:
+    """Accumulates weighted votes and weighted probabilities, one model at a time: the one way the
+    toolkit combines models (`Classifier`, `test_by_vote.py`)."""
+
+    def __init__(self, rows, num_classes):
+        self.votes = np.zeros((rows, num_classes))
+        self.probability_sum = np.zeros((rows, num_classes))
+        self.total_weight = np.zeros(rows)
+
+    def add(self, probabilities, weight, rows=None):
+        """Adds one model's (rows, classes) probabilities with its weight, to the `rows` (indices)
+        they are of, or to every row."""
+        rows = np.arange(len(self.votes)) if rows is None else np.asarray(rows)
+        self.votes[rows, probabilities.argmax(axis=1)] += weight
+        self.probability_sum[rows] += weight * probabilities
+        self.total_weight[rows] += weight
+
+    def hard_labels(self):
+        """Each row's class with the largest summed weight of votes; a tie goes to the tied class
+        with the larger weighted probability sum."""
+        tied = self.votes >= self.votes.max(axis=1, keepdims=True) - 1e-12
+        return np.where(tied, self.probability_sum, -np.inf).argmax(axis=1)
+
+    def soft_probabilities(self):
+        """The weighted average of the models' probabilities."""
+        return (self.probability_sum / self.total_weight[:, None]).astype(np.float32)
+
+    def labels(self, soft):
+        return self.soft_probabilities().argmax(axis=1) if soft else self.hard_labels()
+
+
 @dataclasses.dataclass
 class Classifier:
     """One model or a weighted list of models behind one call: the weighted average of their
@@ -128,19 +96,22 @@ class Classifier:
         return self.predictors[0].class_names
 
     def probabilities(self, images, batch_size=512, tta=False):
-        total = sum(self.weights)
-        return sum(weight / total * predictor.probabilities(images, batch_size, tta)
-                   for predictor, weight in zip(self.predictors, self.weights))
+        combined = Vote(len(images), len(self.class_names))
+        for predictor, weight in zip(self.predictors, self.weights):
+            combined.add(predictor.probabilities(images, batch_size, tta), weight)
+        return combined.soft_probabilities()
 
 
-def load_classifier(path, precision="saved", pixel_scale="raw"):
-    """A Classifier from a model file, or from a model list (`WEIGHT PATH [pixel-scale=...]` lines,
-    see `common.ensemble`); every model is loaded and checked before any predicts."""
-    listed = ensemble.check_model_source(path)
+def load_classifier(source, precision="saved", pixel_scale="raw"):
+    """A Classifier from a model file or a model list (`WEIGHT PATH [pixel-scale=...]` lines, see
+    `common.model_lists`), or from the list's models as `check_model_source` gave them; every model
+    is loaded and checked before any predicts."""
+    listed = model_lists.check_model_source(source) if isinstance(source, str) else source
+    path = source if isinstance(source, str) else "the model list"
     predictors = []
     for item in listed:
         try:
-            model = with_precision(load_model(item.path), precision)
+            model = model_files.with_precision(model_files.load_model(item.path), precision)
             class_names = classes.model_class_names(item.path, model.output_shape[-1])
         except UsageError as error:
             if item.line_number:

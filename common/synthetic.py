@@ -2,18 +2,13 @@
 
 Each class changes what a person would look at: brow tilt and height, eye opening, mouth curve,
 tilt and opening. Position, size, brightness and noise vary per face, so a model has to learn the
-expression, not a fixed template.
-
-Usage:
-    python -m common.synthetic train.csv --rows 2000            # labelled: header label,feature
-    python -m common.synthetic test.csv --rows 500 --unlabelled --seed 1   # header id,feature
-    python -m common.synthetic train.csv.gz --rows 2000         # gzipped
+expression, not a fixed template. `make_faces.py` writes them as a CSV.
 """
 
 import numpy as np
 
-from common import cli, data
-from common.data import FER2013_CLASSES, IMAGE_SIZE
+from common.classes import FER2013_CLASSES
+from common.config import IMAGE_SIZE
 
 # Per class: brow tilt (+ lowers the inner ends), brow shift (+ is lower), eye opening, mouth curve
 # (+ smiles), mouth tilt, mouth opening width and height (0 = closed).
@@ -101,20 +96,3 @@ def photo_and_corner(face, rng, height=480, width=640):
     top, left = int(rng.integers(0, height - side)), int(rng.integers(0, width - side))
     photo[top:top + side, left:left + side] = face
     return photo, (top, left)
-
-
-def main():
-    parser = cli.ArgumentParser(__doc__)
-    parser.add_argument("output", help="CSV to write (.csv or .csv.gz); an existing file is kept")
-    parser.add_argument("--rows", type=cli.positive_int, default=2000, help="number of faces")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--unlabelled", action="store_true",
-                        help="write a test-style file (header id,feature) without labels")
-    options = parser.parse_args()
-    images, labels = generate_faces(options.rows, options.seed)
-    path = data.write_csv_dataset(options.output, images, None if options.unlabelled else labels)
-    print(path)
-
-
-if __name__ == "__main__":
-    cli.run(main)

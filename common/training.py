@@ -9,22 +9,20 @@ replacing anything.
 """
 
 import contextlib
-import logging
 import os
 import sys
 import time
 
 from common import backend  # noqa: F401  (TensorFlow loads quietly, before Keras)
-import h5py
 import keras
 import numpy as np
 import tensorflow as tf
 
-from common import augmentation, classes, data, distillation, distribution, files, models, prediction, resume
-from common.cli import RunFailed, UsageError
+from common import (augmentation, classes, data, distillation, distribution, files, model_files, models,
+                    prediction, resume)
+from common.errors import RunFailed, UsageError
+from common.config import PRECISION_POLICIES
 from common.files import HISTORY_COLUMNS, VAL_ACCURACY
-
-PRECISION_POLICIES = {"bf16": "mixed_bfloat16", "fp32": "float32"}
 
 
 def set_precision(precision):
@@ -84,7 +82,7 @@ def make_dataset(images, labels, model_input_shape, class_count, batch_size, aug
     """A tf.data pipeline of (pixels shaped for the model, one-hot labels of `class_count` classes)
     batches; with `soft_targets` (rows, classes) the targets are the one-hot labels followed by those (distillation).
 
-    `augment` names the training-time augmentation ("report", "strong" or "none"; see
+    `augment` names the training-time augmentation (a name in `config.AUGMENTATIONS`; see
     `common.augmentation`), drawn anew for every batch, seeded by `seed`.
     """
     extra = () if soft_targets is None else (soft_targets.astype(np.float32),)
@@ -108,9 +106,9 @@ def make_dataset(images, labels, model_input_shape, class_count, batch_size, aug
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(sharding)
 
 
-def fit(model, train_set, val_set, config, initial_epoch=0, backup=None, best_so_far=None,
+def fit(model, train_set, val_set, config, finished_epochs=0, backup=None, best_so_far=None,
         soft_targets=None, strategy=None):
-    """Trains `model` from `initial_epoch` up to `config.epochs` and returns the history rows of
+    """Trains `model`, which has `finished_epochs`, up to `config.epochs` and returns the history rows of
     those epochs, a summary of the run, and the last epoch's weights when the model is left with
     other (kept) ones, else None.
 
@@ -121,27 +119,28 @@ def fit(model, train_set, val_set, config, initial_epoch=0, backup=None, best_so
     `strategy` (see `common.distribution`): with several workers each trains on its share of the rows.
     `config.keep == "best"` leaves the model with the weights of its epoch of highest validation
     accuracy (the summary's `kept_epoch`); "last" with those of the last epoch. With no validation
-    rows the last epoch is kept and validation figures are None.
+    rows the last epoch is kept and validation figures are None. The validation rows are predicted
+    once per epoch (`Validation`), which gives every validation figure.
     """
     strategy = strategy or tf.distribute.get_strategy()
-    train_data, val_data = _fit_datasets(model, train_set, val_set, config, soft_targets, strategy)
+    train_data = _training_pipeline(model, train_set, config, soft_targets, strategy)
     check_classes_fit(model, train_set)
     target_width = model.output_shape[-1] * (1 if soft_targets is None else 2)
     distribution.prepare_for_workers(model, strategy, ((1, *model.input_shape[1:]), (1, target_width)))
     copied, relabelled = data.exact_copies(val_set, train_set)  # (validation rows,) masks each
+    validation = Validation(val_set, copied, distilling=soft_targets is not None)
     best_weights, rows = BestWeights(*(best_so_far or ())), []
-    callbacks = [UnseenAccuracy(val_set, copied), best_weights, HistoryRows(rows), StopOnNonFiniteLoss()]
-    resumed_epochs = _resume(backup, initial_epoch, config.epochs, best_weights, rows, callbacks)
+    callbacks = [validation, best_weights, HistoryRows(rows), StopOnNonFiniteLoss()]
+    resumed_epochs = _resume(backup, finished_epochs, config.epochs, best_weights, rows, callbacks)
     started = time.perf_counter()
     class_weight = (balanced_class_weights(train_set.labels, model.output_shape[-1])
                     if config.class_weight == "balanced" else None)
-    with _reported_stops(backup, rows, initial_epoch):
-        model.fit(train_data, validation_data=val_data, epochs=config.epochs,
-                  initial_epoch=initial_epoch, shuffle=False, callbacks=callbacks,
-                  class_weight=class_weight, verbose=1 if sys.stdout.isatty() else 2)
+    with _reported_stops(backup, rows, finished_epochs):
+        model.fit(train_data, epochs=config.epochs, initial_epoch=finished_epochs, shuffle=False,
+                  callbacks=callbacks, class_weight=class_weight, verbose=1 if sys.stdout.isatty() else 2)
     wall_seconds = time.perf_counter() - started
-    kept_epoch, kept_accuracy, last_weights = _keep_weights(model, config, best_weights, rows,
-                                                            train_data, val_data)
+    kept_epoch, kept_accuracy, last_weights = _keep_weights(model, config, best_weights, rows, train_data,
+                                                            validation)
     summary = {"wall_seconds": round(wall_seconds, 1),
                "training_images_per_second": round(
                    len(train_set) * (len(rows) - resumed_epochs) / wall_seconds, 1),
@@ -150,13 +149,13 @@ def fit(model, train_set, val_set, config, initial_epoch=0, backup=None, best_so
                "best_epoch": best_weights.best_epoch,
                "last_val_accuracy": _or_none(rows[-1][VAL_ACCURACY]),
                "kept_epoch": kept_epoch, "kept_val_accuracy": kept_accuracy,
-               **unseen_accuracy(model, val_set, copied, relabelled)}
+               **validation.unseen_summary(relabelled)}
     print(describe_run(summary, len(rows) - resumed_epochs))
     return rows, summary, last_weights
 
 
 @contextlib.contextmanager
-def _reported_stops(backup, rows, initial_epoch):
+def _reported_stops(backup, rows, finished_epochs):
     """Around `model.fit`: says how to continue after Ctrl-C, drops the backup of a failed run, and
     turns a lost worker into a RunFailed."""
     try:
@@ -171,12 +170,12 @@ def _reported_stops(backup, rows, initial_epoch):
             backup.remove()
         raise
     except distribution.LOST_WORKER_ERRORS as error:
-        raise RunFailed(distribution.describe_lost_worker(error, rows[-1][0] if rows else initial_epoch)) from None
+        raise RunFailed(distribution.describe_lost_worker(error, rows[-1][0] if rows else finished_epochs)) from None
 
 
-def _fit_datasets(model, train_set, val_set, config, soft_targets, strategy):
-    """The training and validation pipelines (the latter None when there are no validation rows).
-    With several workers, each worker's training pipeline holds its own share of the rows."""
+def _training_pipeline(model, train_set, config, soft_targets, strategy):
+    """The training pipeline; with several workers, each worker's pipeline holds its own share of
+    the rows."""
     input_shape, class_count = tuple(model.input_shape[1:]), model.output_shape[-1]
 
     def training_pipeline(shard_count=1, shard_index=0, batch_size=config.batch_size):
@@ -186,25 +185,19 @@ def _fit_datasets(model, train_set, val_set, config, soft_targets, strategy):
                             soft_targets=None if soft_targets is None else soft_targets[rows])
 
     if distribution.is_multi_worker(strategy):
-        train_data = strategy.distribute_datasets_from_function(
+        return strategy.distribute_datasets_from_function(
             lambda context: training_pipeline(context.num_input_pipelines, context.input_pipeline_id,
                                               context.get_per_replica_batch_size(config.batch_size)))
-    else:
-        train_data = training_pipeline()
-    if not len(val_set):
-        return train_data, None
-    val_soft_targets = None if soft_targets is None else np.eye(class_count)[val_set.labels]
-    return train_data, make_dataset(val_set.images, val_set.labels, input_shape, class_count,
-                                    config.batch_size, soft_targets=val_soft_targets)
+    return training_pipeline()
 
 
-def _resume(backup, initial_epoch, epochs, best_weights, rows, callbacks):
+def _resume(backup, finished_epochs, epochs, best_weights, rows, callbacks):
     """Adds the backup's callbacks and, after an interrupted attempt, its rows and best weights;
     returns how many epochs that attempt finished."""
     if backup is None:
         return 0
     finished = backup.finished_epochs()
-    if finished > initial_epoch:
+    if finished > finished_epochs:
         rows.extend(backup.saved_rows(finished))
         backup.restore_best(best_weights, rows)
         print(f"resuming at epoch {finished + 1} of {epochs} (state kept in {backup.folder}; "
@@ -213,16 +206,16 @@ def _resume(backup, initial_epoch, epochs, best_weights, rows, callbacks):
     return len(rows)
 
 
-def _keep_weights(model, config, best_weights, rows, train_data, val_data):
+def _keep_weights(model, config, best_weights, rows, train_data, validation):
     """Leaves the model with the weights to save; returns (kept epoch, its validation accuracy or
     None, the last epoch's weights when other weights are kept, else None)."""
-    keep_best = config.keep == "best" and val_data is not None
+    keep_best = config.keep == "best" and validation.rows
     kept_epoch = best_weights.best_epoch if keep_best else rows[-1][0]
     kept_accuracy = best_weights.best_accuracy if keep_best else _or_none(rows[-1][VAL_ACCURACY])
     if config.ema:  # Keras left the averaged weights in the model after fit
         recompute_batch_norm_statistics(model, train_data)
-        if val_data is not None:
-            kept_accuracy = float(model.evaluate(val_data, verbose=0, return_dict=True)["accuracy"])
+        if validation.rows:
+            kept_accuracy = validation.measure()["val_accuracy"]
             print(f"averaged weights (decay {config.ema}): val accuracy {kept_accuracy:.4f}")
     if kept_epoch == rows[-1][0]:
         return kept_epoch, kept_accuracy, None
@@ -247,21 +240,6 @@ def _or_none(value):
     return None if value is None or np.isnan(value) else value
 
 
-def unseen_accuracy(model, val_set, copied, relabelled):
-    """The model's accuracy on the validation rows without an exact pixel copy among the training
-    rows ("unseen"; `copied` marks the others, `relabelled` those whose copy has another label),
-    with how many rows those are."""
-    if not len(val_set):
-        return {"val_unseen_rows": 0, "val_rows_copied_in_training": 0,
-                "val_rows_copied_with_another_label": 0, "kept_val_unseen_accuracy": None}
-    predicted = prediction.predict_probabilities(model, val_set.images).argmax(axis=1)
-    correct = predicted[~copied] == val_set.labels[~copied]
-    return {"val_unseen_rows": int((~copied).sum()),
-            "val_rows_copied_in_training": int(copied.sum()),
-            "val_rows_copied_with_another_label": int(relabelled.sum()),
-            "kept_val_unseen_accuracy": float(correct.mean()) if correct.size else float("nan")}
-
-
 def recompute_batch_norm_statistics(model, train_data, batches=100):
     """Replaces the batch-normalisation moving statistics with the plain average of the batch
     statistics of `batches` training batches, computed with the model's current (e.g. averaged)
@@ -278,18 +256,45 @@ def recompute_batch_norm_statistics(model, train_data, batches=100):
             layer.momentum = momentum
 
 
-class UnseenAccuracy(keras.callbacks.Callback):
-    """Adds `val_unseen_accuracy` to each epoch's logs: the accuracy on the validation rows without
-    an exact pixel copy among the training rows, marked by `copied` (none when there are no such rows)."""
+class Validation(keras.callbacks.Callback):
+    """Predicts the validation rows once per epoch and adds every validation figure to the epoch's
+    logs: `val_loss` (the training loss on them), `val_accuracy`, and `val_unseen_accuracy` on the
+    rows without an exact pixel copy among the training rows (`copied` marks the others). Nothing is
+    added when there are no validation rows."""
 
-    def __init__(self, val_set, copied):
+    def __init__(self, val_set, copied, distilling=False):
         super().__init__()
-        self.images, self.labels = val_set.images[~copied], val_set.labels[~copied]
+        self.val_set, self.copied, self.distilling = val_set, copied, distilling
+        self.rows = len(val_set)
+        self.predictor = None
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None and len(self.labels):
-            predicted = prediction.predict_probabilities(self.model, self.images).argmax(axis=1)
-            logs["val_unseen_accuracy"] = float((predicted == self.labels).mean())
+        if logs is not None and self.rows:
+            logs.update(self.measure())
+
+    def measure(self):
+        """The validation figures of the model's current weights."""
+        if self.predictor is None:  # traced once, on the weights as they change
+            self.predictor = prediction.ModelPredictor(self.model)
+        probabilities = self.predictor.probabilities(self.val_set.images)  # (rows, classes)
+        targets = np.eye(probabilities.shape[1], dtype=np.float32)[self.val_set.labels]
+        if self.distilling:  # the teacher part of a distillation target: the label itself
+            targets = np.concatenate([targets, targets], axis=1)
+        correct = probabilities.argmax(axis=1) == self.val_set.labels
+        unseen = correct[~self.copied]
+        return {"val_loss": float(keras.ops.convert_to_numpy(self.model.loss(targets, probabilities))),
+                "val_accuracy": float(correct.mean()),
+                "val_unseen_accuracy": float(unseen.mean()) if unseen.size else float("nan")}
+
+    def unseen_summary(self, relabelled):
+        """The run summary's figures on the "unseen" rows, for the weights the model holds now."""
+        if not self.rows:
+            return {"val_unseen_rows": 0, "val_rows_copied_in_training": 0,
+                    "val_rows_copied_with_another_label": 0, "kept_val_unseen_accuracy": None}
+        return {"val_unseen_rows": int((~self.copied).sum()),
+                "val_rows_copied_in_training": int(self.copied.sum()),
+                "val_rows_copied_with_another_label": int(relabelled.sum()),
+                "kept_val_unseen_accuracy": self.measure()["val_unseen_accuracy"]}
 
 
 class HistoryRows(keras.callbacks.Callback):
@@ -352,54 +357,19 @@ def _save(model, model_path, history_rows, settings, last_weights=None):
             files.atomic_output(files.history_path(model_path)) as history_temporary:
         files.write_csv(history_temporary, HISTORY_COLUMNS, history_rows, replace=True)
         files.write_json(settings_temporary, settings, replace=True)
-        save_portable_model(model, model_path, last_weights=last_weights, class_names=settings.get("class_names"))
+        model_files.save_portable_model(model, model_path, last_weights=last_weights,
+                                        class_names=settings.get("class_names"))
     return model_path
 
 
-LAST_EPOCH_WEIGHTS = "last_epoch_weights"  # an HDF5 group plain Keras ignores
-
-
-def save_portable_model(model, model_path, include_optimizer=True, last_weights=None, class_names=None):
-    """Writes `model` to a new `.h5` file (Keras's HDF5 format) that plain Keras opens: its batch
-    normalisation as Keras's own layer, the optimizer state included unless asked not to, and its
-    `class_names` (`classes.store_class_names`) when given. When the
-    model holds a kept epoch's weights, `last_weights` (the last epoch's, which the optimizer state
-    belongs to) go beside them, so that `retrain.py` continues from a consistent state."""
-    portable = models.with_batch_norm(model, fused=False)
-    if include_optimizer and portable is not model and getattr(model, "optimizer", None):
-        portable.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
-    with files.atomic_output(model_path) as temporary_path:
-        absl_logger = logging.getLogger("absl")  # silences the "HDF5 is legacy" notice; .h5 is chosen
-        level = absl_logger.level
-        absl_logger.setLevel(logging.ERROR)
-        try:
-            portable.save(temporary_path, include_optimizer=include_optimizer)
-        finally:
-            absl_logger.setLevel(level)
-        if class_names is not None:
-            classes.store_class_names(temporary_path, class_names)
-        if last_weights is not None and include_optimizer:
-            with h5py.File(temporary_path, "a") as handle:
-                group = handle.create_group(LAST_EPOCH_WEIGHTS)
-                for index, weight in enumerate(last_weights):
-                    group.create_dataset(str(index), data=weight)
-
-
-def read_last_epoch_weights(model_path):
-    """The last epoch's weights saved beside a model's kept ones, or None."""
-    with h5py.File(model_path, "r") as handle:
-        group = handle.get(LAST_EPOCH_WEIGHTS)
-        return None if group is None else [group[str(index)][()] for index in range(len(group))]
-
-
-def train_new_model(build_model, train_set, val_set, config, prefix="", soft_targets=None):
+def train_new_model(build_model, train_set, val_set, config, run, prefix="", soft_targets=None):
     """Seeds, sets the precision, builds, compiles, trains and saves a model; returns its path (None
     on a worker other than the chief, which saves nothing).
 
-    `config` is the run's `config.TrainingConfig`; its command's options are all saved in the
-    settings file beside the model.
+    `config` is the run's `config.TrainingConfig`, `run` its `config.RunOptions`; every setting and
+    the command line are saved in the settings file beside the model.
     """
-    strategy = start_strategy(config)
+    strategy = start_strategy(config, run)
     seed_everything(config.seed, config.deterministic)
     set_precision(config.precision)
     with strategy.scope():
@@ -408,66 +378,65 @@ def train_new_model(build_model, train_set, val_set, config, prefix="", soft_tar
     print(f"{model.name}: {models.trainable_parameter_count(model):,} trainable parameters "
           f"({model.count_params():,} in all); {len(train_set)} training rows, "
           f"{len(val_set)} validation rows from {train_set.source}")
-    backup = make_backup(config, strategy, 0, train_set, val_set)
+    backup = make_backup(config, run, strategy, 0, train_set, val_set)
     rows, summary, last_weights = fit(model, train_set, val_set, config, backup=backup,
                                       soft_targets=soft_targets, strategy=strategy)
     model_path = None
     if distribution.is_chief(strategy):
-        settings = run_settings(config, model, train_set, val_set, summary)
-        model_path = save_trained_model(model, config.out_dir, rows, settings, prefix, last_weights)
+        settings = run_settings(config, run, model, train_set, val_set, summary)
+        model_path = save_trained_model(model, run.out_dir, rows, settings, prefix, last_weights)
         backup.remove()
     distribution.wait_for_every_worker(strategy)
     return model_path
 
 
-def start_strategy(config):
+def start_strategy(config, run):
     """The run's distribution strategy, checked against the batch size."""
-    strategy = distribution.get_strategy(config.strategy)
+    strategy = distribution.get_strategy(run.strategy)
     distribution.check_batch_size(strategy, config.batch_size)
     return strategy
 
 
-def make_backup(config, strategy, initial_epoch, train_set, val_set):
+def make_backup(config, run, strategy, finished_epochs, train_set, val_set):
     """The run's backup (the chief writes it, other workers only read it), after checking that
     every worker is about to train the same thing from the same epoch."""
-    folder = config.run_folder(script_name())
-    backup = resume.RunBackup(folder, config.restart, writer=distribution.is_chief(strategy))
+    backup = resume.RunBackup(run.run_folder(config), run.restart, writer=distribution.is_chief(strategy))
     arrays = [train_set.images, train_set.labels, val_set.images, val_set.labels]
-    distribution.check_workers_agree(strategy, config, arrays, max(backup.finished_epochs(), initial_epoch))
+    distribution.check_workers_agree(strategy, config, arrays, max(backup.finished_epochs(), finished_epochs))
     return backup
 
 
-def continue_training(model_path, train_set, val_set, config, first_epoch, last_epoch):
-    """Trains the model of `model_path` from `first_epoch` to `last_epoch` and saves it as
-    `<val acc>_<old model name>` with the old history followed by the new epochs; returns its path
-    (None on a worker other than the chief)."""
+def continue_training(model_path, train_set, val_set, config, run, finished_epochs, last_epoch):
+    """Trains the model of `model_path`, which has `finished_epochs`, on to `last_epoch` and saves it
+    as `<val acc>_<old model name>` with the old history followed by the new epochs; returns its
+    path (None on a worker other than the chief)."""
     config = config.until_epoch(last_epoch)  # a cosine schedule spans epochs 1..LAST_EPOCH, resumed
-    strategy = start_strategy(config)
+    strategy = start_strategy(config, run)
     seed_everything(config.seed, config.deterministic)
     with strategy.scope():
         # files hold Keras's batch normalisation; train with the fast one
-        model = models.with_batch_norm(prediction.load_model(model_path), fused=True)
+        model = model_files.with_batch_norm(model_files.load_model(model_path), fused=True)
         check_classes_fit(model, train_set, classes.model_class_names(model_path, model.output_shape[-1]))
         compile_model(model, config, steps_per_epoch(len(train_set), config.batch_size, strategy))
-        restored = restore_optimizer_state(model, model_path)
-    print(f"continuing {model_path} at epoch {first_epoch + 1}; "
+        restored = model_files.restore_optimizer_state(model, model_path)
+    print(f"continuing {model_path} at epoch {finished_epochs + 1}; "
           + ("optimizer state restored" if restored else "no matching saved optimizer state, "
                                                      "starting a fresh one"))
     best_so_far = _continue_from_last_epoch(model, model_path, config.keep)
-    backup = make_backup(config, strategy, first_epoch, train_set, val_set)
-    rows, summary, last_weights = fit(model, train_set, val_set, config, initial_epoch=first_epoch,
+    backup = make_backup(config, run, strategy, finished_epochs, train_set, val_set)
+    rows, summary, last_weights = fit(model, train_set, val_set, config, finished_epochs=finished_epochs,
                                       backup=backup, best_so_far=best_so_far, strategy=strategy)
     if not distribution.is_chief(strategy):
         distribution.wait_for_every_worker(strategy)
         return None
     history = [row + [float("nan")] * (len(HISTORY_COLUMNS) - len(row))  # older files: 5 columns
                for row in files.read_history(model_path)] + rows
-    settings = run_settings(config, model, train_set, val_set, summary)
+    settings = run_settings(config, run, model, train_set, val_set, summary)
     settings["continued_from"] = os.path.basename(model_path)
     old_stem = os.path.splitext(os.path.basename(model_path))[0]
     kept_accuracy = summary["kept_val_accuracy"]
     new_stem = (files.model_stem(kept_accuracy) if kept_accuracy is not None else "all_rows") + "_" + old_stem
-    model_path = _save(model, files.free_model_path(config.out_dir, new_stem), history, settings,
+    model_path = _save(model, files.free_model_path(run.out_dir, new_stem), history, settings,
                        last_weights)
     backup.remove()
     distribution.wait_for_every_worker(strategy)
@@ -482,7 +451,7 @@ def _continue_from_last_epoch(model, model_path, keep):
     best_so_far = None
     if keep == "best" and saved.get("kept_val_accuracy") is not None:
         best_so_far = (saved["kept_val_accuracy"], saved.get("kept_epoch"), model.get_weights())
-    last_weights = read_last_epoch_weights(model_path)
+    last_weights = model_files.read_last_epoch_weights(model_path)
     if last_weights is not None:
         model.set_weights(last_weights)
         record = (f"; the kept epoch {saved.get('kept_epoch')} ({saved['kept_val_accuracy']:.4f}) stays "
@@ -509,10 +478,6 @@ def seed_everything(seed, deterministic=False):
         tf.config.experimental.enable_op_determinism()
 
 
-def script_name():
-    return os.path.basename(sys.argv[0])
-
-
 def steps_per_epoch(rows, batch_size, strategy=None):
     """Batches per epoch of `rows` training rows; with several workers, of each worker's equal share
     of them."""
@@ -520,32 +485,12 @@ def steps_per_epoch(rows, batch_size, strategy=None):
     return -(-(rows // workers) // (batch_size // workers))
 
 
-def restore_optimizer_state(model, model_path):
-    """Loads the optimizer moments and step count saved in a `.h5` into the model's (fresh) optimizer.
-
-    Returns False, leaving the fresh optimizer as it is, when the file holds no matching state.
-    """
-    optimizer = model.optimizer
-    optimizer.build(model.trainable_variables)
-    with h5py.File(model_path, "r") as handle:
-        groups = list(handle.get("optimizer_weights", {}).values())
-        if len(groups) != 1 or not isinstance(groups[0], h5py.Group):
-            return False
-        saved = groups[0]  # named after the saving optimizer ("adam"), which may differ from ours
-        names = [variable.path.split("/", 1)[-1] for variable in optimizer.variables]
-        if not all(name in saved for name in names):
-            return False
-        for variable, name in zip(optimizer.variables, names):
-            variable.assign(saved[name][()])
-    return True
-
-
-def run_settings(config, model, train_set, val_set, summary):
-    """Everything needed to say how a model was made: the options, data sizes, versions, timings."""
-    settings = {name: value for name, value in config.command_options.items() if not callable(value)}
+def run_settings(config, run, model, train_set, val_set, summary):
+    """Everything needed to say how a model was made: the settings, data sizes, versions, timings."""
+    settings = {name: value for name, value in config.as_settings().items() if not callable(value)}
     settings.update(summary)
     settings.update({
-        "command": " ".join([script_name()] + sys.argv[1:]),
+        "command": run.command, "out_dir": run.out_dir, "strategy": run.strategy,
         "architecture": model.name,
         "class_names": list(train_set.class_names),
         "trainable_parameters": models.trainable_parameter_count(model),

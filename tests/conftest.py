@@ -1,6 +1,7 @@
 """Shared fixtures: small generated data sets and an in-process runner for the top-level scripts."""
 
-import keras
+import sys
+
 import pytest
 
 from common import data, synthetic
@@ -9,11 +10,13 @@ from helpers import run_script
 
 @pytest.fixture(autouse=True)
 def fresh_keras_state():
-    """Every test starts with Keras's default float32 policy and a clear session."""
-    keras.mixed_precision.set_global_policy("float32")
+    """Every test leaves Keras (when a test loaded it) with its default float32 policy and a clear
+    session; tests that never need Keras never import it."""
     yield
-    keras.mixed_precision.set_global_policy("float32")
-    keras.backend.clear_session()
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        keras.mixed_precision.set_global_policy("float32")
+        keras.backend.clear_session()
 
 
 @pytest.fixture(scope="session")

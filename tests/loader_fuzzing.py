@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from common import data, ensemble, synthetic
+from common import data, model_lists, synthetic
 from common.cli import UsageError
 
 SPECIAL_BYTES = (b" ", b"\t", b"\r", b"\n", b"\x00", b'"', b",", b"\xff", b"\xc3", b"9", b"-")
@@ -155,10 +155,10 @@ def fuzz_model_lists(fuzzer):
         return None
 
     for cut in range(len(content) + 1):
-        fuzzer.check("cut.txt", content[:cut], ensemble.read_model_list, sound_list)
+        fuzzer.check("cut.txt", content[:cut], model_lists.read_model_list, sound_list)
     generator = random.Random("lists")
     for variant in range(MUTATED_VARIANTS * 2):
-        fuzzer.check("mutated.txt", mutate(content, generator), ensemble.read_model_list, sound_list)
+        fuzzer.check("mutated.txt", mutate(content, generator), model_lists.read_model_list, sound_list)
 
 
 def main(folder):

@@ -85,9 +85,9 @@ def test_val_size_larger_than_the_data_is_refused(train_csv, tmp_path):
 
 def test_retrain_refuses_epochs_that_make_no_sense(train_csv, trained_model):
     assert_refused(run_script("retrain.py", train_csv, trained_model, 3, 2),
-                   "LAST_EPOCH 2 must be larger than PREV_EPOCH 3")
+                   "LAST_EPOCH 2 must be larger than FINISHED_EPOCHS 3")
     assert_refused(run_script("retrain.py", train_csv, trained_model, 4, 6),
-                   "PREV_EPOCH is 4", "ends at epoch 1")
+                   "FINISHED_EPOCHS is 4", "ends at epoch 1")
 
 
 def write_not_a_model(path):

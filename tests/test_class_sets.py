@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from common import classes, data, files, prediction, synthetic
+from common import classes, data, files, model_files, synthetic
 from helpers import assert_refused, run_script, write_image_tree
 
 MOODS = ("calm", "Excited", "tired")  # sorted by name, whatever the case
@@ -54,7 +54,7 @@ def test_classes_come_from_folder_names_and_classes_orders_them(tmp_path, mood_t
 
 
 def test_a_model_has_one_output_per_class_and_keeps_their_names(mood_model):
-    model = prediction.load_model(mood_model)
+    model = model_files.load_model(mood_model)
     assert model.output_shape[-1] == 3
     assert classes.saved_class_names(mood_model) == MOODS
     assert files.read_json(files.settings_path(mood_model))["class_names"] == list(MOODS)
@@ -93,14 +93,14 @@ def test_export_keeps_the_class_names(tmp_path, mood_model):
 
 def test_fine_tuning_a_seven_class_model_on_three_classes_draws_a_new_head(tmp_path, mood_tree, trained_model):
     root, _ = mood_tree
-    start = prediction.load_model(trained_model)
+    start = model_files.load_model(trained_model)
     last_but_head = [layer.name for layer in start.layers if layer.weights][-2]
     result = run_script("train.py", root, "--init", trained_model, "--freeze-until", last_but_head,
                         "--epochs", 1, "--val-size", 24, "--batch-size", 32, "--precision", "fp32",
                         "--out-dir", tmp_path)
     assert result.exit_code == 0, result.stderr
     assert "a new last layer fitted to the training faces' features for 3 classes (the model's: angry" in result.stdout
-    tuned = prediction.load_model(result.last_line)
+    tuned = model_files.load_model(result.last_line)
     assert tuned.output_shape[-1] == 3 and classes.saved_class_names(result.last_line) == MOODS
     for layer in start.layers[:start.layers.index(start.get_layer(last_but_head)) + 1]:
         for before, after in zip(layer.get_weights(), tuned.get_layer(layer.name).get_weights()):

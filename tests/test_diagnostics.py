@@ -6,7 +6,7 @@ import shutil
 import keras
 import numpy as np
 
-from common import explain
+from common import explain, model_files
 from helpers import assert_refused, run_script
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -101,9 +101,7 @@ def test_perturbation_saliency_equals_a_slow_per_pixel_reference():
 
 
 def test_gradient_ascent_raises_each_filters_activation(tmp_path, trained_model):
-    from common import prediction
-
-    model = prediction.with_precision(prediction.load_model(trained_model), "fp32")
+    model = model_files.with_precision(model_files.load_model(trained_model), "fp32")
     images, final, start = explain.filter_ascent(model, "block1_conv2", filters=6, steps=20)
     assert images.shape == (6, 48, 48)
     assert (final > start).all(), (start, final)

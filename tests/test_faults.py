@@ -96,21 +96,37 @@ def test_a_broken_model_file_is_refused_in_one_short_line(tmp_path, test_csv):
     (["predict.py", os.path.join(REPO, "examples", "astronaut.jpg"), "--model", "{list}"],
      "line 2: model {missing} does not exist"),
     (["test.py", "{test_csv}", "{out}/r.csv", "{missing}"], "no such model file or model list"),
+    (["dnn_test.py", "{missing_data}", "{out}/r.csv"], "no such file or folder"),
     (["retrain.py", "{test_csv}", "{missing}", "20", "30"], "no such model file"),
-], ids=["predict.py list line", "test.py model", "retrain.py model"])
-def test_missing_models_are_refused_before_tensorflow_loads(tmp_path, test_csv, trained_model, arguments,
-                                                            message):
+    (["train.py", "{missing_data}", "--out-dir", "{out}"], "no such file or folder"),
+    (["dnn_train.py", "{missing_data}", "--out-dir", "{out}"], "no such file or folder"),
+    (["semi_train.py", "{missing_data}", "{test_csv}", "{model}", "--out-dir", "{out}"], "no such file or folder"),
+    (["semi_retrain.py", "{missing_data}", "{test_csv}", "{model}", "{model}", "1", "2"], "no such file or folder"),
+    (["csv_to_npz.py", "{missing_data}", "{test_csv}", "-o", "{out}/d.npz"], "no such file or folder"),
+    (["test_by_vote.py", "{test_csv}", "{out}/r.csv", "{out}/missing_list.txt"], "no such model list"),
+    (["plot_model.py", "{missing_data}", "{model}"], "no such file or folder"),
+    (["gradient_ascent.py", "{missing}"], "no such model file"),
+    (["plot_model.py", "{test_csv}", "{missing}"], "no such model file"),
+    (["export.py", "{missing}", "--format", "h5"], "no such model file"),
+    (["serve.py", "--model", "{missing}"], "no such model file or model list"),
+    (["make_faces.py", "{out}/faces.csv", "--rows", "0"], "expected a positive integer"),
+    (["run_queue.py", "{out}/missing_queue.txt"], "cannot be read"),
+], ids=lambda value: value[0] if isinstance(value, list) else "")
+def test_every_script_checks_its_input_before_tensorflow_loads(tmp_path, test_csv, trained_model, arguments,
+                                                               message):
     fake = tmp_path / "no_tensorflow" / "tensorflow"  # importing it fails: the refusal must come first
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("raise ImportError('TensorFlow was loaded')\n")
     missing = tmp_path / "missing.h5"
     (tmp_path / "list.txt").write_text(f"1 {trained_model}\n1 {missing}\n")
-    values = dict(list=tmp_path / "list.txt", test_csv=test_csv, out=tmp_path, missing=missing)
+    values = dict(list=tmp_path / "list.txt", test_csv=test_csv, out=tmp_path, missing=missing,
+                  missing_data=tmp_path / "missing.csv", model=trained_model)
     command = [sys.executable, os.path.join(REPO, arguments[0])] + [part.format(**values) for part in arguments[1:]]
     completed = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
                                env=dict(os.environ, PYTHONPATH=f"{tmp_path / 'no_tensorflow'}:{REPO}"))
     assert completed.returncode == 2, completed.stderr[-1000:]
     assert message.format(**values) in completed.stderr and "TensorFlow was loaded" not in completed.stderr
+    assert len(completed.stderr.strip().splitlines()) == 1  # one line, no traceback
 
 
 def test_every_listed_model_is_checked_before_any_predicts(tmp_path, test_csv, trained_model):
@@ -132,7 +148,7 @@ def test_continuing_a_half_label_model_keeps_its_labeled_ratio_and_threshold(tmp
     settings = tmp_path / "0.500000_settings.json"
     settings.write_text(json.dumps({"labeled_ratio": 0.5, "threshold": 0.8, "val_size": 300}))
     parser = cli.ArgumentParser("test")
-    for name in ("model", "prev_epoch", "last_epoch"):
+    for name in ("model", "finished_epochs", "last_epoch"):
         parser.add_argument(name, type=str if name == "model" else int)
     cli.add_self_training_options(parser, from_model=True)
     cli.add_training_options(parser, from_model=True)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from common import finetuning, files, prediction
+from common import files, finetuning, model_files, prediction
 from common.cli import BadValue
 from helpers import assert_refused, run_script
 
@@ -17,21 +17,21 @@ def weights_by_layer(model):
 
 
 def test_freezing_counts_weighted_layers_or_stops_at_a_named_one(trained_model):
-    model = prediction.load_model(trained_model)
+    model = model_files.load_model(trained_model)
     names = [layer.name for layer in finetuning.weighted_layers(model)]
     assert finetuning.freeze_layers(model, freeze=3) == 3
     assert [layer.trainable for layer in finetuning.weighted_layers(model)][:4] == [False, False, False, True]
-    model = prediction.load_model(trained_model)
+    model = model_files.load_model(trained_model)
     finetuning.freeze_layers(model, freeze_until=names[1])
     assert not any(layer.trainable for layer in model.layers[:model.layers.index(model.get_layer(names[1])) + 1])
     with pytest.raises(BadValue, match="has no layer 'nowhere'"):
-        finetuning.freeze_layers(prediction.load_model(trained_model), freeze_until="nowhere")
+        finetuning.freeze_layers(model_files.load_model(trained_model), freeze_until="nowhere")
     with pytest.raises(BadValue, match="freeze fewer"):
-        finetuning.freeze_layers(prediction.load_model(trained_model), freeze=len(names))
+        finetuning.freeze_layers(model_files.load_model(trained_model), freeze=len(names))
 
 
 def test_a_new_head_changes_the_last_layer_only(trained_model):
-    model = prediction.load_model(trained_model)
+    model = model_files.load_model(trained_model)
     before = weights_by_layer(model)
     finetuning.new_head(model, seed=1)
     after = weights_by_layer(model)
@@ -46,7 +46,7 @@ def test_fine_tuning_starts_from_the_model_and_keeps_frozen_layers(tmp_path, tra
                         "--out-dir", tmp_path)
     assert result.exit_code == 0, result.stderr
     assert "2 layers frozen" in result.stdout
-    start, tuned = (weights_by_layer(prediction.load_model(path)) for path in (trained_model, result.last_line))
+    start, tuned = (weights_by_layer(model_files.load_model(path)) for path in (trained_model, result.last_line))
     names = list(start)
     for name in names[:2]:
         assert all(np.array_equal(a, b) for a, b in zip(start[name], tuned[name])), name
@@ -71,7 +71,7 @@ def test_a_fitted_head_predicts_as_the_logistic_regression_on_the_models_feature
                                                                                    class_count):
     images, fer_labels = faces
     labels = fer_labels % class_count
-    model = finetuning.replace_head(prediction.with_precision(prediction.load_model(trained_model), "fp32"),
+    model = finetuning.replace_head(model_files.with_precision(model_files.load_model(trained_model), "fp32"),
                                     class_count)
     finetuning.fit_head(model, images, labels)
     head = finetuning.weighted_layers(model)[-1]

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from common import data, ensemble, files
+from common import data, ensemble, files, model_lists
 from helpers import assert_refused, run_script
 
 
@@ -60,7 +60,7 @@ def test_fold_members_are_scored_out_of_fold_and_retrain_keeps_their_fold(tmp_pa
     assert "out-of-fold: 320 of the 320 rows" in result.stdout
     member_lines = [line for line in result.stdout.splitlines() if line.startswith("  validation accuracy")]
     assert [line.split(" on ")[1].split()[0] for line in member_lines] == ["160", "160"]
-    listed = ensemble.read_model_list(str(model_list))
+    listed = model_lists.read_model_list(str(model_list))
     scored, unseen, held_out = ensemble.evaluation_rows(str(train_csv), None, listed)
     assert len(scored) == 320 and sorted(np.concatenate(list(held_out.values()))) == list(range(320))
 

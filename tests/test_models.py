@@ -53,11 +53,17 @@ def test_resnet_cnn_parameter_count_and_residual_stages():
     assert add_shapes == [(24, 24, 64), (12, 12, 128), (12, 12, 128), (6, 6, 256), (6, 6, 256)]
 
 
-def test_every_train_py_architecture_has_a_builder():
-    from common import cli
+def test_every_registered_architecture_builds_with_the_parameter_count_help_shows():
+    from common import cli, config
 
-    assert set(cli.CNN_ARCHITECTURES) <= set(models.ARCHITECTURES)
-    assert {recipe["arch"] for recipe in cli.RECIPES.values()} <= set(cli.CNN_ARCHITECTURES)
+    for name, architecture in config.ARCHITECTURES.items():
+        model = models.builder(name)()
+        assert models.trainable_parameter_count(model) == architecture.trainable_parameters, name
+        assert (len(model.input_shape) == 4) == architecture.takes_images
+        assert models.builder(name)(num_classes=3).output_shape == (None, 3)
+        if architecture.takes_images:
+            assert f"({architecture.trainable_parameters:,} trainable parameters)" in cli.ARCH_HELP
+    assert {recipe.arch for recipe in config.RECIPES.values()} <= set(config.CNN_ARCHITECTURES)
 
 
 def test_fused_batch_normalization_matches_keras_batch_normalization():

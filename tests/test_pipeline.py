@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from common import data, files, models, prediction, synthetic, training
+from common import data, files, model_files, models, prediction, synthetic, training
 from helpers import run_script
 
 
@@ -67,7 +67,7 @@ def test_one_prediction_path_serves_cnn_and_dnn_models(tmp_path, test_csv, train
 
 
 def test_prediction_matches_a_plain_keras_predict(test_csv, trained_model):
-    model = prediction.load_model(trained_model)
+    model = model_files.load_model(trained_model)
     images = data.load_dataset(str(test_csv)).images
     ours = prediction.predict_probabilities(model, images, batch_size=16)
     plain = model.predict(images[..., np.newaxis].astype("float32"), verbose=0)
@@ -156,12 +156,12 @@ def test_labeled_ratio_baseline_with_the_mirrored_strategy(tmp_path, train_csv):
 
 
 def test_prediction_precision_copies_compute_in_the_asked_precision(test_csv, trained_model):
-    model = prediction.load_model(trained_model)  # trained with the default bf16 policy
-    assert prediction.with_precision(model, "saved") is model
+    model = model_files.load_model(trained_model)  # trained with the default bf16 policy
+    assert model_files.with_precision(model, "saved") is model
     images = data.load_dataset(str(test_csv)).images
     saved = prediction.predict_probabilities(model, images)
     for precision, compute_dtype in (("fp32", "float32"), ("bf16", "bfloat16")):
-        copy = prediction.with_precision(model, precision)
+        copy = model_files.with_precision(model, precision)
         assert copy.get_layer("block1_conv1").compute_dtype == compute_dtype
         assert copy.layers[-1].compute_dtype == "float32"
         probabilities = prediction.predict_probabilities(copy, images)

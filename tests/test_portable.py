@@ -1,4 +1,4 @@
-"""Model files any Keras opens, deployable exports, and 7-class models from elsewhere."""
+"""Model files any Keras opens, deployable exports, and models from elsewhere."""
 
 import csv
 import importlib.util
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common import models, prediction, synthetic, training
+from common import data, model_files, models, prediction, synthetic
 from helpers import run_script
 
 PLAIN_KERAS_LABELS = """
@@ -40,10 +40,10 @@ def test_a_trained_model_opens_in_plain_keras_with_test_py_labels(tmp_path, test
 
 def test_files_hold_keras_batch_normalization_and_training_the_fused_one():
     model = models.build_vgg_cnn()
-    portable = models.with_batch_norm(model, fused=False)
+    portable = model_files.with_batch_norm(model, fused=False)
     kinds = {type(layer).__name__ for layer in portable.layers}
     assert "BatchNormalization" in kinds and "FusedBatchNormalization" not in kinds
-    back = models.with_batch_norm(portable, fused=True)
+    back = model_files.with_batch_norm(portable, fused=True)
     assert "FusedBatchNormalization" in {type(layer).__name__ for layer in back.layers}
     faces = synthetic.generate_faces(8, seed=2)[0][..., None].astype("float32")
     np.testing.assert_allclose(portable(faces).numpy(), model(faces).numpy(), atol=1e-5)
@@ -53,7 +53,7 @@ def test_old_files_with_the_fused_layer_still_load(tmp_path):
     model = models.build_seed_cnn()  # FusedBatchNormalization, saved as older versions did
     path = str(tmp_path / "old.h5")
     model.save(path)
-    loaded = prediction.load_model(path)
+    loaded = model_files.load_model(path)
     faces = synthetic.generate_faces(8, seed=2)[0]
     np.testing.assert_allclose(prediction.predict_probabilities(loaded, faces),
                                prediction.predict_probabilities(model, faces), atol=1e-6)
@@ -73,7 +73,7 @@ def build_foreign_model(path):
 def test_a_foreign_model_gets_faces_resized_to_its_input_and_scaled(tmp_path):
     model = build_foreign_model(str(tmp_path / "foreign.h5"))
     faces = synthetic.generate_faces(16, seed=5)[0]
-    ours = prediction.predict_probabilities(prediction.load_model(str(tmp_path / "foreign.h5")), faces,
+    ours = prediction.predict_probabilities(model_files.load_model(str(tmp_path / "foreign.h5")), faces,
                                             pixel_scale="symmetric")
     resized = tf.image.resize(faces[..., None].astype("float32"), (64, 64), method="bilinear")
     expected = model.predict(tf.tile(resized, (1, 1, 1, 3)) * (2 / 255) - 1, verbose=0)
@@ -82,14 +82,26 @@ def test_a_foreign_model_gets_faces_resized_to_its_input_and_scaled(tmp_path):
     assert not np.allclose(unscaled, expected, atol=1e-3)  # the scale really is applied
 
 
+def read_labels(path):
+    with open(path, newline="") as handle:
+        return [int(row["label"]) for row in csv.DictReader(handle)]
+
+
 def test_a_foreign_model_works_in_test_py_and_in_a_model_list(tmp_path, test_csv, trained_model):
-    build_foreign_model(str(tmp_path / "foreign.h5"))
+    foreign = build_foreign_model(str(tmp_path / "foreign.h5"))
+    faces = synthetic.generate_faces(40, seed=1)[0]  # the faces of test_csv
+    resized = tf.image.resize(faces[..., None].astype("float32"), (64, 64), method="bilinear")
+    foreign_probabilities = foreign.predict(tf.tile(resized, (1, 1, 1, 3)) * (2 / 255) - 1, verbose=0)
     result = run_script("test.py", test_csv, tmp_path / "one.csv", tmp_path / "foreign.h5",
                         "--pixel-scale", "symmetric")
     assert result.exit_code == 0, result.stderr
-    (tmp_path / "list.txt").write_text(f"1 {trained_model}\n1 foreign.h5 pixel-scale=symmetric\n")
+    assert read_labels(tmp_path / "one.csv") == foreign_probabilities.argmax(axis=1).tolist()
+    (tmp_path / "list.txt").write_text(f"1 {trained_model}\n3 foreign.h5 pixel-scale=symmetric\n")
     result = run_script("test_by_vote.py", test_csv, tmp_path / "vote.csv", tmp_path / "list.txt", "--soft")
     assert result.exit_code == 0, result.stderr
+    ours = prediction.predict_probabilities(model_files.load_model(trained_model), faces)
+    expected = (ours + 3 * foreign_probabilities) / 4  # the weighted average, each model's own pixel scale
+    assert read_labels(tmp_path / "vote.csv") == expected.argmax(axis=1).tolist()
 
 
 @pytest.mark.slow
@@ -105,7 +117,10 @@ def test_exports_agree_with_test_py(tmp_path, trained_model, export_format):
     assert result.last_line == str(output) and output.exists()
     again = run_script("export.py", trained_model, "--format", export_format, "-o", output)  # named: replaced
     assert again.exit_code == 0 and f"replaced {output}" in again.stderr
-    assert sorted(os.listdir(tmp_path)) == [output.name]  # nothing beside it, no -1 copy
+    beside = [output.name + ".classes.txt"] if export_format in ("tflite", "onnx") else []
+    assert sorted(os.listdir(tmp_path)) == sorted([output.name, *beside])  # no -1 copy, no leftovers
+    if beside:
+        assert (tmp_path / beside[0]).read_text().split() == list(data.FER2013_CLASSES)
 
 
 def test_portable_save_keeps_the_optimizer_state_for_retraining(tmp_path):
@@ -114,10 +129,10 @@ def test_portable_save_keeps_the_optimizer_state_for_retraining(tmp_path):
     faces, labels = synthetic.generate_faces(16, seed=6)
     model.fit(faces[..., None].astype("float32"), keras.utils.to_categorical(labels, 7), verbose=0)
     path = str(tmp_path / "m.h5")
-    training.save_portable_model(model, path)
-    fresh = models.with_batch_norm(prediction.load_model(path), fused=True)
+    model_files.save_portable_model(model, path)
+    fresh = model_files.with_batch_norm(model_files.load_model(path), fused=True)
     fresh.compile(optimizer="adam", loss="categorical_crossentropy")
-    assert training.restore_optimizer_state(fresh, path)
+    assert model_files.restore_optimizer_state(fresh, path)
     assert int(fresh.optimizer.iterations.numpy()) == int(model.optimizer.iterations.numpy())
 
 
@@ -128,8 +143,8 @@ def test_the_last_epochs_weights_travel_beside_the_kept_ones(tmp_path):
     model.fit(faces[..., None].astype("float32"), keras.utils.to_categorical(labels, 7), verbose=0)
     last = [weight + 1.0 for weight in model.get_weights()]
     path = str(tmp_path / "m.h5")
-    training.save_portable_model(model, path, last_weights=last)
-    for saved, expected in zip(training.read_last_epoch_weights(path), last):
+    model_files.save_portable_model(model, path, last_weights=last)
+    for saved, expected in zip(model_files.read_last_epoch_weights(path), last):
         np.testing.assert_array_equal(saved, expected)
     for loaded, kept in zip(keras.models.load_model(path).get_weights(), model.get_weights()):
         np.testing.assert_array_equal(loaded, kept)  # plain Keras sees the kept weights
@@ -155,6 +170,6 @@ def test_the_saved_model_serving_signature_takes_tensorflow_servings_rest_reques
                                      "instances": faces[..., None].astype(float).tolist()}))  # what README sends
     signature = tf.saved_model.load(str(output)).signatures[request["signature_name"]]
     answer = signature(face=tf.constant(np.array(request["instances"], np.float32)))["output_0"].numpy()
-    expected = prediction.predict_probabilities(prediction.with_precision(prediction.load_model(trained_model),
+    expected = prediction.predict_probabilities(model_files.with_precision(model_files.load_model(trained_model),
                                                                           "fp32"), faces)
     np.testing.assert_allclose(answer, expected, atol=1e-4)

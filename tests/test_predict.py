@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from common import data, faces, files, synthetic
+from common import data, faces, files, model_files, synthetic
 from helpers import REPO, assert_refused, run_script
 
 EXAMPLE_PHOTO = os.path.join(REPO, "examples", "astronaut.jpg")
@@ -62,7 +62,7 @@ def test_a_folder_of_face_crops_gets_the_same_labels_as_test_py(tmp_path, traine
     assert [os.path.basename(row["source"]) for row in rows] == [f"face{i:02d}.png" for i in range(10)]
     assert all((row["x"], row["y"], row["width"], row["height"]) == ("0", "0", "96", "96") for row in rows)
     from common import prediction
-    model = prediction.with_precision(prediction.load_model(trained_model), "fp32")
+    model = model_files.with_precision(model_files.load_model(trained_model), "fp32")
     expected = prediction.predict_probabilities(model, images)  # test.py's path on the 48x48 faces
     found = np.array([[float(row[name]) for name in COLUMNS[9:16]] for row in rows])
     np.testing.assert_allclose(found, expected, atol=6e-5)  # the 4 decimals written

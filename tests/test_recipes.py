@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common import augmentation, cli, data, files, prediction, training
+from common import augmentation, cli, data, files, model_files, model_lists, prediction, training
 from helpers import assert_refused, run_script
 
 
@@ -68,8 +68,11 @@ def test_a_recipe_sets_the_defaults_and_explicit_flags_win(tmp_path):
     strong = parse("--recipe", "strong", "--epochs", "3", "--class-weight", "balanced")
     assert (strong.arch, strong.epochs, strong.optimizer, strong.augment) == ("vgg", 3, "adamw", "strong")
     assert strong.class_weight == "balanced" and strong.label_smoothing == 0.1 and strong.keep == "last"
-    report = parse()
-    assert vars(report) == dict(cli.RECIPES["report"], recipe="report", out_dir=str(tmp_path),
+    report = parse()  # the report's own recipe, written out
+    assert vars(report) == dict(arch="seed", epochs=20, batch_size=128, seed=0, optimizer="adam", learning_rate=1e-3,
+                                schedule="constant", warmup_epochs=0, label_smoothing=0.0, weight_decay=0.0,
+                                augment="report", class_weight="none", ema=0.0, keep="best", precision="bf16",
+                                val_size=None, folds=None, fold=None, recipe="report", out_dir=str(tmp_path),
                                 strategy="default", restart=False, deterministic=False, classes=None)
 
 
@@ -107,7 +110,7 @@ def test_keep_best_saves_the_weights_of_the_best_validation_epoch(tmp_path, trai
     assert settings["keep"] == "best" and settings["kept_epoch"] == best_row + 1
     assert result.last_line.endswith(files.model_stem(history[best_row, 4]) + ".h5")
     val_set = data.split_validation(data.load_dataset(str(train_csv)), 64)[1]
-    model = prediction.load_model(result.last_line)
+    model = model_files.load_model(result.last_line)
     predicted = prediction.predict_probabilities(model, val_set.images).argmax(axis=1)
     assert abs((predicted == val_set.labels).mean() - history[best_row, 4]) <= 1 / 64
 
@@ -119,7 +122,7 @@ def test_ema_saves_the_averaged_weights_scored_after_the_last_epoch(tmp_path, tr
     assert "averaged weights (decay 0.9): val accuracy" in result.stdout
     settings = json.load(open(files.settings_path(result.last_line)))
     assert settings["ema"] == 0.9 and settings["kept_epoch"] == 2
-    model = prediction.load_model(result.last_line)
+    model = model_files.load_model(result.last_line)
     dataset = data.load_dataset(str(train_csv))
     val_set = data.split_validation(dataset, 64)[1]
     predicted = prediction.predict_probabilities(model, val_set.images).argmax(axis=1)
@@ -132,7 +135,7 @@ def test_ema_with_the_best_epoch_is_refused(train_csv, tmp_path):
     assert result.exit_code == 2 and "--ema saves the averaged weights" in result.stderr
 
 
-def test_a_student_learns_from_a_teacher_whose_probabilities_are_cached(tmp_path, train_csv, trained_model):
+def test_a_students_teacher_targets_are_the_mirror_averaged_probabilities_computed_once(tmp_path, train_csv, trained_model):
     arguments = ["train.py", train_csv, "--epochs", 1, "--val-size", 64, "--batch-size", 64,
                  "--teacher", trained_model, "--out-dir", tmp_path]
     first = run_script(*arguments)
@@ -141,7 +144,12 @@ def test_a_student_learns_from_a_teacher_whose_probabilities_are_cached(tmp_path
     assert settings["teacher"] == str(trained_model) and settings["distill_weight"] == 0.7
     cached = [name for name in os.listdir(tmp_path) if name.startswith(".teacher-")]
     assert len(cached) == 1
-    assert np.load(tmp_path / cached[0]).shape == (256, 7)
+    teacher = np.load(tmp_path / cached[0])
+    images = data.load_dataset(str(train_csv)).images[64:]  # the training rows, in order
+    teacher_model = model_files.load_model(trained_model)
+    mirrored = (prediction.predict_probabilities(teacher_model, images)
+                + prediction.predict_probabilities(teacher_model, images[:, :, ::-1])) / 2
+    np.testing.assert_allclose(teacher, mirrored, atol=2e-3)  # each face and its mirror, averaged
     second = run_script(*arguments)
     assert "teacher probabilities from" in second.stdout  # labelled once
 
@@ -160,9 +168,10 @@ def test_a_teacher_of_another_fold_is_refused(tmp_path):
     teacher = tmp_path / "teacher.h5"
     files.write_json(files.settings_path(str(teacher)),
                      {"validation_rows": 160, "training_rows": 160, "folds": 2, "fold": 0})
-    distillation.check_teachers_validation([str(teacher)], 160, 320, folds=2, fold=0)  # the same rows
+    teachers = [model_lists.ListedModel(1.0, str(teacher), 0)]
+    distillation.check_teachers_validation(teachers, 160, 320, folds=2, fold=0)  # the same rows
     with pytest.raises(cli.BadValue, match="on fold 0 of 2 .160 of 320 rows., the student on fold 1 of 2"):
-        distillation.check_teachers_validation([str(teacher)], 160, 320, folds=2, fold=1)
+        distillation.check_teachers_validation(teachers, 160, 320, folds=2, fold=1)
 
 
 def test_the_distillation_loss_mixes_the_label_and_the_teacher():

@@ -6,9 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from common import data, ensemble
+from common import data, model_lists, prediction
 from common.cli import UsageError
 from helpers import assert_refused, run_script
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # a placeholder model file's first bytes
 
 
 def labelled_dataset(counts):
@@ -50,7 +51,7 @@ def probabilities_for(classes, confidence=0.6):
 
 
 def test_weighted_hard_vote():
-    vote = ensemble.Vote(2, 7)
+    vote = prediction.Vote(2, 7)
     vote.add(probabilities_for([1, 2]), weight=1)
     vote.add(probabilities_for([1, 3]), weight=1)
     vote.add(probabilities_for([4, 3]), weight=3)
@@ -59,11 +60,11 @@ def test_weighted_hard_vote():
 
 
 def test_a_tie_goes_to_the_larger_summed_probability():
-    vote = ensemble.Vote(1, 7)
+    vote = prediction.Vote(1, 7)
     vote.add(probabilities_for([2], confidence=0.9), weight=1)
     vote.add(probabilities_for([5], confidence=0.6), weight=1)
     assert vote.hard_labels().tolist() == [2]
-    vote = ensemble.Vote(1, 7)
+    vote = prediction.Vote(1, 7)
     vote.add(probabilities_for([2], confidence=0.5), weight=1)
     vote.add(probabilities_for([5], confidence=0.95), weight=1)
     assert vote.hard_labels().tolist() == [5]
@@ -72,7 +73,7 @@ def test_a_tie_goes_to_the_larger_summed_probability():
 def test_soft_vote_is_the_weighted_mean():
     first = np.array([[0.6, 0.4, 0, 0, 0, 0, 0]])
     second = np.array([[0.0, 0.7, 0.3, 0, 0, 0, 0]])
-    vote = ensemble.Vote(1, 7)
+    vote = prediction.Vote(1, 7)
     vote.add(first, 3)
     vote.add(second, 1)
     np.testing.assert_allclose(vote.soft_probabilities(), (3 * first + second) / 4)
@@ -87,11 +88,11 @@ def write_list(folder, text):
 
 
 def test_model_list_reads_weights_paths_and_comments(tmp_path):
-    (tmp_path / "a.h5").write_bytes(b"x")
+    (tmp_path / "a.h5").write_bytes(HDF5_SIGNATURE)
     os.makedirs(tmp_path / "sub")
-    (tmp_path / "sub" / "b.h5").write_bytes(b"x")
+    (tmp_path / "sub" / "b.h5").write_bytes(HDF5_SIGNATURE)
     path = write_list(tmp_path, "# ensemble\n\n2 a.h5  # best model\n0.5 sub/b.h5\n")
-    listed = ensemble.read_model_list(str(path))
+    listed = model_lists.read_model_list(str(path))
     assert [(m.weight, m.path, m.line_number) for m in listed] == [
         (2.0, str(tmp_path / "a.h5"), 3), (0.5, str(tmp_path / "sub" / "b.h5"), 4)]
 
@@ -106,7 +107,7 @@ def test_model_list_reads_weights_paths_and_comments(tmp_path):
     ("1a.h5\n", "line 1: expected 'WEIGHT PATH'"),
 ])
 def test_bad_model_lists_are_refused_and_no_result_is_written(tmp_path, test_csv, text, message):
-    (tmp_path / "a.h5").write_bytes(b"x")
+    (tmp_path / "a.h5").write_bytes(HDF5_SIGNATURE)
     path = write_list(tmp_path, text)
     result = run_script("test_by_vote.py", test_csv, tmp_path / "result.csv", path)
     assert_refused(result, str(path), message)
@@ -166,4 +167,4 @@ def test_unlabelled_data_cannot_evaluate(test_csv, tmp_path, trained_model):
     assert_refused(run_script("test_by_vote.py", test_csv, tmp_path / "r.csv", path, "--eval", test_csv),
                    "has no labels")
     with pytest.raises(UsageError):
-        ensemble.read_model_list(str(tmp_path / "nothing.txt"))
+        model_lists.read_model_list(str(tmp_path / "nothing.txt"))
