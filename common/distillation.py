@@ -69,7 +69,7 @@ def teacher_probabilities(teachers, class_names, images, tta, cache_folder):
         print(f"teacher probabilities from {cache_path}")
         return np.load(cache_path, allow_pickle=False)
     classifier = prediction.load_classifier(teachers)
-    classes.check_same(class_names, classifier.class_names, "--teacher", "the student's data")
+    classes.check_same(class_names, classifier.class_names, "the teachers", "the student's data")
     if tta:
         probabilities = classifier.probabilities(images, tta=True)
     else:
