@@ -22,7 +22,8 @@ def main():
     train_set, val_set = cli.load_training_data(options, fallback=0.1)
     training_config, run_options = cli.training_run(options)
     cli.lock_run(training_config, run_options)  # a second live run of this command stops here
-    from common import models, training  # TensorFlow loads only after the input checked out
+    cli.start_strategy(options)  # TensorFlow loads only after the input checked out
+    from common import models, training
 
     model_path = training.train_new_model(models.builder("dnn"), train_set, val_set, training_config, run_options,
                                           prefix="dnn_")

@@ -31,7 +31,8 @@ def main():
         classes.check_same(saved_classes, train_set.class_names, options.train_data, options.model)
     training_config, run_options = cli.training_run(options)
     cli.lock_run(training_config, run_options)  # a second live run of this command stops here
-    from common import training  # TensorFlow loads only after the input checked out
+    cli.start_strategy(options)  # TensorFlow loads only after the input checked out
+    from common import training
 
     cli.print_model_path(training.continue_training(options.model, train_set, val_set, training_config, run_options,
                                                     options.finished_epochs, options.last_epoch))

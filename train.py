@@ -69,9 +69,8 @@ def main():
         train_set, _ = data.split_labelled(train_set, options.labeled_ratio, options.seed)
     training_config, run_options = cli.training_run(options)
     cli.lock_run(training_config, run_options)  # a second live run of this command stops here
-    from common import distribution, models, training  # TensorFlow loads only after the input checked out
-
-    strategy = distribution.get_strategy(options.strategy)  # a multi-worker one precedes any other work
+    strategy = cli.start_strategy(options)  # TensorFlow loads only after the input checked out
+    from common import distribution, models, training
     soft_targets = None
     if teachers:
         from common import distillation

@@ -35,6 +35,18 @@ def training_run(options):
     return config.TrainingConfig.from_options(options), config.RunOptions.from_options(options, sys.argv)
 
 
+def start_strategy(options):
+    """The run's distribution strategy (TensorFlow loads here; a multi-worker one must precede any
+    other TensorFlow work), checked against --batch-size; errors name the option."""
+    from common import distribution
+
+    with naming("--strategy", options.strategy):
+        strategy = distribution.get_strategy(options.strategy)
+    with naming("--batch-size", options.batch_size):
+        distribution.check_batch_size(strategy, options.batch_size)
+    return strategy
+
+
 def lock_run(training_config, run_options):
     """Holds this script's run of `training_config` until the process ends, so that a second live
     run of the same command into the same --out-dir stops at once (a UsageError naming the first).
@@ -363,10 +375,10 @@ def add_self_training_options(parser, from_model=False):
 
 
 def self_training_arguments(options):
-    """The keyword arguments of `self_training.load_training_sets` that a semi-supervised script's
+    """The keyword arguments of `self_training.self_labelled_training_set` that a semi-supervised script's
     parsed options give."""
     return dict(test_data=options.test_data, predictor_path=options.predictor, labeled_ratio=options.labeled_ratio,
-                threshold=options.threshold, seed=options.seed, strategy=options.strategy)
+                threshold=options.threshold, seed=options.seed, start_strategy=lambda: start_strategy(options))
 
 
 def add_face_options(parser):

@@ -24,7 +24,7 @@ from common import backend  # noqa: F401  (TensorFlow loads quietly, before Kera
 import numpy as np
 import tensorflow as tf
 
-from common.errors import RunFailed, UsageError
+from common.errors import BadValue, RunFailed, UsageError
 
 WORKER_WAIT_SECONDS = 600  # how long workers wait for each other, at start-up and in each exchange
 
@@ -47,8 +47,8 @@ def _multi_worker_strategy():
     else:
         resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     if not resolver.cluster_spec().as_dict():
-        raise UsageError("--strategy multiworker: no cluster described; set TF_CONFIG (see the README's "
-                         "multi-worker example) or run under Slurm's srun")
+        raise BadValue("no cluster described for a multi-worker run; set TF_CONFIG (see the README's "
+                       "multi-worker example) or run under Slurm's srun")
     try:  # the start-up wait is a class setting of TensorFlow's strategy (unbounded by default)
         from tensorflow.python.distribute import collective_all_reduce_strategy
         collective_all_reduce_strategy.CollectiveAllReduceExtended._check_health_initial_timeout = (
@@ -60,8 +60,8 @@ def _multi_worker_strategy():
         strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver,
                                                               communication_options=communication)
     except RuntimeError as error:
-        raise RunFailed(f"--strategy multiworker: {error}; start every worker within "
-                        f"{WORKER_WAIT_SECONDS} s of the first") from None
+        raise RunFailed(f"the workers of a multi-worker run did not all start ({error}); start every worker "
+                        f"within {WORKER_WAIT_SECONDS} s of the first") from None
     index, count = worker_index_and_count(strategy)
     print(f"worker {index} of {count}: " + ("the chief, it writes the results" if index == 0 else
                                             "writes nothing, the chief writes the results"), flush=True)
@@ -109,8 +109,8 @@ def check_batch_size(strategy, batch_size):
     """The global batch must split evenly over the replicas of every worker."""
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
-        raise UsageError(f"--batch-size {batch_size}: must be a multiple of the {replicas} replicas "
-                         f"training together (e.g. {batch_size - batch_size % replicas or replicas})")
+        raise BadValue(f"{batch_size} images per batch must be a multiple of the {replicas} replicas "
+                       f"training together (e.g. {batch_size - batch_size % replicas or replicas})")
 
 
 def check_workers_agree(strategy, config, arrays, finished_epochs):
@@ -128,9 +128,9 @@ def check_workers_agree(strategy, config, arrays, finished_epochs):
     differing = sorted({index // replicas_per_worker
                         for index, row in enumerate(every_worker) if not np.array_equal(row, every_worker[0])})
     if differing:
-        raise UsageError(f"--strategy multiworker: worker(s) {', '.join(map(str, differing))} differ from "
+        raise UsageError(f"worker(s) {', '.join(map(str, differing))} of the multi-worker run differ from "
                          f"the chief in options, data or the epoch to resume after; start every worker "
-                         f"with the same command and data, and a shared --out-dir for resuming")
+                         f"with the same command and data, and a shared output folder for resuming")
 
 
 def prepare_for_workers(model, strategy, batch_shapes):

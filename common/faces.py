@@ -202,7 +202,7 @@ class MtcnnDetector:
         try:
             from mtcnn import MTCNN
         except ImportError as error:
-            raise UsageError(f"--detector mtcnn: the mtcnn package cannot be loaded ({error}); "
+            raise UsageError(f"the MTCNN face detector's package, mtcnn, cannot be loaded ({error}); "
                              f"reinstall it with pip install -r requirements.txt") from None
         self.min_face = min_face
         policy = keras.mixed_precision.global_policy()

@@ -13,7 +13,7 @@ def confident_rows(probabilities, threshold):
 
 
 def self_labelled_training_set(train_set, test_data, predictor_path, labeled_ratio, threshold, seed,
-                               strategy="default"):
+                               start_strategy=None):
     """The training set of semi_train.py and semi_retrain.py: labelled plus confidently self-labelled
     rows.
 
@@ -21,16 +21,17 @@ def self_labelled_training_set(train_set, test_data, predictor_path, labeled_rat
     model at `predictor_path` (whose classes must be the data's) labels the other training rows and
     every face of `test_data`, and those labelled with a highest probability >= `threshold` join the
     training set. Prints how many rows were self-labelled per class, and how many self-labels on
-    the rows whose labels were hidden are correct. `strategy` names the run's distribution
-    strategy, started before the predictor runs.
+    the rows whose labels were hidden are correct. `start_strategy()` starts the run's distribution
+    strategy (TensorFlow loads then), after the data checked out and before the predictor runs.
     """
     test_set = data.load_dataset(test_data, part="test", class_names=train_set.class_names)
     labelled, hidden = data.split_labelled(train_set, labeled_ratio, seed)
     unlabelled_images = np.concatenate([hidden.images, test_set.images])
 
-    from common import distribution, model_files, prediction  # TensorFlow loads only after the data checked out
+    if start_strategy is not None:
+        start_strategy()  # a multi-worker strategy precedes TensorFlow's work
+    from common import model_files, prediction  # TensorFlow loads only after the data checked out
 
-    distribution.get_strategy(strategy)  # a multi-worker strategy precedes TensorFlow's work
     predictor = model_files.load_model(predictor_path)
     classes.check_same(classes.model_class_names(predictor_path, predictor.output_shape[-1]), train_set.class_names,
                        train_set.source, predictor_path)

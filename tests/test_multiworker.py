@@ -72,7 +72,8 @@ def test_multiworker_without_a_cluster_or_with_ema_is_refused(tmp_path, train_cs
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     arguments = ["train.py", train_csv, "--strategy", "multiworker", "--epochs", 1, "--val-size", 64,
                  "--out-dir", tmp_path]
-    assert_refused(run_script(*arguments), "--strategy multiworker: no cluster described; set TF_CONFIG")
+    assert_refused(run_script(*arguments),
+                   "--strategy multiworker: no cluster described for a multi-worker run; set TF_CONFIG")
     assert_refused(run_script(*arguments, "--ema", 0.9, "--keep", "last"),
                    "--ema is not available with --strategy multiworker")
     assert os.listdir(tmp_path) == []
