@@ -128,9 +128,9 @@ def check_workers_agree(strategy, config, arrays, finished_epochs):
     differing = sorted({index // replicas_per_worker
                         for index, row in enumerate(every_worker) if not np.array_equal(row, every_worker[0])})
     if differing:
-        raise UsageError(f"worker(s) {', '.join(map(str, differing))} of the multi-worker run differ from "
-                         f"the chief in options, data or the epoch to resume after; start every worker "
-                         f"with the same command and data, and a shared output folder for resuming")
+        raise UsageError(f"worker(s) {', '.join(map(str, differing))} differ from the chief of the multi-worker "
+                         f"run in options, data or the epoch to resume after; start every worker with the "
+                         f"same command and data, and a shared output folder for resuming")
 
 
 def prepare_for_workers(model, strategy, batch_shapes):
