@@ -62,7 +62,7 @@ def label_of(name, class_names):
 
 def same(first, second):
     """Whether two class lists name the same classes in the same order."""
-    return len(first) == len(second) and all(map(lambda a, b: canonical(a) == canonical(b), first, second))
+    return len(first) == len(second) and all(canonical(a) == canonical(b) for a, b in zip(first, second))
 
 
 def check_same(expected, given, given_where, expected_where):
@@ -78,8 +78,8 @@ def relabel(dataset, class_names, model_name):
     not). Scoring a model on data with fewer classes, or the same in another order, is right."""
     if dataset.labels is None or same(dataset.class_names, class_names):
         return dataclasses.replace(dataset, class_names=tuple(class_names))
-    mapping = np.array([label_of(name, class_names) if label_of(name, class_names) is not None else -1
-                        for name in dataset.class_names])
+    labels = [label_of(name, class_names) for name in dataset.class_names]
+    mapping = np.array([-1 if label is None else label for label in labels])
     present = np.unique(dataset.labels)
     unknown = [dataset.class_names[label] for label in present if mapping[label] < 0]
     if unknown:

@@ -65,10 +65,9 @@ def load_training_data(options, fallback=2400, class_names=None):
     (the settings name it)."""
     from common import data
 
-    if getattr(options, "classes", None):
-        check_classes_option(options, options.train_data)
-    dataset = data.load_dataset(options.train_data, require_labels=True,
-                                class_names=getattr(options, "classes", None) or class_names)
+    given_classes = getattr(options, "classes", None)  # retraining scripts have no --classes
+    check_classes_option(given_classes, options.train_data)
+    dataset = data.load_dataset(options.train_data, require_labels=True, class_names=given_classes or class_names)
     with naming("--val-size", options.val_size):
         train_set, val_set = data.split_validation(dataset, options.val_size, fallback=fallback,
                                                    folds=options.folds, fold=options.fold)
@@ -306,9 +305,9 @@ def add_classes_option(parser):
                              "folder names, FER2013's seven in FER2013's order, others sorted)")
 
 
-def check_classes_option(options, data_path):
+def check_classes_option(given_classes, data_path):
     """`--classes` names the classes of image folders only."""
-    if options.classes and not os.path.isdir(data_path):
+    if given_classes and not os.path.isdir(data_path):
         raise UsageError(f"--classes: {data_path} is a file, whose classes are its own; --classes orders "
                          f"the class folders of a folder of images")
 

@@ -76,7 +76,7 @@ class Vote:
 
     def soft_probabilities(self):
         """The weighted average of the models' probabilities."""
-        return (self.probability_sum / self.total_weight[:, None]).astype(np.float32)
+        return self.probability_sum / self.total_weight[:, None]
 
     def labels(self, soft):
         return self.soft_probabilities().argmax(axis=1) if soft else self.hard_labels()
@@ -99,7 +99,7 @@ class Classifier:
         combined = Vote(len(images), len(self.class_names))
         for predictor, weight in zip(self.predictors, self.weights):
             combined.add(predictor.probabilities(images, batch_size, tta), weight)
-        return combined.soft_probabilities()
+        return combined.soft_probabilities().astype(np.float32)
 
 
 def load_classifier(source, precision="saved", pixel_scale="raw"):

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from common import (augmentation, classes, data, distillation, distribution, files, model_files, models,
                     prediction, resume)
-from common.errors import RunFailed, UsageError
+from common.errors import RunFailed
 from common.config import PRECISION_POLICIES
 from common.files import HISTORY_COLUMNS, VAL_ACCURACY
 
@@ -124,7 +124,6 @@ def fit(model, train_set, val_set, config, finished_epochs=0, backup=None, best_
     """
     strategy = strategy or tf.distribute.get_strategy()
     train_data = _training_pipeline(model, train_set, config, soft_targets, strategy)
-    check_classes_fit(model, train_set)
     target_width = model.output_shape[-1] * (1 if soft_targets is None else 2)
     distribution.prepare_for_workers(model, strategy, ((1, *model.input_shape[1:]), (1, target_width)))
     copied, relabelled = data.exact_copies(val_set, train_set)  # (validation rows,) masks each
@@ -416,7 +415,8 @@ def continue_training(model_path, train_set, val_set, config, run, finished_epoc
     with strategy.scope():
         # files hold Keras's batch normalisation; train with the fast one
         model = model_files.with_batch_norm(model_files.load_model(model_path), fused=True)
-        check_classes_fit(model, train_set, classes.model_class_names(model_path, model.output_shape[-1]))
+        classes.check_same(classes.model_class_names(model_path, model.output_shape[-1]), train_set.class_names,
+                           train_set.source, "the model")
         compile_model(model, config, steps_per_epoch(len(train_set), config.batch_size, strategy))
         restored = model_files.restore_optimizer_state(model, model_path)
     print(f"continuing {model_path} at epoch {finished_epochs + 1}; "
@@ -458,16 +458,6 @@ def _continue_from_last_epoch(model, model_path, keep):
                   f"the record to beat" if best_so_far else "")
         print(f"continuing from the last epoch's weights{record}")
     return best_so_far
-
-
-def check_classes_fit(model, dataset, model_classes=None):
-    """Refuses data whose classes are not the model's (`model_classes`; None: only their number is
-    known, the model's outputs)."""
-    if model_classes is not None:
-        classes.check_same(model_classes, dataset.class_names, dataset.source, "the model")
-    elif model.output_shape[-1] != len(dataset.class_names):
-        raise UsageError(f"{dataset.source}: has {len(dataset.class_names)} classes, the model "
-                         f"{model.output_shape[-1]} outputs")
 
 
 def seed_everything(seed, deterministic=False):
