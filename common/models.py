@@ -148,10 +148,18 @@ def build_resnet_cnn(dropout_rate=0.4, num_classes=len(FER2013_CLASSES)):
     return keras.Model(inputs, outputs, name="resnet_cnn")
 
 
-def build_dnn(dropout_rate=0.2, num_classes=len(FER2013_CLASSES)):
-    """The report's DNN: Dense 512-512-512-256 and one output per class on the 2,304 raw pixels."""
+def build_dnn(dropout_rate=0.2, num_classes=len(FER2013_CLASSES), standardize_faces=False):
+    """The report's DNN: Dense 512-512-512-256 and one output per class on the 2,304 raw pixels.
+
+    `standardize_faces` shifts and scales each face to mean 0 and standard deviation 1 before the
+    first layer (a LayerNormalization without weights, so the parameter count stays the report's);
+    otherwise pixels are only divided by 255, as in the report.
+    """
     inputs = keras.Input(shape=(NUM_PIXELS,), name="pixels")
     x = layers.Rescaling(1.0 / 255, name="scale_pixels")(inputs)
+    if standardize_faces:
+        x = layers.LayerNormalization(epsilon=1e-6, center=False, scale=False,
+                                     name="standardize_face")(x)  # (2304,) -> (2304,)
     for index, units in enumerate((512, 512, 512, 256), start=1):
         x = layers.Dense(units, activation="relu", name=f"dense{index}_{units}")(x)
         x = layers.Dropout(dropout_rate, name=f"dense{index}_dropout")(x)

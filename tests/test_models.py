@@ -19,6 +19,25 @@ def test_dnn_has_the_reports_parameter_count():
     assert model.input_shape == (None, 2304)
 
 
+def test_standardized_dnn_sees_past_brightness_and_contrast(tmp_path):
+    """Each face is standardised inside the model: a darker, flatter copy of a face gets the same
+    probabilities, without a weight more; the report's scaled DNN tells the two apart."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    standardized = models.build_dnn(standardize_faces=True)
+    scaled = models.build_dnn()
+    assert standardized.count_params() == scaled.count_params() == 1_838_599
+    faces = np.random.default_rng(0).integers(40, 200, size=(4, 2304)).astype("float32")
+    dimmer = 0.5 * faces + 20  # pixels stay in 0..255
+    for model, same in ((standardized, True), (scaled, False)):
+        first, second = np.asarray(model(faces)), np.asarray(model(dimmer))
+        assert np.allclose(first, second, atol=1e-4) == same
+    path = str(tmp_path / "dnn.h5")
+    standardized.save(path)  # plain Keras layers: the file opens without this project
+    np.testing.assert_allclose(keras.models.load_model(path)(faces), standardized(faces), atol=1e-6)
+
+
 def test_models_output_probabilities_from_raw_pixels():
     model = models.build_seed_cnn()
     pixels = np.random.default_rng(0).integers(0, 256, size=(3, 48, 48, 1)).astype("float32")
