@@ -111,6 +111,7 @@ def test_a_broken_model_file_is_refused_in_one_short_line(tmp_path, test_csv):
     (["serve.py", "--model", "{missing}"], "no such model file or model list"),
     (["make_faces.py", "{out}/faces.csv", "--rows", "0"], "expected a positive integer"),
     (["run_queue.py", "{out}/missing_queue.txt"], "cannot be read"),
+    (["ship_model.py", "{test_csv}", "{missing_data}", "{model}", "--out-dir", "{out}/shipped"], "no such file or folder"),
 ], ids=lambda value: value[0] if isinstance(value, list) else "")
 def test_every_script_checks_its_input_before_tensorflow_loads(tmp_path, test_csv, trained_model, arguments,
                                                                message):

@@ -1,0 +1,63 @@
+"""ship_model.py: the shipped copy, its records, its predictions and a model card measured on it."""
+
+import os
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+
+from common import data, files
+from helpers import assert_refused, run_script
+
+
+def ship_over_an_earlier_model(tmp_path, train_csv, test_csv, model_path):
+    """Ships `model_path` into a folder that holds an earlier model; returns (result, folder)."""
+    shipped_folder = tmp_path / "pretrained"
+    shipped_folder.mkdir()
+    earlier = shipped_folder / "fer_old_0.500000.h5"
+    shutil.copyfile(model_path, earlier)
+    shutil.copyfile(files.settings_path(model_path), files.settings_path(str(earlier)))
+    result = run_script("ship_model.py", train_csv, test_csv, model_path, "--out-dir", shipped_folder,
+                        "--results", tmp_path / "results")
+    return result, shipped_folder
+
+
+def test_shipped_model_card_states_what_the_shipped_file_scores(tmp_path, train_csv, test_csv, trained_model):
+    result, shipped_folder = ship_over_an_earlier_model(tmp_path, train_csv, test_csv, trained_model)
+    assert result.exit_code == 0, result.stderr
+    shipped = result.last_line
+    # one model remains, with its records and a card
+    assert sorted(os.listdir(shipped_folder)) == sorted(
+        ["MODEL_CARD.md", os.path.basename(shipped), os.path.basename(files.settings_path(shipped)),
+         os.path.basename(files.history_path(shipped))])
+    assert re.fullmatch(r"fer_seed_0\.\d{6}\.h5", os.path.basename(shipped))
+
+    import keras
+
+    plain = keras.models.load_model(shipped)  # plain Keras opens the copy
+    validation = data.load_dataset(str(train_csv), require_labels=True).subset(slice(0, 64))
+    predicted = plain.predict(validation.images[..., None].astype("float32"), verbose=0).argmax(axis=1)
+    card = (shipped_folder / "MODEL_CARD.md").read_text()
+    assert f"| single view | {np.mean(predicted == validation.labels):.2%} |" in card
+    for class_index, name in enumerate(["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]):
+        rows = int(np.sum(validation.labels == class_index))
+        assert f"| {name} | {rows} |" in card
+    assert "python train.py" in card and "python ship_model.py" in card
+
+    test_faces = data.load_dataset(str(test_csv), part="test")
+    written = pd.read_csv(tmp_path / "results" / f"pretrained_{os.path.basename(shipped)[:-3]}.csv")
+    expected = plain.predict(test_faces.images[..., None].astype("float32"), verbose=0).argmax(axis=1)
+    assert written["id"].tolist() == sorted(test_faces.ids.tolist())
+    assert written["label"].tolist() == expected[np.argsort(test_faces.ids, kind="stable")].tolist()
+    assert (tmp_path / "results" / f"pretrained_{os.path.basename(shipped)[:-3]}_tta.csv").exists()
+
+
+def test_a_model_without_its_settings_is_refused_before_anything_is_written(tmp_path, train_csv, test_csv,
+                                                                            trained_model):
+    bare = tmp_path / "bare.h5"
+    shutil.copyfile(trained_model, bare)
+    result = run_script("ship_model.py", train_csv, test_csv, bare, "--out-dir", tmp_path / "pretrained",
+                        "--results", tmp_path / "results")
+    assert_refused(result, "_settings.json beside it")
+    assert not (tmp_path / "pretrained").exists() and not (tmp_path / "results").exists()
