@@ -181,12 +181,13 @@ def remove_abandoned_partials(folder):
     process no longer exists)."""
     for name in os.listdir(folder):
         match = PARTIAL_NAME.match(name)
-        if match and not _process_alive(int(match.group(1))):
+        if match and not process_alive(int(match.group(1))):
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(folder, name))
 
 
-def _process_alive(pid):
+def process_alive(pid):
+    """Whether process `pid` of this host still runs."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -221,7 +222,7 @@ class ProcessLock:
         holder = self.holder()
         if holder and holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
             holder = None  # this process's own lock from an earlier run in it
-        if holder and (holder.get("host") != socket.gethostname() or _process_alive(int(holder["pid"]))):
+        if holder and (holder.get("host") != socket.gethostname() or process_alive(int(holder["pid"]))):
             raise UsageError(f"{self.what} is already being run by process {holder['pid']} on "
                              f"{holder['host']} since {holder['started']} (lock {self.path}); wait for it "
                              f"or stop it")

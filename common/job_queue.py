@@ -52,7 +52,10 @@ def read_jobs(queue_path):
 
 
 def job_state(job, state_folder):
-    """'done', 'failed (exit N)' or 'waiting' for `job`, from its marker files."""
+    """'running', 'done', 'failed (exit N)' or 'waiting' for `job`, from its marker files."""
+    running = files.read_json(os.path.join(state_folder, f"{job.name}.running"))
+    if running and files.process_alive(running["pid"]):
+        return "running"
     if os.path.exists(os.path.join(state_folder, f"{job.name}.done")):
         return "done"
     failed = os.path.join(state_folder, f"{job.name}.failed")
@@ -95,6 +98,8 @@ def _run_job(job, state_folder, working_folder):
     with open(log_path, "a", encoding="utf-8") as log:
         log.write(f"\n=== {_now()} {job.command}\n")
         log.flush()
+        running_marker = os.path.join(state_folder, f"{job.name}.running")  # for --list, while this runner lives
+        files.write_json(running_marker, {"pid": os.getpid(), "started": _now()}, replace=True)
         process = subprocess.Popen(["bash", "-c", job.command], cwd=working_folder, stdout=log,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
@@ -104,6 +109,8 @@ def _run_job(job, state_folder, working_folder):
             os.killpg(process.pid, signal.SIGTERM)
             process.wait()
             raise
+        finally:
+            os.unlink(running_marker)
 
 
 def _mark(job, state_folder, exit_code):

@@ -88,3 +88,15 @@ def test_lines_added_while_the_queue_runs_are_run_in_their_place(tmp_path):
     queue_path.write_text(adds_a_line + "\n" + f"echo last >> {ran}\n")
     assert run_queue(tmp_path, queue_path).exit_code == 0
     assert ran.read_text().split() == ["first", "last", "added"]
+
+
+def test_the_listing_shows_the_command_that_runs_now(tmp_path):
+    queue_path = tmp_path / "queue.txt"
+    lists_the_queue = (f"{sys.executable} {os.path.join(REPO, 'run_queue.py')} {queue_path} "
+                       f"--state-dir {tmp_path / 'state'} --list > {tmp_path / 'listing.txt'}")
+    queue_path.write_text(f"echo first\n{lists_the_queue}\n")
+    assert run_queue(tmp_path, queue_path).exit_code == 0
+    during = [line.split()[2] for line in (tmp_path / "listing.txt").read_text().splitlines()]
+    assert during == ["done", "running"]
+    after = [line.split()[2] for line in run_queue(tmp_path, queue_path, "--list").stdout.splitlines()]
+    assert after == ["done", "done"]
