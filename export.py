@@ -23,7 +23,6 @@ import os
 
 from common import classes, cli, config, data, files, model_lists, synthetic
 
-MIN_AGREEMENT = 0.995
 CHECK_FACES = 512
 
 
@@ -62,8 +61,8 @@ def main():
         fp32_agreement, saved_agreement = exporting.check_export(model, options.format, written, images)
         print(f"labels of the {options.format} copy on {len(images)} faces agree with test.py's: "
               f"{fp32_agreement:.2%} with --precision fp32, {saved_agreement:.2%} with the saved precision")
-        if fp32_agreement < MIN_AGREEMENT:
-            raise cli.RunFailed(f"agreement below {MIN_AGREEMENT:.1%}; the copy was removed")
+        if fp32_agreement < exporting.MIN_AGREEMENT:
+            raise cli.RunFailed(f"agreement below {exporting.MIN_AGREEMENT:.1%}; the copy was removed")
         files.move_into_place(written, path)
     finally:
         exporting.remove_export(written)  # whatever was not moved into place

@@ -24,7 +24,6 @@ import sys
 
 from common import classes, cli, data, files, model_lists
 
-MIN_AGREEMENT = 0.995
 CARD_NAME = "MODEL_CARD.md"
 
 
@@ -68,13 +67,14 @@ def main():
     try:
         exporting.export_model(model, "h5", written, class_names)
         fp32_agreement, saved_agreement = exporting.check_export(model, "h5", written, test_set.images)
-        if fp32_agreement < MIN_AGREEMENT:
+        if fp32_agreement < exporting.MIN_AGREEMENT:
             raise cli.RunFailed(f"the float32 copy's labels agree with test.py's on {fp32_agreement:.2%} of "
-                                f"the test faces, below {MIN_AGREEMENT:.1%}; nothing was shipped")
+                                f"the test faces, below {exporting.MIN_AGREEMENT:.1%}; nothing was shipped")
         measured, test_labels = measure(written, val_set, ~copied, relabelled.sum(), test_set, class_names,
                                         saved_agreement)
-        card = model_card.model_card(os.path.basename(shipped_path), settings, measured,
-                                     shlex.join(["python", os.path.basename(sys.argv[0]), *sys.argv[1:]]), os.path.getsize(written) / 1e6)
+        command = shlex.join(["python", os.path.basename(sys.argv[0]), *sys.argv[1:]])
+        card = model_card.model_card(os.path.basename(shipped_path), settings, measured, command,
+                                     os.path.getsize(written) / 1e6)
         files.move_into_place(written, shipped_path)
     finally:
         exporting.remove_export(written)  # whatever was not moved into place

@@ -37,11 +37,17 @@ def most_confused_pairs(counts, limit=5):
     return [pair for pair in pairs if pair[2] > 0]
 
 
+def recall_and_precision(counts):
+    """Per class recall (of the true row) and precision (of the predicted column) of a confusion
+    matrix; a class without rows or predictions gets 0."""
+    correct = np.diag(counts)
+    return correct / np.maximum(counts.sum(axis=1), 1), correct / np.maximum(counts.sum(axis=0), 1)
+
+
 def confusion_report(counts, class_names):
     """The report's table as text: per class recall ("recognition", of the true row) and precision
     ("prediction", of the predicted column), overall accuracy and the most confused pairs."""
-    recall = np.diag(counts) / np.maximum(counts.sum(axis=1), 1)
-    precision = np.diag(counts) / np.maximum(counts.sum(axis=0), 1)
+    recall, precision = recall_and_precision(counts)
     width = max(10, max(map(len, class_names)) + 1)
     lines = [f"{'class':<{width}}{'rows':>6}{'recognition':>13}{'prediction':>12}"]
     for index, name in enumerate(class_names):

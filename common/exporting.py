@@ -26,6 +26,7 @@ import tensorflow as tf
 from common import config, files, model_files, prediction
 
 CLASS_NAMES_FILE = "class_names.txt"
+MIN_AGREEMENT = 0.995  # a copy whose labels agree less with test.py's float32 labels is refused
 
 
 def default_export_path(model_path, export_format):

@@ -83,8 +83,7 @@ def validation_sentence(settings):
 
 def per_class_table(counts, class_names):
     """Markdown rows: class, rows, recall, precision."""
-    recall = np.diag(counts) / np.maximum(counts.sum(axis=1), 1)
-    precision = np.diag(counts) / np.maximum(counts.sum(axis=0), 1)
+    recall, precision = explain.recall_and_precision(counts)
     lines = ["| class | rows | recall | precision |", "| --- | --- | --- | --- |"]
     lines += [f"| {name} | {counts[index].sum()} | {recall[index]:.1%} | {precision[index]:.1%} |"
               for index, name in enumerate(class_names)]
