@@ -28,7 +28,8 @@ CHECK_FACES = 512
 
 def main():
     parser = cli.ArgumentParser(__doc__)
-    parser.add_argument("model", help="a .h5 or .keras model written by this toolkit")
+    parser.add_argument("model", type=cli.model_or_shipped,
+                        help=f"a .h5 or .keras model written by this toolkit, {cli.SHIPPED_MODEL_WORDS}")
     parser.add_argument("--format", required=True, choices=tuple(config.EXPORT_FORMATS),
                         help="what to write")
     parser.add_argument("-o", "--output", help="where to write it, replaced if it exists (default: beside "

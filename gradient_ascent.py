@@ -23,7 +23,8 @@ MAX_ACTIVATION_MAPS = 16  # filters drawn per face with --images
 
 def main():
     parser = cli.ArgumentParser(__doc__)
-    parser.add_argument("model", help="a .h5 CNN model written by this toolkit")
+    parser.add_argument("model", type=cli.model_or_shipped,
+                        help=f"a .h5 CNN model written by this toolkit, {cli.SHIPPED_MODEL_WORDS}")
     parser.add_argument("--layer", help="convolution layer name (default: the model's first)")
     parser.add_argument("--filters", type=cli.positive_int, default=32, help="how many filters to show")
     parser.add_argument("--steps", type=cli.positive_int, default=100, help="gradient ascent steps")

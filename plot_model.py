@@ -28,7 +28,8 @@ REPORT_IMAGES = "12928,25419,7824,27865,18872,16237,1206"
 def main():
     parser = cli.ArgumentParser(__doc__)
     parser.add_argument("train_data", help="the labelled data the model was trained on")
-    parser.add_argument("model", help="a .h5 model written by this toolkit")
+    parser.add_argument("model", type=cli.model_or_shipped,
+                        help=f"a .h5 model written by this toolkit, {cli.SHIPPED_MODEL_WORDS}")
     parser.add_argument("--val-size", type=cli.validation_size, default=None,
                         help="validation rows (from the start of the file) for the confusion matrix "
                              "(default: the PublicTest rows of Kaggle's fer2013.csv, else 2400, or "

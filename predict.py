@@ -30,8 +30,9 @@ def main():
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image files (jpg, png, bmp, webp, tiff, ...), video files (mp4, avi, mov, "
                              "mkv, ...) or folders of them")
-    parser.add_argument("--model", help="a .h5 or .keras model, or a model list of 'WEIGHT PATH' lines "
-                                        "(soft voting) (default: the model in pretrained/)")
+    parser.add_argument("--model", type=cli.model_or_shipped,
+                        help="a .h5 or .keras model, or a model list of 'WEIGHT PATH' lines (soft voting), "
+                             f"{cli.SHIPPED_MODEL_WORDS} (default: the model in pretrained/)")
     parser.add_argument("--out", type=cli.output_folder, default="predictions",
                         help="folder for predictions.csv and the annotated copies (created if missing)")
     cli.add_face_options(parser)

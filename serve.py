@@ -21,8 +21,9 @@ from common import cli, faces, files, model_lists
 
 def main():
     parser = cli.ArgumentParser(__doc__)
-    parser.add_argument("--model", help="a .h5 or .keras model, or a model list (soft voting) (default: the "
-                                        "model in pretrained/)")
+    parser.add_argument("--model", type=cli.model_or_shipped,
+                        help="a .h5 or .keras model, or a model list (soft voting), "
+                             f"{cli.SHIPPED_MODEL_WORDS} (default: the model in pretrained/)")
     cli.add_face_options(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every one)")
     parser.add_argument("--port", type=cli.positive_int, default=8000, help="port to listen on")

@@ -1,10 +1,12 @@
-"""Ships a trained model as the toolkit's default: a plain-Keras float32 copy in pretrained/ with its
-training records, its test-split predictions in results/, and a model card whose every figure is
-measured now, on the shipped file.
+"""Ships a trained model with the toolkit: a plain-Keras float32 copy in pretrained/ (the default
+model) or pretrained/small/ (the second, small one: `--model pretrained-small`) with its training
+records, its test-split predictions in results/, and a model card whose every figure is measured
+now, on the shipped file.
 
 Usage:
     python ship_model.py data/fer2013.npz data/fer2013.npz models/long_s0/0.712083.h5
     python ship_model.py train.csv test.csv models/0.691667.h5 --name fer_vgg
+    python ship_model.py data/fer2013.npz data/fer2013.npz models/small/0.695000.h5 --out-dir pretrained/small
 
 TRAIN_DATA is the labelled file the model was trained on: the validation rows its _settings.json
 names (the first rows, or a fold) are scored single view and with --tta, on every row and on the
@@ -14,7 +16,7 @@ of an .npz) are predicted into <results>/pretrained_<stem>.csv and _tta.csv. The
 under 99.5% of its test labels agree with the toolkit's float32 prediction. Only once everything is
 measured are files written: the copy, its _settings.json and _history.csv, MODEL_CARD.md (replaced),
 the predictions; then the models shipped before it in <out-dir> are removed, so that the folder holds
-the one model every script uses by default. Prints the shipped file's path.
+the one model its name stands for. Prints the shipped file's path.
 """
 
 import os
@@ -35,7 +37,8 @@ def main():
     parser.add_argument("model", help="a .h5 model written by train.py, with its _settings.json beside it")
     parser.add_argument("--name", help="file name before the accuracy (default: fer_<arch>, e.g. fer_vgg)")
     parser.add_argument("--out-dir", type=cli.output_folder, default=files.PRETRAINED_FOLDER,
-                        help="the folder of the shipped model")
+                        help="the folder of the shipped model: pretrained (the default model) or "
+                             "pretrained/small (the second shipped model, 'pretrained-small')")
     parser.add_argument("--results", type=cli.output_folder, default="results",
                         help="the folder of test-split predictions")
     options = parser.parse_args()
@@ -73,8 +76,9 @@ def main():
         measured, test_labels = measure(written, val_set, ~copied, relabelled.sum(), test_set, class_names,
                                         saved_agreement)
         command = shlex.join(["python", os.path.basename(sys.argv[0]), *sys.argv[1:]])
-        card = model_card.model_card(os.path.basename(shipped_path), settings, measured, command,
-                                     os.path.getsize(written) / 1e6)
+        card = model_card.model_card(files.repository_relative_path(shipped_path),
+                                     files.shipped_model_name(options.out_dir), settings, measured, command,
+                                     os.path.getsize(written) / 1e6, starting_command(settings))
         files.move_into_place(written, shipped_path)
     finally:
         exporting.remove_export(written)  # whatever was not moved into place
@@ -104,6 +108,14 @@ def read_training_settings(model_path):
         raise cli.UsageError(f"{files.settings_path(model_path)}: lacks {', '.join(missing)}; expected the "
                              f"settings train.py writes")
     return settings
+
+
+def starting_command(settings):
+    """The command that trained the model a fine-tuned model started from (`--init`), from that model's
+    settings; None for a model trained from fresh weights or one whose start has no settings."""
+    start = settings.get("init")
+    start_settings = files.read_json(files.settings_path(start)) if start else None
+    return start_settings.get("command") if start_settings else None
 
 
 def measure(shipped_file, val_set, unseen, relabelled_copies, test_set, class_names, export_agreement):

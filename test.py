@@ -25,10 +25,10 @@ def main(description=__doc__):
     parser.add_argument("result_csv", type=cli.output_file,
                         help="where to write the id,label predictions (replaced if it exists; gzipped "
                              "when named .gz)")
-    parser.add_argument("model", nargs="?",
+    parser.add_argument("model", nargs="?", type=cli.model_or_shipped,
                         help="a .h5 or .keras model: one of this toolkit (CNN or DNN) or a Keras "
-                             "classifier from elsewhere, see --pixel-scale (default: the model in "
-                             "pretrained/)")
+                             f"classifier from elsewhere, see --pixel-scale; {cli.SHIPPED_MODEL_WORDS} "
+                             "(default: the model in pretrained/)")
     cli.add_prediction_options(parser)
     options = parser.parse_args()
 

@@ -20,7 +20,7 @@ model has one output per class of the data (FER2013's seven for the CSV files; t
 """
 
 
-from common import cli, data, files, model_lists
+from common import cli, data, model_lists
 
 
 def main():
@@ -30,9 +30,10 @@ def main():
     parser.add_argument("--labeled-ratio", type=cli.positive_fraction, default=1.0,
                         help="train on this share of the training rows' labels only (per class, seeded "
                              "by --seed; the same rows semi_train.py keeps), e.g. 0.5 for a baseline")
-    parser.add_argument("--teacher", metavar="MODEL_OR_LIST",
+    parser.add_argument("--teacher", metavar="MODEL_OR_LIST", type=cli.model_or_shipped,
                         help="distil: learn from this model's (or model list's) averaged probabilities "
-                             "of each face and its mirror, mixed with the labels")
+                             "of each face and its mirror, mixed with the labels ('pretrained': the "
+                             "shipped model)")
     parser.add_argument("--teacher-tta", action="store_true",
                         help="teachers average 10 views of each face instead of the face and its mirror")
     parser.add_argument("--temperature", type=cli.positive_float, default=2.0,
@@ -40,9 +41,10 @@ def main():
     parser.add_argument("--distill-weight", type=cli.fraction, default=0.7,
                         help="share of the teacher term in the loss; the rest is the label's "
                              "cross-entropy")
-    parser.add_argument("--init", metavar="MODEL",
-                        help="start from this trained .h5 model ('pretrained': the shipped one) instead of "
-                             "fresh weights; --arch is then the model's own")
+    parser.add_argument("--init", metavar="MODEL", type=cli.model_or_shipped,
+                        help="start from this trained .h5 model ('pretrained': the shipped one; "
+                             "'pretrained-small': the shipped small CNN) instead of fresh weights; --arch is "
+                             "then the model's own")
     parser.add_argument("--freeze", type=cli.non_negative_int, default=0,
                         help="with --init: keep the weights of the first N layers that have weights")
     parser.add_argument("--freeze-until", metavar="LAYER",
@@ -97,8 +99,6 @@ def main():
 
 def _check_initial_model(options):
     """--init names an existing model (or 'pretrained'); the freezing options need it."""
-    if options.init == "pretrained":
-        options.init = files.pretrained_model_path()
     if options.init:
         model_lists.check_model_file(options.init, "a .h5 model or 'pretrained'", "--init")
     elif options.freeze or options.freeze_until or options.new_head:

@@ -167,6 +167,18 @@ def output_file(text):
     return text
 
 
+SHIPPED_MODEL_WORDS = "or the name of a shipped model: " + ", ".join(f"'{name}'" for name in files.SHIPPED_MODEL_FOLDERS)
+
+
+def model_or_shipped(text):
+    """argparse type: a model file or list as given, or the name of a shipped model
+    (`files.SHIPPED_MODEL_FOLDERS`) turned into its file's path."""
+    try:
+        return files.model_path_or_shipped(text)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def row_numbers(text):
     """argparse type: comma-separated row numbers (from 0), e.g. `12928,25419,7824`."""
     try:

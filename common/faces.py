@@ -351,16 +351,16 @@ def classify_faces(image, classifier=None, detector=DEFAULT_DETECTOR, tta=False,
                    min_face=DEFAULT_MIN_FACE):
     """The faces in `image` (a path, or a BGR or grey array as OpenCV gives) with their class
     probabilities. `classifier`: a model path, a model list path, a Keras model, a
-    `prediction.Classifier`, or None for the shipped pretrained model. `detector`: a name in
-    `config.DETECTORS` or a detector object."""
+    `prediction.Classifier`, the name of a shipped model ('pretrained', 'pretrained-small'), or None
+    for the default shipped model. `detector`: a name in `config.DETECTORS` or a detector object."""
     from common import files, prediction  # TensorFlow loads only when something is classified
 
     if isinstance(image, (str, os.PathLike)):
         image = read_image(os.fspath(image))
     if classifier is None:
-        classifier = files.pretrained_model_path()
+        classifier = files.DEFAULT_SHIPPED_MODEL
     if isinstance(classifier, (str, os.PathLike)):
-        classifier = prediction.load_classifier(os.fspath(classifier))
+        classifier = prediction.load_classifier(files.model_path_or_shipped(os.fspath(classifier)))
     elif not isinstance(classifier, prediction.Classifier):
         classifier = prediction.Classifier([prediction.ModelPredictor(classifier)], [1.0], "model")
     if isinstance(detector, str):

@@ -24,6 +24,11 @@ import tempfile
 MODEL_SUFFIX = ".h5"
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRETRAINED_FOLDER = os.path.join(REPOSITORY, "pretrained")
+DEFAULT_SHIPPED_MODEL = "pretrained"
+SHIPPED_MODEL_FOLDERS = {  # the names that stand for the models that come with the toolkit
+    DEFAULT_SHIPPED_MODEL: PRETRAINED_FOLDER,  # the most accurate: every script's default
+    "pretrained-small": os.path.join(PRETRAINED_FOLDER, "small"),  # the small CNN: faster, a little less accurate
+}
 HISTORY_SUFFIX = "_history.csv"
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_unseen_accuracy")
 VAL_ACCURACY = HISTORY_COLUMNS.index("val_accuracy")
@@ -35,15 +40,37 @@ def model_stem(val_accuracy, prefix=""):
     return f"{prefix}{val_accuracy:.6f}"
 
 
-def pretrained_model_path():
-    """The model that comes with the toolkit: the one `.h5` file in `pretrained/`."""
-    names = sorted(name for name in os.listdir(PRETRAINED_FOLDER) if name.endswith(MODEL_SUFFIX)) \
-        if os.path.isdir(PRETRAINED_FOLDER) else []
+def pretrained_model_path(name=DEFAULT_SHIPPED_MODEL):
+    """A model that comes with the toolkit: the one `.h5` file in the folder of shipped model `name`
+    (a key of SHIPPED_MODEL_FOLDERS)."""
+    folder = SHIPPED_MODEL_FOLDERS[name]
+    names = sorted(entry for entry in os.listdir(folder) if entry.endswith(MODEL_SUFFIX)) \
+        if os.path.isdir(folder) else []
     if len(names) != 1:
         from common.errors import UsageError
-        raise UsageError(f"{PRETRAINED_FOLDER}: expected exactly one .h5 model (the shipped one), "
-                         f"found {len(names)}; give a model explicitly")
-    return os.path.join(PRETRAINED_FOLDER, names[0])
+        raise UsageError(f"{folder}: expected exactly one .h5 model (the shipped model '{name}'), "
+                         f"found {len(names)}; give a model file explicitly")
+    return os.path.join(folder, names[0])
+
+
+def model_path_or_shipped(text):
+    """`text` itself (a model file or list), or the path of the shipped model it names ('pretrained',
+    'pretrained-small')."""
+    return pretrained_model_path(text) if text in SHIPPED_MODEL_FOLDERS else text
+
+
+def shipped_model_name(folder):
+    """The name of the shipped model kept in `folder`, or None for a folder of no shipped model."""
+    return next((name for name, shipped_folder in SHIPPED_MODEL_FOLDERS.items()
+                 if os.path.abspath(folder) == os.path.abspath(shipped_folder)), None)
+
+
+def repository_relative_path(path):
+    """`path` relative to the repository when it lies inside it (as the README's commands name files),
+    else absolute."""
+    absolute = os.path.abspath(path)
+    inside = os.path.commonpath([absolute, REPOSITORY]) == REPOSITORY
+    return os.path.relpath(absolute, REPOSITORY) if inside else absolute
 
 
 def check_writable_folder(folder, needed_bytes=0):

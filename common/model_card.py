@@ -3,12 +3,13 @@ its validation rows when it is shipped (`ship_model.py`), so every number in it 
 """
 
 import dataclasses
+import os
 import re
 import textwrap
 
 import numpy as np
 
-from common import config, explain
+from common import config, explain, files
 
 STANDARDIZED_WORDS = "; each face is shifted and scaled to mean 0 and deviation 1 inside the model"
 OPTIMIZER_WORDS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD with Nesterov momentum 0.9"}
@@ -95,9 +96,24 @@ def confused_sentence(counts, class_names):
     return ", ".join(f"{class_names[true]} -> {class_names[predicted]}" for true, predicted, _ in pairs)
 
 
-def model_card(file_name, settings, measured, shipping_command, megabytes):
-    """The card's Markdown text, its prose wrapped at 100 characters."""
-    return reflow(_card_text(file_name, settings, measured, shipping_command, megabytes))
+def model_card(shipped_path, shipped_as, settings, measured, shipping_command, megabytes, starting_command=None):
+    """The card's Markdown text, its prose wrapped at 100 characters. `shipped_path`: the shipped file
+    as a user names it (relative to the repository); `shipped_as`: its name in
+    `files.SHIPPED_MODEL_FOLDERS`, or None for a folder of no shipped model; `starting_command`: the
+    command that trained the model this one started from (`--init`), when known."""
+    return reflow(_card_text(shipped_path, shipped_as, settings, measured, shipping_command, megabytes,
+                             starting_command))
+
+
+def role_sentence(shipped_as, shipped_path):
+    """What the model is to the toolkit's scripts."""
+    if shipped_as == files.DEFAULT_SHIPPED_MODEL:
+        return ("the model `predict.py`, `serve.py`, `test.py` and `dnn_test.py` use when no model is given "
+                f"(`--model {shipped_as}` names it).")
+    if shipped_as:
+        return (f"shipped beside the default model: `--model {shipped_as}` picks it in `predict.py`, "
+                f"`serve.py`, `test.py` and `export.py`, and `train.py --init {shipped_as}` fine-tunes it.")
+    return f"kept in `{os.path.dirname(shipped_path)}`."
 
 
 def reflow(markdown, width=100):
@@ -116,16 +132,18 @@ def reflow(markdown, width=100):
     return "\n\n".join(blocks)
 
 
-def _card_text(file_name, settings, measured, shipping_command, megabytes):
+def _card_text(shipped_path, shipped_as, settings, measured, shipping_command, megabytes, starting_command):
     """The card's text before wrapping."""
+    file_name = os.path.basename(shipped_path)
     stem = file_name[:-len(".h5")]
     architecture = config.ARCHITECTURES[settings["arch"]]
     names = ", ".join(f"{index} {name}" for index, name in enumerate(measured.class_names))
     single, tta = measured.single_view, measured.tta
+    training_commands = "\n".join(f"python {command}" for command in (starting_command, settings["command"])
+                                  if command)
     return f"""# Model card: `{file_name}`
 
-A facial-expression classifier for 48x48 greyscale faces, the model `predict.py`, `serve.py`,
-`test.py` and `dnn_test.py` use when no model is given.
+A facial-expression classifier for 48x48 greyscale faces, {role_sentence(shipped_as, shipped_path)}
 
 ## What it is
 
@@ -134,19 +152,19 @@ A facial-expression classifier for 48x48 greyscale faces, the model `predict.py`
 - Input: raw grey levels 0..255 shaped as its input layer declares (the model rescales them itself).
   Output: the probabilities of {names}.
 - File: Keras HDF5, float32, no optimizer state, {megabytes:.1f} MB; only Keras's own layers, so plain
-  Keras opens it: `keras.models.load_model("pretrained/{file_name}")`. `export.py` turns it into a
+  Keras opens it: `keras.models.load_model("{shipped_path}")`. `export.py` turns it into a
   SavedModel, TensorFlow Lite or ONNX file.
 - `{stem}_settings.json` and `_history.csv` beside it are the training run's own records.
 
 ## How it was made
 
 Data: `{settings.get('train_data') or settings.get('train_csv')}`. Validation: {validation_sentence(settings)}.
-Seed {settings['seed']}, {_recipe(settings)}, {_count(settings['epochs'], 'epoch')},
+{_start_sentence(settings, starting_command)}Seed {settings['seed']}, {_recipe(settings)}, {_count(settings['epochs'], 'epoch')},
 the {settings['keep']} epoch kept (epoch {settings['kept_epoch']}). {_duration(settings['wall_seconds'])} on the machine that trained it
 ({settings['training_images_per_second']:.0f} training images/s).
 
 ```bash
-python {settings['command']}
+{training_commands}
 {shipping_command}
 ```
 
@@ -175,7 +193,7 @@ Per class on the validation rows, single view:
 
 Most confused (true -> predicted): {confused_sentence(measured.confusion, measured.class_names)}.
 
-On photos: `python benchmarks/photos.py pretrained/{file_name} --data data/fer2013.npz --rows 0:1000`
+On photos: `python benchmarks/photos.py {shipped_path} --data data/fer2013.npz --rows 0:1000`
 puts validation faces into generated photos, finds them with the detector and scores them (RESULTS.md).
 
 ## Limits
@@ -215,6 +233,14 @@ def _selection_sentence(settings):
                 "on the same rows in earlier runs, so the figures may flatter it slightly.")
     return (f"The kept epoch ({settings['kept_epoch']}) was chosen as the best on these same rows, so the "
             f"figures flatter it (its last epoch scored {settings['last_val_accuracy']:.2%} in training).")
+
+
+def _start_sentence(settings, starting_command):
+    """Where a model trained with --init started, or nothing for one trained from fresh weights."""
+    if not settings.get("init"):
+        return ""
+    made = " (made by the first command below)" if starting_command else ""
+    return f"Started from `{os.path.basename(settings['init'])}`{made}, then: "
 
 
 def _count(number, noun):

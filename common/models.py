@@ -173,6 +173,13 @@ def builder(arch):
     return globals()[config.ARCHITECTURES[arch].builder]
 
 
+def architecture_name(model):
+    """The key of `config.ARCHITECTURES` whose builder made `model` (its own, for a model started from
+    another with --init), or None for a model from elsewhere."""
+    return next((name for name, architecture in config.ARCHITECTURES.items()
+                 if architecture.builder == f"build_{model.name}"), None)
+
+
 def trainable_parameter_count(model):
     """The number of trainable weights, as in the report's tables."""
     return sum(int(keras.ops.size(weight)) for weight in model.trainable_weights)

@@ -481,7 +481,7 @@ def run_settings(config, run, model, train_set, val_set, summary):
     settings.update(summary)
     settings.update({
         "command": run.command, "out_dir": run.out_dir, "strategy": run.strategy,
-        "architecture": model.name,
+        "arch": models.architecture_name(model) or config.arch, "architecture": model.name,
         "class_names": list(train_set.class_names),
         "trainable_parameters": models.trainable_parameter_count(model),
         "training_rows": len(train_set), "validation_rows": len(val_set),
