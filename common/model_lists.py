@@ -1,7 +1,8 @@
 """Model lists, and the check that a path names a model or a model list.
 
 A model list has one model a line, `WEIGHT PATH`: the weight a positive number, the path relative
-to the list file's folder or absolute. A line may end with `pixel-scale=raw|unit|symmetric` for a
+to the list file's folder or absolute, or the name of a shipped model (`pretrained`,
+`pretrained-small`). A line may end with `pixel-scale=raw|unit|symmetric` for a
 model from elsewhere that expects pixel values 0..255, 0..1 or -1..1 (this toolkit's models take
 raw values). Blank lines and `#` comments are ignored. A model file is named `.h5` or `.keras`
 (`config.MODEL_SUFFIXES`); any other file is read as a list.
@@ -12,7 +13,7 @@ import os
 
 import numpy as np
 
-from common import config
+from common import config, files
 from common.errors import UsageError
 
 PIXEL_SCALE_PREFIX = "pixel-scale="
@@ -103,6 +104,11 @@ def _parse_line(list_path, folder, line_number, text):
         raise UsageError(f"{where}: weight {weight_text!r} is not a number") from None
     if not weight > 0 or not np.isfinite(weight):
         raise UsageError(f"{where}: weight {weight_text} must be a positive number")
+    if path in files.SHIPPED_MODEL_FOLDERS:
+        try:
+            path = files.pretrained_model_path(path)
+        except UsageError as error:
+            raise UsageError(f"{where}: {error}") from None
     path = path if os.path.isabs(path) else os.path.join(folder, path)
     if os.path.isdir(path):
         raise UsageError(f"{where}: {path} is a folder, expected a model file")

@@ -152,6 +152,8 @@ def _write(path, content):
 def _folder(path):
     path.mkdir()
     return path
+
+
 def test_the_pretrained_model_is_found_and_small():
     path = files.pretrained_model_path()
     assert os.path.getsize(path) <= 10 * 1024 * 1024

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from common import data, model_lists, prediction
+from common import data, files, model_lists, prediction
 from common.cli import UsageError
 from helpers import assert_refused, run_script
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # a placeholder model file's first bytes
@@ -95,6 +95,17 @@ def test_model_list_reads_weights_paths_and_comments(tmp_path):
     listed = model_lists.read_model_list(str(path))
     assert [(m.weight, m.path, m.line_number) for m in listed] == [
         (2.0, str(tmp_path / "a.h5"), 3), (0.5, str(tmp_path / "sub" / "b.h5"), 4)]
+
+
+def test_a_list_line_may_name_a_shipped_model(tmp_path, monkeypatch):
+    (tmp_path / "shipped").mkdir()
+    (tmp_path / "shipped" / "fer_small_0.690000.h5").write_bytes(HDF5_SIGNATURE)
+    monkeypatch.setitem(files.SHIPPED_MODEL_FOLDERS, "pretrained-small", str(tmp_path / "shipped"))
+    monkeypatch.setitem(files.SHIPPED_MODEL_FOLDERS, "pretrained", str(tmp_path / "nothing shipped"))
+    listed = model_lists.read_model_list(str(write_list(tmp_path, "1 pretrained-small\n")))
+    assert [model.path for model in listed] == [str(tmp_path / "shipped" / "fer_small_0.690000.h5")]
+    with pytest.raises(UsageError, match=r"model_list.txt: line 2: .*nothing shipped.*'pretrained'"):
+        model_lists.read_model_list(str(write_list(tmp_path, "1 pretrained-small\n1 pretrained\n")))
 
 
 @pytest.mark.parametrize("text, message", [
