@@ -17,6 +17,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 
@@ -24,6 +25,9 @@ from common import files
 from common.errors import UsageError
 
 INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C or SIGTERM
+START_MARK = "=== "  # begins the line a job's log gets each time its command starts
+EPOCH_LINE = re.compile(r"^Epoch (\d+/\d+)\s*$", re.MULTILINE)  # Keras's line as an epoch starts
+LOG_TAIL_BYTES = 1 << 16  # how much of a log's end --list reads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +100,7 @@ def _run_job(job, state_folder, working_folder):
     log_path = os.path.join(state_folder, f"{job.name}.log")
     print(f"{_now()}  line {job.line_number}: running  {job.command}  (log: {log_path})")
     with open(log_path, "a", encoding="utf-8") as log:
-        log.write(f"\n=== {_now()} {job.command}\n")
+        log.write(f"\n{START_MARK}{_now()} {job.command}\n")
         log.flush()
         running_marker = os.path.join(state_folder, f"{job.name}.running")  # for --list, while this runner lives
         files.write_json(running_marker, {"pid": os.getpid(), "started": _now()}, replace=True)
@@ -128,6 +132,25 @@ def _now():
 
 
 def describe(jobs, state_folder):
-    """Prints one line per job: its line number, state and command."""
+    """Prints one line per job: its line number, state (with the epoch a running training is on) and
+    command."""
     for job in jobs:
-        print(f"line {job.line_number:>3}  {job_state(job, state_folder):<16} {job.command}")
+        state = job_state(job, state_folder)
+        epoch = running_epoch(job, state_folder) if state == "running" else None
+        state = f"{state} (epoch {epoch})" if epoch else state
+        print(f"line {job.line_number:>3}  {state:<24} {job.command}")
+
+
+def running_epoch(job, state_folder):
+    """`N/M` from the last Keras epoch line (`Epoch N/M`) that the job's command wrote to its log
+    since it last started, or None."""
+    log_path = os.path.join(state_folder, f"{job.name}.log")
+    try:
+        with open(log_path, "rb") as log:
+            log.seek(max(0, os.path.getsize(log_path) - LOG_TAIL_BYTES))
+            tail = log.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    since_start = tail.rsplit(f"\n{START_MARK}", 1)[-1]
+    epochs = EPOCH_LINE.findall(since_start)
+    return epochs[-1] if epochs else None

@@ -94,9 +94,10 @@ def test_the_listing_shows_the_command_that_runs_now(tmp_path):
     queue_path = tmp_path / "queue.txt"
     lists_the_queue = (f"{sys.executable} {os.path.join(REPO, 'run_queue.py')} {queue_path} "
                        f"--state-dir {tmp_path / 'state'} --list > {tmp_path / 'listing.txt'}")
-    queue_path.write_text(f"echo first\n{lists_the_queue}\n")
+    queue_path.write_text(f"echo Epoch 9/9\nprintf 'Epoch 1/5\\nEpoch 2/5\\n' && {lists_the_queue}\n")
     assert run_queue(tmp_path, queue_path).exit_code == 0
-    during = [line.split()[2] for line in (tmp_path / "listing.txt").read_text().splitlines()]
-    assert during == ["done", "running"]
+    during = [line.split()[2:4] for line in (tmp_path / "listing.txt").read_text().splitlines()]
+    assert during == [["done", "echo"], ["running", "(epoch"]]
+    assert "running (epoch 2/5)" in (tmp_path / "listing.txt").read_text()  # the epoch it is on now
     after = [line.split()[2] for line in run_queue(tmp_path, queue_path, "--list").stdout.splitlines()]
     assert after == ["done", "done"]
