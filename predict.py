@@ -30,7 +30,7 @@ def main():
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image files (jpg, png, bmp, webp, tiff, ...), video files (mp4, avi, mov, "
                              "mkv, ...) or folders of them")
-    parser.add_argument("--model", type=cli.model_or_shipped,
+    parser.add_argument("--model", type=cli.model_or_shipped, default=files.DEFAULT_SHIPPED_MODEL,
                         help="a .h5 or .keras model, or a model list of 'WEIGHT PATH' lines (soft voting), "
                              f"{cli.SHIPPED_MODEL_WORDS} (default: the model in pretrained/)")
     parser.add_argument("--out", type=cli.output_folder, default="predictions",
@@ -47,7 +47,7 @@ def main():
     options = parser.parse_args()
 
     sources, warnings = faces.collect_sources(options.inputs)
-    model_path = options.model or files.pretrained_model_path()
+    model_path = options.model
     model_lists.check_model_source(model_path)  # a bad list line is named before TensorFlow loads
     files.check_writable_folder(options.out)
     for warning in warnings:

@@ -21,7 +21,7 @@ from common import cli, faces, files, model_lists
 
 def main():
     parser = cli.ArgumentParser(__doc__)
-    parser.add_argument("--model", type=cli.model_or_shipped,
+    parser.add_argument("--model", type=cli.model_or_shipped, default=files.DEFAULT_SHIPPED_MODEL,
                         help="a .h5 or .keras model, or a model list (soft voting), "
                              f"{cli.SHIPPED_MODEL_WORDS} (default: the model in pretrained/)")
     cli.add_face_options(parser)
@@ -33,7 +33,7 @@ def main():
     cli.add_prediction_options(parser)
     options = parser.parse_args()
 
-    model_path = options.model or files.pretrained_model_path()
+    model_path = options.model
     model_lists.check_model_source(model_path)
     _check_port_free(options.host, options.port)
 

@@ -25,7 +25,7 @@ def main(description=__doc__):
     parser.add_argument("result_csv", type=cli.output_file,
                         help="where to write the id,label predictions (replaced if it exists; gzipped "
                              "when named .gz)")
-    parser.add_argument("model", nargs="?", type=cli.model_or_shipped,
+    parser.add_argument("model", nargs="?", type=cli.model_or_shipped, default=files.DEFAULT_SHIPPED_MODEL,
                         help="a .h5 or .keras model: one of this toolkit (CNN or DNN) or a Keras "
                              f"classifier from elsewhere, see --pixel-scale; {cli.SHIPPED_MODEL_WORDS} "
                              "(default: the model in pretrained/)")
@@ -34,7 +34,7 @@ def main(description=__doc__):
 
     if not os.path.exists(options.test_data):  # every path is checked before anything is read
         raise cli.UsageError(f"{options.test_data}: no such file or folder")
-    model_path = options.model or files.pretrained_model_path()
+    model_path = options.model
     model_lists.check_model_source(model_path)
     if not model_lists.has_model_file_name(model_path):
         raise cli.UsageError(f"{model_path}: a model list; test.py takes one model (test_by_vote.py takes lists)")

@@ -167,7 +167,8 @@ def output_file(text):
     return text
 
 
-SHIPPED_MODEL_WORDS = "or the name of a shipped model: " + ", ".join(f"'{name}'" for name in files.SHIPPED_MODEL_FOLDERS)
+SHIPPED_MODEL_WORDS = "or the name of a shipped model: " + ", ".join(
+    f"'{name}'" for name in files.SHIPPED_MODEL_FOLDERS)
 
 
 def model_or_shipped(text):

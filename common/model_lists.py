@@ -104,11 +104,10 @@ def _parse_line(list_path, folder, line_number, text):
         raise UsageError(f"{where}: weight {weight_text!r} is not a number") from None
     if not weight > 0 or not np.isfinite(weight):
         raise UsageError(f"{where}: weight {weight_text} must be a positive number")
-    if path in files.SHIPPED_MODEL_FOLDERS:
-        try:
-            path = files.pretrained_model_path(path)
-        except UsageError as error:
-            raise UsageError(f"{where}: {error}") from None
+    try:
+        path = files.model_path_or_shipped(path)
+    except UsageError as error:  # a shipped model's name, but none is shipped there
+        raise UsageError(f"{where}: {error}") from None
     path = path if os.path.isabs(path) else os.path.join(folder, path)
     if os.path.isdir(path):
         raise UsageError(f"{where}: {path} is a folder, expected a model file")
