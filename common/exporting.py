@@ -126,11 +126,18 @@ def check_export(model, export_format, path, images):
     """Labels of the export against the toolkit's float32 prediction path on `images` (rows, 48, 48):
     returns (agreement with float32, agreement with the model's saved precision)."""
     model_inputs = images.astype(np.float32).reshape(-1, *model.input_shape[1:])
-    exported = np.argmax(exported_probabilities(export_format, path, model_inputs), axis=1)
-    fp32_labels = prediction.predict_probabilities(model_files.with_precision(model, "fp32"),
-                                                   images).argmax(axis=1)
-    saved_labels = prediction.predict_probabilities(model, images).argmax(axis=1)
-    return float(np.mean(exported == fp32_labels)), float(np.mean(exported == saved_labels))
+    exported_labels = np.argmax(exported_probabilities(export_format, path, model_inputs), axis=1)
+    return export_agreement(model, exported_labels, images)
+
+
+def export_agreement(model, exported_labels, images):
+    """How often `exported_labels` (a copy's labels of `images`) agree with `model`'s labels in float32
+    and in its saved precision: (float32 agreement, saved-precision agreement); a float32 model is
+    run once for both."""
+    fp32_model = model_files.with_precision(model, "fp32")
+    fp32_labels = prediction.predict_probabilities(fp32_model, images).argmax(axis=1)
+    saved_labels = fp32_labels if fp32_model is model else prediction.predict_probabilities(model, images).argmax(axis=1)
+    return float(np.mean(exported_labels == fp32_labels)), float(np.mean(exported_labels == saved_labels))
 
 
 def remove_export(path):

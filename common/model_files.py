@@ -68,8 +68,9 @@ def with_precision(model, precision):
     float32 copy, for gradients and tiny input changes, where bfloat16's 8-bit mantissa would round
     the effect away) or "bf16" (a mixed-bfloat16 copy: about twice as fast on CPUs with AVX-512 BF16;
     a float32 model's labels may change where two classes are nearly tied). The output layer of a
-    copy always computes in float32."""
-    if precision == "saved":
+    copy always computes in float32; the model itself is returned when it already computes as asked."""
+    inner_layers = [layer for layer in model.layers[:-1] if not isinstance(layer, keras.layers.InputLayer)]
+    if precision == "saved" or all(layer.dtype_policy.name == PRECISION_POLICIES[precision] for layer in inner_layers):
         return model
     config = model.get_config()
     for layer in config["layers"]:

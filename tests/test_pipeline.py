@@ -167,3 +167,5 @@ def test_prediction_precision_copies_compute_in_the_asked_precision(test_csv, tr
         probabilities = prediction.predict_probabilities(copy, images)
         assert probabilities.dtype == np.float32
         np.testing.assert_allclose(probabilities, saved, atol=0.05)  # bfloat16 rounding at most
+        assert model_files.with_precision(copy, precision) is copy  # computes as asked already: no copy
+    assert model_files.with_precision(model, "bf16") is model
