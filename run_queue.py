@@ -4,7 +4,7 @@ stopped.
 
 Usage:
     nohup python run_queue.py queue.txt > models/queue/runner.log 2>&1 &   # run what is left
-    python run_queue.py queue.txt --list                                  # each line's state (a running training: its epoch)
+    python run_queue.py queue.txt --list                                  # each line's state (a running training: its epoch, time left)
 
 The file is read again after each command, so lines added meanwhile run in their place (editing a
 line makes it a new command). Each command's output is appended to <state-dir>/<job>.log (the job is named by a hash of its

@@ -26,7 +26,9 @@ from common.errors import UsageError
 
 INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C or SIGTERM
 START_MARK = "=== "  # begins the line a job's log gets each time its command starts
-EPOCH_LINE = re.compile(r"^Epoch (\d+/\d+)\s*$", re.MULTILINE)  # Keras's line as an epoch starts
+EPOCH_LINE = re.compile(r"^Epoch (\d+)/(\d+)\s*$", re.MULTILINE)  # Keras's line as an epoch starts
+EPOCH_END_LINE = re.compile(r"^\d+/\d+ - (\d+)s - ", re.MULTILINE)  # Keras's line as an epoch ends (verbose 2)
+RECENT_EPOCHS = 5  # the epochs whose median duration estimates the time a training has left
 LOG_TAIL_BYTES = 1 << 16  # how much of a log's end --list reads
 
 
@@ -132,25 +134,39 @@ def _now():
 
 
 def describe(jobs, state_folder):
-    """Prints one line per job: its line number, state (with the epoch a running training is on) and
-    command."""
+    """Prints one line per job: its line number, state (with the epoch a running training is on and
+    about how long it has left) and command."""
     for job in jobs:
         state = job_state(job, state_folder)
-        epoch = running_epoch(job, state_folder) if state == "running" else None
-        state = f"{state} (epoch {epoch})" if epoch else state
-        print(f"line {job.line_number:>3}  {state:<24} {job.command}")
+        progress = running_progress(job, state_folder) if state == "running" else None
+        state = f"{state} ({progress})" if progress else state
+        print(f"line {job.line_number:>3}  {state:<40} {job.command}")
 
 
-def running_epoch(job, state_folder):
-    """`N/M` from the last Keras epoch line (`Epoch N/M`) that the job's command wrote to its log
-    since it last started, or None."""
+def running_progress(job, state_folder):
+    """`epoch N/M` from the last Keras epoch line (`Epoch N/M`) that the job's command wrote to its
+    log since it last started, with `about K min left` (the median of its last finished epochs'
+    durations, times the epochs not finished) once an epoch has finished; None without an epoch line."""
+    since_start = _log_since_start(job, state_folder)
+    epochs = EPOCH_LINE.findall(since_start)
+    if not epochs:
+        return None
+    epoch, last_epoch = (int(number) for number in epochs[-1])
+    progress = f"epoch {epoch}/{last_epoch}"
+    durations = sorted(int(seconds) for seconds in EPOCH_END_LINE.findall(since_start)[-RECENT_EPOCHS:])
+    if durations:
+        median = (durations[(len(durations) - 1) // 2] + durations[len(durations) // 2]) / 2
+        progress += f", about {round(median * (last_epoch - epoch + 1) / 60)} min left"
+    return progress
+
+
+def _log_since_start(job, state_folder):
+    """What the job's command wrote to its log (the last LOG_TAIL_BYTES of it) since it last started."""
     log_path = os.path.join(state_folder, f"{job.name}.log")
     try:
         with open(log_path, "rb") as log:
             log.seek(max(0, os.path.getsize(log_path) - LOG_TAIL_BYTES))
             tail = log.read().decode("utf-8", errors="replace")
     except OSError:
-        return None
-    since_start = tail.rsplit(f"\n{START_MARK}", 1)[-1]
-    epochs = EPOCH_LINE.findall(since_start)
-    return epochs[-1] if epochs else None
+        return ""
+    return tail.rsplit(f"\n{START_MARK}", 1)[-1]
