@@ -125,15 +125,15 @@ def load_classifier(source, precision="saved", pixel_scale="raw"):
     return Classifier(predictors, [item.weight for item in listed], path)
 
 
-def tta_views(images):
-    """The test-time views of images (batch, height, width): each of TTA_SHIFTS applied to the images
-    and to their mirrors."""
-    padding = max(max(abs(down), abs(right)) for down, right in TTA_SHIFTS)
+def tta_views(images, shifts=TTA_SHIFTS):
+    """The test-time views of images (batch, height, width): each of `shifts` ((down, right) pixels)
+    applied to the images and to their mirrors."""
+    padding = max(max(abs(down), abs(right)) for down, right in shifts)
     height, width = images.shape[1:]
     views = []
     for oriented in (images, images[:, :, ::-1]):
         padded = np.pad(oriented, ((0, 0), (padding, padding), (padding, padding)), mode="edge")
-        for down, right in TTA_SHIFTS:  # content moves down/right: the window moves up/left
+        for down, right in shifts:  # content moves down/right: the window moves up/left
             top, left = padding - down, padding - right
             views.append(padded[:, top:top + height, left:left + width])
     return views
