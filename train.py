@@ -12,8 +12,8 @@ Usage:
     python train.py faces/ --recipe finetune --init pretrained --freeze 10 --new-head
     python train.py faces/ --classes happy,sad,contempt   # image folders, three classes in this order
 
-Writes <out-dir>/<val_acc>.h5 (e.g. models/0.643750.h5), with <val_acc>_history.csv (per-epoch loss
-and accuracy) and <val_acc>_settings.json (every option and timing) beside it, and prints the
+Writes <out-dir>/<val_acc>.h5 (e.g. models/0.643750.h5), with <val_acc>_history.csv (per-epoch loss,
+accuracy and seconds) and <val_acc>_settings.json (every option and timing) beside it, and prints the
 model's path as its last line. Validation rows are the first --val-size rows of the file. The
 model has one output per class of the data (FER2013's seven for the CSV files; the folder names, or
 --classes, for image folders), and its class names are saved in the .h5 file and its settings.

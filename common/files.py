@@ -30,8 +30,9 @@ SHIPPED_MODEL_FOLDERS = {  # the names that stand for the models that come with 
     "pretrained-small": os.path.join(PRETRAINED_FOLDER, "small"),  # the small CNN: faster, a little less accurate
 }
 HISTORY_SUFFIX = "_history.csv"
-HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_unseen_accuracy")
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_unseen_accuracy", "seconds")
 VAL_ACCURACY = HISTORY_COLUMNS.index("val_accuracy")
+EPOCH_SECONDS = HISTORY_COLUMNS.index("seconds")  # the epoch's wall time, its validation included
 SETTINGS_SUFFIX = "_settings.json"
 
 
@@ -312,15 +313,19 @@ def read_json(path):
 
 
 def read_history(model_path):
-    """The per-epoch rows saved beside a model ([epoch, loss, accuracy, val_loss, val_accuracy,
-    val_unseen_accuracy]; files written before that last column have five), or [] when there are
-    none."""
+    """The per-epoch rows saved beside a model, each as HISTORY_COLUMNS (files written before the
+    later columns have NaN there), or [] when there are none."""
     path = history_path(model_path)
     if not os.path.exists(path):
         return []
     with open(path, newline="") as handle:
         rows = list(csv.reader(handle))[1:]
-    return [[int(row[0]), *map(float, row[1:])] for row in rows]
+    return [full_history_row([int(row[0]), *map(float, row[1:])]) for row in rows]
+
+
+def full_history_row(row):
+    """A history row with NaN for the columns it was written without (older files and backups)."""
+    return row + [float("nan")] * (len(HISTORY_COLUMNS) - len(row))
 
 
 def _strip_model_suffix(model_path):

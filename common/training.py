@@ -22,7 +22,7 @@ from common import (augmentation, classes, data, distillation, distribution, fil
                     prediction, resume)
 from common.errors import RunFailed
 from common.config import PRECISION_POLICIES
-from common.files import HISTORY_COLUMNS, VAL_ACCURACY
+from common.files import EPOCH_SECONDS, HISTORY_COLUMNS, VAL_ACCURACY
 
 
 def set_precision(precision):
@@ -137,20 +137,28 @@ def fit(model, train_set, val_set, config, finished_epochs=0, backup=None, best_
     with _reported_stops(backup, rows, finished_epochs):
         model.fit(train_data, epochs=config.epochs, initial_epoch=finished_epochs, shuffle=False,
                   callbacks=callbacks, class_weight=class_weight, verbose=1 if sys.stdout.isatty() else 2)
-    wall_seconds = time.perf_counter() - started
+    wall_seconds, timed_epochs = _run_time(time.perf_counter() - started, rows[:resumed_epochs],
+                                           len(rows) - resumed_epochs)
     kept_epoch, kept_accuracy, last_weights = _keep_weights(model, config, best_weights, rows, train_data,
                                                             validation)
-    summary = {"wall_seconds": round(wall_seconds, 1),
-               "training_images_per_second": round(
-                   len(train_set) * (len(rows) - resumed_epochs) / wall_seconds, 1),
+    summary = {"wall_seconds": round(wall_seconds, 1), "timed_epochs": timed_epochs,
+               "training_images_per_second": round(len(train_set) * timed_epochs / wall_seconds, 1),
                "resumed_after_epoch": rows[resumed_epochs - 1][0] if resumed_epochs else None,
                "best_val_accuracy": best_weights.best_accuracy if best_weights.best_epoch else None,
                "best_epoch": best_weights.best_epoch,
                "last_val_accuracy": _or_none(rows[-1][VAL_ACCURACY]),
                "kept_epoch": kept_epoch, "kept_val_accuracy": kept_accuracy,
                **validation.unseen_summary(relabelled)}
-    print(describe_run(summary, len(rows) - resumed_epochs))
+    print(describe_run(summary))
     return rows, summary, last_weights
+
+
+def _run_time(seconds_now, resumed_rows, epochs_now):
+    """The run's wall time across its attempts: this attempt's seconds and the timed epochs of the
+    interrupted ones (backups written before epochs were timed have none); returns (seconds, epochs
+    those seconds cover)."""
+    earlier = [row[EPOCH_SECONDS] for row in resumed_rows if np.isfinite(row[EPOCH_SECONDS])]
+    return seconds_now + sum(earlier), epochs_now + len(earlier)
 
 
 @contextlib.contextmanager
@@ -197,7 +205,7 @@ def _resume(backup, finished_epochs, epochs, best_weights, rows, callbacks):
         return 0
     finished = backup.finished_epochs()
     if finished > finished_epochs:
-        rows.extend(backup.saved_rows(finished))
+        rows.extend(files.full_history_row(row) for row in backup.saved_rows(finished))
         backup.restore_best(best_weights, rows)
         print(f"resuming at epoch {finished + 1} of {epochs} (state kept in {backup.folder}; "
               f"--restart starts over)", flush=True)
@@ -223,9 +231,9 @@ def _keep_weights(model, config, best_weights, rows, train_data, validation):
     return kept_epoch, kept_accuracy, last_weights
 
 
-def describe_run(summary, epochs_run):
+def describe_run(summary):
     """The closing line of a run."""
-    timing = (f"{summary['wall_seconds']:.0f} s for {epochs_run} epochs, "
+    timing = (f"{summary['wall_seconds']:.0f} s for {summary['timed_epochs']} epochs, "
               f"{summary['training_images_per_second']:.0f} training images/s")
     if summary["kept_val_accuracy"] is None:
         return f"no validation rows: kept the last epoch, {summary['kept_epoch']}; {timing}"
@@ -304,8 +312,12 @@ class HistoryRows(keras.callbacks.Callback):
         super().__init__()
         self.rows = rows
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}  # no validation rows: no val_loss or val_accuracy (NaN in the row)
+        logs = {**(logs or {}), "seconds": time.perf_counter() - self.started}
+        # no validation rows: no val_loss or val_accuracy (NaN in the row)
         self.rows.append([epoch + 1, *(float(logs.get(name, np.nan)) for name in HISTORY_COLUMNS[1:])])
 
 
@@ -429,8 +441,7 @@ def continue_training(model_path, train_set, val_set, config, run, finished_epoc
     if not distribution.is_chief(strategy):
         distribution.wait_for_every_worker(strategy)
         return None
-    history = [row + [float("nan")] * (len(HISTORY_COLUMNS) - len(row))  # older files: 5 columns
-               for row in files.read_history(model_path)] + rows
+    history = files.read_history(model_path) + rows
     settings = run_settings(config, run, model, train_set, val_set, summary)
     settings["continued_from"] = os.path.basename(model_path)
     old_stem = os.path.splitext(os.path.basename(model_path))[0]

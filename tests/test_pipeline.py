@@ -21,13 +21,14 @@ def read_rows(path):
 
 def test_training_writes_a_model_named_by_its_last_validation_accuracy(trained_model):
     history = read_rows(files.history_path(trained_model))
-    assert history[0] == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_unseen_accuracy"]
+    assert history[0] == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_unseen_accuracy", "seconds"]
     assert len(history) == 2 and history[1][0] == "1"
     assert os.path.basename(trained_model) == f"{float(history[1][4]):.6f}.h5"
     settings = json.load(open(files.settings_path(trained_model)))
     # the epoch's accuracy on the validation rows without a copy among the training rows
     assert float(history[1][5]) == pytest.approx(settings["kept_val_unseen_accuracy"], abs=1 / 64)
     assert settings["trainable_parameters"] == 1_703_047
+    assert 0 < float(history[1][6]) <= settings["wall_seconds"] + 0.05 and settings["timed_epochs"] == 1
     assert (settings["epochs"], settings["batch_size"], settings["val_size"]) == (1, 64, 64)
     assert settings["training_rows"] == 256 and settings["validation_rows"] == 64
     assert settings["dtype_policy"] == "mixed_bfloat16"

@@ -66,6 +66,11 @@ def test_an_interrupted_and_a_killed_run_continue_and_end_like_an_uninterrupted_
                                 zip(names, (".h5", "_history.csv", "_settings.json"))] == [True] * 3
     history = files.read_history(os.path.join(out_dir, names[0]))
     assert [row[0] for row in history] == [1, 2, 3, 4, 5, 6, 7]
+    # the run's time covers the killed attempt's epochs as well as the resumed ones
+    settings = files.read_json(files.settings_path(os.path.join(out_dir, names[0])))
+    epoch_seconds = [row[files.EPOCH_SECONDS] for row in history]
+    assert all(seconds > 0 for seconds in epoch_seconds) and settings["timed_epochs"] == 7
+    assert settings["wall_seconds"] >= sum(epoch_seconds) - 0.1
     assert not [name for name in os.listdir(out_dir) if name.startswith(".run-")]  # backup and lock removed
 
 

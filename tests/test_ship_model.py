@@ -89,6 +89,18 @@ def test_a_fine_tuned_small_model_ships_under_its_name(tmp_path, monkeypatch, tr
     # the name now stands for the shipped file: the same predictions as the file named explicitly
     by_name = run_script("test.py", test_csv, tmp_path / "by_name.csv", "pretrained-small")
     by_path = run_script("test.py", test_csv, tmp_path / "by_path.csv", shipped.last_line)
-    assert by_name.exit_code == 0, by_name.stderr
+    assert by_name.exit_code == 0 and by_path.exit_code == 0, by_name.stderr + by_path.stderr
     assert f"with {shipped.last_line}" in by_name.stdout
     assert (tmp_path / "by_name.csv").read_text() == (tmp_path / "by_path.csv").read_text()
+
+
+def test_the_card_says_which_epochs_its_training_time_covers():
+    from common import model_card
+
+    assert model_card.training_time({"wall_seconds": 5700, "epochs": 160, "timed_epochs": 160}) == "95 minutes"
+    # continued by retrain.py: its own epochs only
+    assert (model_card.training_time({"wall_seconds": 600, "epochs": 40, "timed_epochs": 20})
+            == "10 minutes for 20 of its 40 epochs")
+    # resumed from a backup that kept no epoch times: the settings say where the timed attempt began
+    assert (model_card.training_time({"wall_seconds": 1971, "epochs": 160, "resumed_after_epoch": 124})
+            == "33 minutes for 36 of its 160 epochs")
