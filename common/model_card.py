@@ -36,14 +36,21 @@ class Measurements:
     test_faces: int
 
 
+@dataclasses.dataclass(frozen=True)
+class Origins:
+    """What a model came from beyond its own settings, read when it is shipped."""
+    starting_command: str | None = None  # the command that trained the model it started from (--init)
+    teachers: tuple = ()  # (weight, path as users name it) of each teacher of a distilled model
+
+
 def scores(predicted, labels, unseen):
     """Accuracy on every validation row and on the unseen ones."""
     correct = predicted == labels
     return Scores(float(correct.mean()), float(correct[unseen].mean()) if unseen.any() else float("nan"))
 
 
-def recipe_sentence(settings):
-    """The training recipe in words, from the run's settings."""
+def recipe_sentence(settings, teachers=()):
+    """The training recipe in words, from the run's settings and the (weight, path) of its teachers."""
     cosine = settings.get("schedule") == "cosine"
     words = [OPTIMIZER_WORDS.get(settings["optimizer"], settings["optimizer"]),
              f"{'peak' if cosine else 'constant'} learning rate {settings['learning_rate']:g}"]
@@ -59,8 +66,19 @@ def recipe_sentence(settings):
     if settings.get("precision") == "bf16":
         words.append("mixed bfloat16")
     if settings.get("teacher"):
-        words.append(f"distilled from {settings['teacher']}")
+        words.append(distillation_words(settings, teachers))
     return ", ".join(words)
+
+
+def distillation_words(settings, teachers=()):
+    """`distilled from LIST (the averaged probabilities of A and B, ten views of each face)`."""
+    views = "ten views of each face" if settings.get("teacher_tta") else "each face and its mirror"
+    if len(teachers) < 2:
+        return f"distilled from {settings['teacher']} ({views})"
+    equal = len({weight for weight, _ in teachers}) == 1
+    names = [f"`{path}`" if equal else f"`{path}` (weight {weight:g})" for weight, path in teachers]
+    members = ", ".join(names[:-1]) + " and " + names[-1]
+    return f"distilled from {settings['teacher']} (the averaged probabilities of {members}, {views})"
 
 
 def augmentation_words(augment):
@@ -96,13 +114,12 @@ def confused_sentence(counts, class_names):
     return ", ".join(f"{class_names[true]} -> {class_names[predicted]}" for true, predicted, _ in pairs)
 
 
-def model_card(shipped_path, shipped_as, settings, measured, shipping_command, megabytes, starting_command=None):
+def model_card(shipped_path, shipped_as, settings, measured, shipping_command, megabytes, origins=Origins()):
     """The card's Markdown text, its prose wrapped at 100 characters. `shipped_path`: the shipped file
     as a user names it (relative to the repository); `shipped_as`: its name in
-    `files.SHIPPED_MODEL_FOLDERS`, or None for a folder of no shipped model; `starting_command`: the
-    command that trained the model this one started from (`--init`), when known."""
-    return reflow(_card_text(shipped_path, shipped_as, settings, measured, shipping_command, megabytes,
-                             starting_command))
+    `files.SHIPPED_MODEL_FOLDERS`, or None for a folder of no shipped model; `origins`: the model's
+    start and teachers, where known."""
+    return reflow(_card_text(shipped_path, shipped_as, settings, measured, shipping_command, megabytes, origins))
 
 
 def role_sentence(shipped_as, shipped_path):
@@ -132,14 +149,14 @@ def reflow(markdown, width=100):
     return "\n\n".join(blocks)
 
 
-def _card_text(shipped_path, shipped_as, settings, measured, shipping_command, megabytes, starting_command):
+def _card_text(shipped_path, shipped_as, settings, measured, shipping_command, megabytes, origins):
     """The card's text before wrapping."""
     file_name = os.path.basename(shipped_path)
     stem = file_name[:-len(".h5")]
     architecture = config.ARCHITECTURES[settings["arch"]]
     names = ", ".join(f"{index} {name}" for index, name in enumerate(measured.class_names))
     single, tta = measured.single_view, measured.tta
-    training_commands = "\n".join(f"python {command}" for command in (starting_command, settings["command"])
+    training_commands = "\n".join(f"python {command}" for command in (origins.starting_command, settings["command"])
                                   if command)
     return f"""# Model card: `{file_name}`
 
@@ -159,7 +176,7 @@ A facial-expression classifier for 48x48 greyscale faces, {role_sentence(shipped
 ## How it was made
 
 Data: `{settings.get('train_data') or settings.get('train_csv')}`. Validation: {validation_sentence(settings)}.
-{_start_sentence(settings, starting_command)}Seed {settings['seed']}, {_recipe(settings)}, {_count(settings['epochs'], 'epoch')},
+{_start_sentence(settings, origins.starting_command)}Seed {settings['seed']}, {_recipe(settings, origins.teachers)}, {_count(settings['epochs'], 'epoch')},
 the {settings['keep']} epoch kept (epoch {settings['kept_epoch']}). {training_time(settings)} on the machine that trained it
 ({settings['training_images_per_second']:.0f} training images/s).
 
@@ -219,11 +236,11 @@ check the dataset's terms before any other use.
 """
 
 
-def _recipe(settings):
+def _recipe(settings, teachers):
     """`the `long` recipe (SGD ..., batch 64)`, or the settings alone for a script without recipes."""
     if settings.get("recipe"):
-        return f"the `{settings['recipe']}` recipe ({recipe_sentence(settings)})"
-    return recipe_sentence(settings)
+        return f"the `{settings['recipe']}` recipe ({recipe_sentence(settings, teachers)})"
+    return recipe_sentence(settings, teachers)
 
 
 def _selection_sentence(settings):
