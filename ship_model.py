@@ -24,7 +24,7 @@ import shlex
 import shutil
 import sys
 
-from common import classes, cli, data, files, model_card, model_lists
+from common import classes, cli, data, files, model_lists
 
 CARD_NAME = "MODEL_CARD.md"
 
@@ -57,9 +57,9 @@ def main():
         train_part, val_set = data.split_validation(labelled, settings.get("val_size"), for_training=False,
                                                     folds=settings.get("folds"), fold=settings.get("fold"))
     copied, relabelled = data.exact_copies(val_set, train_part)
-    origins = model_card_origins(settings)
+    starting_command, teachers = model_origins(settings)
 
-    from common import exporting, model_files, prediction  # TensorFlow loads only after the input checked out
+    from common import exporting, model_card, model_files, prediction  # TensorFlow loads only after the input checked out
 
     model = model_files.load_model(options.model)
     class_names = classes.model_class_names(options.model, model.output_shape[-1])
@@ -80,7 +80,8 @@ def main():
         command = shlex.join(["python", os.path.basename(sys.argv[0]), *sys.argv[1:]])
         card = model_card.model_card(files.repository_relative_path(shipped_path),
                                      files.shipped_model_name(options.out_dir), settings, measured, command,
-                                     os.path.getsize(written) / 1e6, origins)
+                                     os.path.getsize(written) / 1e6,
+                                     model_card.Origins(starting_command, teachers))
         files.move_into_place(written, shipped_path)
     finally:
         exporting.remove_export(written)  # whatever was not moved into place
@@ -112,10 +113,11 @@ def read_training_settings(model_path):
     return settings
 
 
-def model_card_origins(settings):
-    """What the card says the model came from (`model_card.Origins`): the command that trained the
-    model a fine-tuned model started from (`--init`, from that model's settings), and the members of
-    a distilled model's teacher list (read now; a list no longer there is named alone)."""
+def model_origins(settings):
+    """What the card says the model came from (the fields of `model_card.Origins`): the command that
+    trained the model a fine-tuned model started from (`--init`, from that model's settings), and the
+    (weight, path) of each member of a distilled model's teacher list (read now; a list no longer
+    there is named alone)."""
     start = settings.get("init")
     start_settings = files.read_json(files.settings_path(start)) if start else None
     teacher = settings.get("teacher")
@@ -124,7 +126,7 @@ def model_card_origins(settings):
         with cli.naming(f"{settings.get('command')}: its --teacher"):
             teachers = tuple((listed.weight, files.repository_relative_path(os.path.normpath(listed.path)))
                              for listed in model_lists.read_model_list(teacher))
-    return model_card.Origins(start_settings.get("command") if start_settings else None, teachers)
+    return (start_settings.get("command") if start_settings else None), teachers
 
 
 def predict_both_ways(shipped_file, val_set, test_set):
@@ -143,7 +145,7 @@ def predict_both_ways(shipped_file, val_set, test_set):
 
 def measurements(val_labels, val_set, unseen, relabelled_copies, test_faces, class_names, export_agreement):
     """The model card's figures from the shipped file's validation labels (`predict_both_ways`)."""
-    from common import explain
+    from common import explain, model_card
 
     return model_card.Measurements(
         validation_rows=len(val_set), unseen_rows=int(unseen.sum()), relabelled_copies=int(relabelled_copies),
