@@ -19,6 +19,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 
 from common import files
@@ -153,10 +154,9 @@ def running_progress(job, state_folder):
         return None
     epoch, last_epoch = (int(number) for number in epochs[-1])
     progress = f"epoch {epoch}/{last_epoch}"
-    durations = sorted(int(seconds) for seconds in EPOCH_END_LINE.findall(since_start)[-RECENT_EPOCHS:])
+    durations = [int(seconds) for seconds in EPOCH_END_LINE.findall(since_start)[-RECENT_EPOCHS:]]
     if durations:
-        median = (durations[(len(durations) - 1) // 2] + durations[len(durations) // 2]) / 2
-        progress += f", about {round(median * (last_epoch - epoch + 1) / 60)} min left"
+        progress += f", about {round(statistics.median(durations) * (last_epoch - epoch + 1) / 60)} min left"
     return progress
 
 
