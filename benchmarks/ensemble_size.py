@@ -1,0 +1,99 @@
+"""How an ensemble's validation accuracy grows with its number of members: for each size k, the
+soft and hard vote of the list's first k models, and the mean, lowest and highest over random
+k-model subsets (all of them when there are no more than --subsets), so that no member is chosen
+for its score.
+
+Usage:
+    python benchmarks/ensemble_size.py data/fer2013.npz models/strong_seeds/ensemble.txt --tta
+    python benchmarks/ensemble_size.py data/fer2013.npz model_list.txt --subsets 50 --seed 0
+
+Every model predicts the validation rows (the first --val-size rows of the data's training part, the
+standard split) once; the votes of subsets are then sums of those predictions. Weights of the list
+are ignored: every member counts once. Halves are printed for the first-k vote, so that a size
+picked on rows 0..1199 can be read on rows 1200..2399.
+"""
+
+import itertools
+import math
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+from common import cli, data, ensemble, model_lists  # noqa: E402  (needs the repo on sys.path)
+
+
+def member_probabilities(list_path, listed_models, images, tta, batch_size):
+    """Each listed model's (rows, classes) probabilities of the images, models loaded one at a time."""
+    class_names = ensemble.list_classes(list_path, listed_models)
+    probabilities = []
+
+    def keep(index, listed, by_name, rows):
+        probabilities.append(by_name["validation"])
+        print(f"model {index} of {len(listed_models)}: {listed.path}", flush=True)
+
+    ensemble.vote(list_path, listed_models, {"validation": images}, class_names, keep,
+                  batch_size=batch_size, tta=tta)
+    return probabilities
+
+
+def vote_accuracies(probabilities, members, labels):
+    """(soft, hard) accuracy of the unweighted vote of the members (indices into probabilities)."""
+    from common import prediction
+
+    vote = prediction.Vote(len(labels), probabilities[0].shape[1])
+    for member in members:
+        vote.add(probabilities[member], 1.0)
+    return tuple(float((vote.labels(soft) == labels).mean()) for soft in (True, False))
+
+
+def subsets_of_size(count, size, wanted, generator):
+    """Every `size`-model subset of `count` models when there are no more than `wanted`, else
+    `wanted` drawn at random (each without repeated members)."""
+    if math.comb(count, size) <= wanted:
+        return [list(members) for members in itertools.combinations(range(count), size)]
+    return [generator.choice(count, size, replace=False) for _ in range(wanted)]
+
+
+def main():
+    parser = cli.ArgumentParser(__doc__)
+    parser.add_argument("data", help="labelled data (.csv, .csv.gz, .npz)")
+    parser.add_argument("model_list", help="text file of 'WEIGHT PATH' lines (weights ignored)")
+    parser.add_argument("--tta", action="store_true", help="every model sees ten views of each face")
+    parser.add_argument("--subsets", type=cli.positive_int, default=30,
+                        help="subsets scored for each size: all of them when there are no more, else this many "
+                             "drawn at random")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random subsets")
+    parser.add_argument("--val-size", type=cli.positive_int, default=2400, help="validation rows")
+    parser.add_argument("--batch-size", type=cli.positive_int, default=512, help="faces per forward pass")
+    options = parser.parse_args()
+
+    listed_models = model_lists.read_model_list(options.model_list)
+    labelled = data.load_dataset(options.data, require_labels=True)
+    _, val_set = data.split_validation(labelled, options.val_size, for_training=False)
+    labels, half = val_set.labels, len(val_set) // 2
+
+    probabilities = member_probabilities(options.model_list, listed_models, val_set.images, options.tta,
+                                         options.batch_size)
+    generator = np.random.default_rng(options.seed)
+    count = len(probabilities)
+    print(f"{len(val_set)} validation rows, {count} models{', ten views each' if options.tta else ''}; "
+          f"subsets: all, or {options.subsets} drawn at random a size (seed {options.seed})")
+    print(f"size | first k soft | first k hard | first k soft, rows 0..{half - 1} / {half}..{len(val_set) - 1} | "
+          "subsets soft: mean (lowest..highest) | hard: mean")
+    for size in range(1, count + 1):
+        first = list(range(size))
+        soft, hard = vote_accuracies(probabilities, first, labels)
+        first_half = vote_accuracies([p[:half] for p in probabilities], first, labels[:half])[0]
+        second_half = vote_accuracies([p[half:] for p in probabilities], first, labels[half:])[0]
+        drawn = np.array([vote_accuracies(probabilities, members, labels)
+                          for members in subsets_of_size(count, size, options.subsets, generator)])  # (subsets, 2)
+        print(f"{size:>4} | {soft:.2%} | {hard:.2%} | {first_half:.2%} / {second_half:.2%} | "
+              f"{drawn[:, 0].mean():.2%} ({drawn[:, 0].min():.2%}..{drawn[:, 0].max():.2%}) | "
+              f"{drawn[:, 1].mean():.2%}", flush=True)
+
+
+if __name__ == "__main__":
+    cli.run(main)
