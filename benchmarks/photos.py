@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from common import cli, data, faces, synthetic  # noqa: E402  (needs the repo on sys.path)
+from common import cli, config, data, faces, synthetic  # noqa: E402  (needs the repo on sys.path)
 
 
 @dataclasses.dataclass(frozen=True)
