@@ -79,7 +79,7 @@ def main():
                                          options.batch_size)
     generator = np.random.default_rng(options.seed)
     count = len(probabilities)
-    print(f"{len(val_set)} validation rows, {count} models{', ten views each' if options.tta else ''}; "
+    print(f"{len(val_set)} validation rows, {count} models{', --tta views each' if options.tta else ''}; "
           f"subsets: all, or {options.subsets} drawn at random a size (seed {options.seed})")
     print(f"size | first k soft | first k hard | first k soft, rows 0..{half - 1} / {half}..{len(val_set) - 1} | "
           "subsets soft: mean (lowest..highest) | hard: mean")

@@ -1,14 +1,16 @@
-"""Which test-time views earn `--tta` its gain: the mirror alone, and the ten views (five shifts, each
-also mirrored) at several shift sizes, for each model given, on its validation rows.
+"""Which test-time views earn `--tta` its gain, for each model given, on its validation rows: the
+mirror alone; the face and its mirror at five shifts (it and 2-pixel shifts right, left, down and
+up, or other sizes); the face and its mirror at zooms about the centre in steps of 0.05 up to each
+reach (`--tta` is the reach 0.1: zooms 0.9, 0.95, 1, 1.05, 1.1); and zooms and shifts together.
 
 Usage:
     python benchmarks/tta_views.py data/fer2013.npz pretrained models/long_s0/0.683750.h5
-    python benchmarks/tta_views.py data/fer2013.npz pretrained --shifts 1,2,3,4,6 --val-size 2400
+    python benchmarks/tta_views.py data/fer2013.npz pretrained --shifts 1,2,4 --zoom-reaches 0.1,0.2,0.3
 
 The validation rows are the first --val-size rows of the data's training part (the standard split).
 A view set chosen on rows flatters them, so the rows are scored in two halves: a set picked on the
 first half is read on the second. Prints, per model and view set, the accuracy on each half and on
-all the rows; `--tta` itself is the ten views at 2 pixels.
+all the rows, then each set's mean over the models.
 """
 
 import os
@@ -16,32 +18,67 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import numpy as np  # noqa: E402
+
 from common import cli, data  # noqa: E402  (needs the repo on sys.path)
+
+ZOOM_STEP = 0.05
+
+
+def positive_numbers(text, kind=float):
+    """`1,2,4` -> [1, 2, 4]: positive numbers, comma-separated."""
+    numbers = [kind(part) for part in text.split(",")]
+    if any(number <= 0 for number in numbers):
+        raise ValueError(f"{text}: expected positive numbers, comma-separated")
+    return numbers
 
 
 def shift_sizes(text):
-    """`1,2,4` -> [1, 2, 4]: positive whole pixels, comma-separated."""
-    return [cli.positive_int(part) for part in text.split(",")]
+    """`1,2,4` -> [1, 2, 4]: whole pixels."""
+    return positive_numbers(text, int)
 
 
-def view_sets(shift_sizes):
-    """name -> the (down, right) shifts whose views (each also mirrored) are averaged; `single` is
-    the face alone (no mirror), handled apart."""
-    sets = {"mirror": ((0, 0),)}
+def zooms_within(reach):
+    """The zoom factors 1 - reach .. 1 + reach in steps of ZOOM_STEP."""
+    steps = int(round(reach / ZOOM_STEP))
+    return tuple(round(1 + step * ZOOM_STEP, 4) for step in range(-steps, steps + 1))
+
+
+def view_sets(shift_sizes, zoom_reaches):
+    """name -> the (zoom, (down, right)) views whose probabilities (each also mirrored) are averaged;
+    `single` is the face alone (no mirror), handled apart."""
+    centre = (0, 0)
+    sets = {"mirror": ((1.0, centre),)}
     for size in shift_sizes:
-        sets[f"ten views, {size} px"] = ((0, 0), (0, size), (0, -size), (size, 0), (-size, 0))
+        shifts = (centre, (0, size), (0, -size), (size, 0), (-size, 0))
+        sets[f"shifts, {size} px"] = tuple((1.0, shift) for shift in shifts)
+    for reach in zoom_reaches:
+        zooms = zooms_within(reach)
+        sets[f"zooms, {zooms[0]:g}..{zooms[-1]:g}"] = tuple((zoom, centre) for zoom in zooms)
+        sets[f"zooms, {zooms[0]:g}..{zooms[-1]:g} + shifts, 2 px"] = tuple(
+            {(zoom, centre) for zoom in zooms} | {(1.0, shift) for shift in ((0, 2), (0, -2), (2, 0), (-2, 0))})
     return sets
 
 
-def view_probabilities(model, images, shifts):
-    """(shift, mirrored) -> probabilities of that view of every image: each view predicted once."""
+def shifted(images, down, right):
+    """The images (batch, height, width) with their content moved `down` and `right` pixels, edges
+    repeated."""
+    padding = max(abs(down), abs(right))
+    height, width = images.shape[1:]
+    padded = np.pad(images, ((0, 0), (padding, padding), (padding, padding)), mode="edge")
+    return padded[:, padding - down:padding - down + height, padding - right:padding - right + width]
+
+
+def view_probabilities(model, images, views):
+    """(zoom, shift, mirrored) -> probabilities of that view of every image: each view predicted once."""
     from common import prediction
 
     probabilities = {}
-    for shift in shifts:
-        plain, mirrored = prediction.tta_views(images, shifts=(shift,))
-        probabilities[shift, False] = prediction.predict_probabilities(model, plain)
-        probabilities[shift, True] = prediction.predict_probabilities(model, mirrored)
+    for zoom, shift in views:
+        zoomed, zoomed_mirror = prediction.tta_views(images, zooms=(zoom,))
+        plain, mirrored = shifted(zoomed, *shift), shifted(zoomed_mirror, *shift)
+        probabilities[zoom, shift, False] = prediction.predict_probabilities(model, plain)
+        probabilities[zoom, shift, True] = prediction.predict_probabilities(model, mirrored)
     return probabilities
 
 
@@ -49,8 +86,11 @@ def main():
     parser = cli.ArgumentParser(__doc__)
     parser.add_argument("data", help="labelled data (.csv, .csv.gz, .npz)")
     parser.add_argument("models", nargs="+", type=cli.model_or_shipped, help="model files or shipped names")
-    parser.add_argument("--shifts", type=shift_sizes, default="1,2,3,4,6",
-                        help="shift sizes in pixels of the ten-view sets, comma-separated")
+    parser.add_argument("--shifts", type=shift_sizes, default="2",
+                        help="shift sizes in pixels of the shifted view sets, comma-separated")
+    parser.add_argument("--zoom-reaches", type=positive_numbers, default="0.1,0.2,0.3",
+                        help="reaches of the zoomed view sets (zooms 1-reach..1+reach in steps of 0.05), "
+                             "comma-separated")
     parser.add_argument("--val-size", type=cli.positive_int, default=2400, help="validation rows")
     options = parser.parse_args()
 
@@ -60,18 +100,25 @@ def main():
 
     from common import model_files
 
-    sets = view_sets(options.shifts)
-    all_shifts = sorted({shift for shifts in sets.values() for shift in shifts})
+    sets = view_sets(options.shifts, options.zoom_reaches)
+    all_views = sorted({view for views in sets.values() for view in views})
     print(f"{len(val_set)} validation rows; halves: rows 0..{half - 1} and {half}..{len(val_set) - 1}")
+    scores = {}  # set name -> [(first half, second half, all) per model]
     for model_path in options.models:
-        views = view_probabilities(model_files.load_model(model_path), val_set.images, all_shifts)
-        rows = {"single": views[(0, 0), False]}
-        for name, shifts in sets.items():
-            rows[name] = sum(views[shift, mirrored] for shift in shifts for mirrored in (False, True))
+        views = view_probabilities(model_files.load_model(model_path), val_set.images, all_views)
+        rows = {"single": views[1.0, (0, 0), False]}
+        for name, members in sets.items():
+            rows[f"{name} ({2 * len(members)} views)"] = sum(
+                views[zoom, shift, mirrored] for zoom, shift in members for mirrored in (False, True))
         for name, probabilities in rows.items():
             right = probabilities.argmax(axis=1) == val_set.labels
-            print(f"{model_path}  {name:<18} first half {right[:half].mean():.2%}  "
+            scores.setdefault(name, []).append((right[:half].mean(), right[half:].mean(), right.mean()))
+            print(f"{model_path}  {name:<40} first half {right[:half].mean():.2%}  "
                   f"second half {right[half:].mean():.2%}  all {right.mean():.2%}", flush=True)
+    print(f"mean over the {len(options.models)} models:")
+    for name, per_model in scores.items():
+        first, second, both = np.mean(per_model, axis=0)
+        print(f"  {name:<40} first half {first:.2%}  second half {second:.2%}  all {both:.2%}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@
 - "long": the published long recipe's wider draws, the same way: shift within 20%, zoom within 20%
   (random resized crops of 0.8-1.2 of the side), rotation within 10 degrees, flip, random erasing;
 - "none": the faces as they are.
+
+`zoomed` is the warp's zoom alone, fixed: the test-time views of models trained with warps.
 """
 
 from common import backend  # noqa: F401  (TensorFlow loads quietly, before Keras)
@@ -59,6 +61,17 @@ def random_affine(images, generator, shift=0.1, zoom=0.1, degrees=10.0):
     warped = keras.ops.image.affine_transform(images, transforms, interpolation="bilinear",
                                               fill_mode="nearest")
     return tf.ensure_shape(warped, images.shape)
+
+
+def zoomed(images, zoom):
+    """Each image of (batch, height, width, 1) zoomed by `zoom` about its centre (>1: closer, <1:
+    farther, edges repeated), resampled as `random_affine` resamples."""
+    height, width = float(images.shape[1]), float(images.shape[2])
+    scale = 1.0 / zoom  # output -> input
+    centre_x, centre_y = (width - 1) / 2, (height - 1) / 2
+    transform = tf.constant([[scale, 0.0, centre_x * (1 - scale), 0.0, scale, centre_y * (1 - scale), 0.0, 0.0]])
+    transforms = tf.repeat(transform, tf.shape(images)[0], axis=0)  # (batch, 8)
+    return keras.ops.image.affine_transform(images, transforms, interpolation="bilinear", fill_mode="nearest")
 
 
 def random_erasing(images, generator, probability=0.5, area=(0.02, 0.12), aspect=(0.3, 3.3)):

@@ -410,7 +410,7 @@ def add_prediction_options(parser):
     """Options of the scripts that predict: test-time augmentation, batch size, precision."""
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: average the probabilities of 10 views of each face "
-                             "(it and its mirror, each also shifted 2 pixels right, left, down and up)")
+                             "(it and its mirror, each at zooms 0.9, 0.95, 1, 1.05 and 1.1 about the centre)")
     parser.add_argument("--batch-size", type=positive_int, default=512, help="faces per prediction batch")
     parser.add_argument("--precision", choices=config.PREDICTION_PRECISIONS, default="saved",
                         help="compute as the model was saved ('saved'; bfloat16 for models trained with "

@@ -53,7 +53,7 @@ def cache_key(paths, images, tta):
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     digest.update(np.ascontiguousarray(images).tobytes())
-    digest.update(b"tta" if tta else b"mirror")
+    digest.update(b"tta-zooms" if tta else b"mirror")  # a cache of other views has another key
     return digest.hexdigest()[:16]
 
 

@@ -195,7 +195,7 @@ Measured with the shipped file on the {measured.validation_rows:,} validation ro
 | | all {measured.validation_rows:,} rows | "unseen": the {measured.unseen_rows:,} rows without an exact copy among the training rows |
 | --- | --- | --- |
 | single view | {single.all_rows:.2%} | {single.unseen_rows:.2%} |
-| `--tta` (10 shifted and mirrored views) | {tta.all_rows:.2%} | {tta.unseen_rows:.2%} |
+| `--tta` (10 zoomed and mirrored views) | {tta.all_rows:.2%} | {tta.unseen_rows:.2%} |
 
 {_selection_sentence(settings)} {measured.validation_rows - measured.unseen_rows} validation rows have an
 exact pixel copy among the training rows ({measured.relabelled_copies} of them labelled differently

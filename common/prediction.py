@@ -15,18 +15,18 @@ from common import backend  # noqa: F401  (TensorFlow loads quietly, before Kera
 import numpy as np
 import tensorflow as tf
 
-from common import classes, files, model_files, model_lists
+from common import augmentation, classes, files, model_files, model_lists
 from common.config import IMAGE_SIZE, NUM_PIXELS, PIXEL_SCALES
 from common.errors import UsageError
 
-TTA_SHIFTS = ((0, 0), (0, 2), (0, -2), (2, 0), (-2, 0))  # (down, right) pixels of each view
+TTA_ZOOMS = (0.9, 0.95, 1.0, 1.05, 1.1)  # zoom factors of the test-time views (>1: closer)
 
 
 def predict_probabilities(model, images, batch_size=512, tta=False, pixel_scale="raw"):
     """Class probabilities (rows, classes) for images (rows, 48, 48) of pixel values 0..255.
 
     `tta=True` averages the probabilities of 10 views of each image: the image and its horizontal
-    mirror, each as it is and shifted by 2 pixels right, left, down and up (edges repeated).
+    mirror, each at the zooms `TTA_ZOOMS` about its centre (`tta_views`).
     """
     return ModelPredictor(model, pixel_scale).probabilities(images, batch_size, tta)
 
@@ -125,17 +125,15 @@ def load_classifier(source, precision="saved", pixel_scale="raw"):
     return Classifier(predictors, [item.weight for item in listed], path)
 
 
-def tta_views(images, shifts=TTA_SHIFTS):
-    """The test-time views of images (batch, height, width): each of `shifts` ((down, right) pixels)
-    applied to the images and to their mirrors."""
-    padding = max(max(abs(down), abs(right)) for down, right in shifts)
-    height, width = images.shape[1:]
+def tta_views(images, zooms=TTA_ZOOMS):
+    """The test-time views of images (batch, height, width): each of `zooms` (>1: closer) applied
+    about the centre to the images and to their mirrors, as the training warps zoom
+    (`augmentation.zoomed`: bilinear, edges repeated)."""
     views = []
     for oriented in (images, images[:, :, ::-1]):
-        padded = np.pad(oriented, ((0, 0), (padding, padding), (padding, padding)), mode="edge")
-        for down, right in shifts:  # content moves down/right: the window moves up/left
-            top, left = padding - down, padding - right
-            views.append(padded[:, top:top + height, left:left + width])
+        channelled = tf.convert_to_tensor(oriented[..., np.newaxis], dtype=tf.float32)  # (batch, h, w, 1)
+        for zoom in zooms:
+            views.append(oriented if zoom == 1 else augmentation.zoomed(channelled, zoom).numpy()[..., 0])
     return views
 
 

@@ -74,22 +74,24 @@ def test_prediction_matches_a_plain_keras_predict(test_csv, trained_model):
     plain = model.predict(images[..., np.newaxis].astype("float32"), verbose=0)
     np.testing.assert_allclose(ours, plain, atol=1e-5)
     views = prediction.tta_views(images.astype("float32"))
-    per_view = [model.predict(view[..., np.newaxis], verbose=0) for view in views]
+    per_view = [model.predict(np.ascontiguousarray(view)[..., np.newaxis], verbose=0) for view in views]
     np.testing.assert_allclose(prediction.predict_probabilities(model, images, tta=True),
                                np.mean(per_view, axis=0), atol=1e-5)
 
 
-def test_tta_views_are_the_faces_and_mirrors_shifted_with_repeated_edges():
-    images = np.arange(2 * 6 * 6, dtype=np.float32).reshape(2, 6, 6)
-    views = prediction.tta_views(images)
-    assert len(views) == 10 and all(view.shape == images.shape for view in views)
-    np.testing.assert_array_equal(views[0], images)
-    right = views[prediction.TTA_SHIFTS.index((0, 2))]
-    np.testing.assert_array_equal(right[:, :, 2:], images[:, :, :-2])  # content moved right
-    np.testing.assert_array_equal(right[:, :, 0], images[:, :, 0])  # edge column repeated
-    up = views[prediction.TTA_SHIFTS.index((-2, 0))]
-    np.testing.assert_array_equal(up[:, :-2], images[:, 2:])
-    np.testing.assert_array_equal(views[5], images[:, :, ::-1])  # the mirrors follow
+def test_tta_views_are_the_faces_and_mirrors_zoomed_about_the_centre():
+    views = prediction.tta_views(np.zeros((3, 48, 48), dtype=np.float32))
+    assert len(views) == 10 and all(view.shape == (3, 48, 48) for view in views)
+    ramp = np.tile(np.arange(9, dtype=np.float32) * 10, (2, 9, 1))  # (2, 9, 9): value = 10 x column
+    views = prediction.tta_views(ramp, zooms=(0.5, 1.0, 2.0))
+    centre, columns = 4, np.arange(9)
+    np.testing.assert_array_equal(views[1], ramp)  # zoom 1: the faces as they are
+    # closer: output column x shows input column centre + (x - centre) / 2 (bilinear: exact on a ramp)
+    np.testing.assert_allclose(views[2][0, 4], 10 * (centre + (columns - centre) / 2), atol=1e-3)
+    # farther: input column centre + 2 (x - centre), the edge repeated beyond the face
+    np.testing.assert_allclose(views[0][0, 4], 10 * np.clip(centre + 2 * (columns - centre), 0, 8), atol=1e-3)
+    for plain, mirrored in zip(views[:3], views[3:]):  # the mirrors follow, zoomed alike
+        np.testing.assert_allclose(mirrored, plain[:, :, ::-1], atol=1e-3)
 
 
 def test_retrain_continues_from_the_saved_epoch(tmp_path, train_csv, trained_model):
