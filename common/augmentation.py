@@ -9,7 +9,7 @@
   (random resized crops of 0.8-1.2 of the side), rotation within 10 degrees, flip, random erasing;
 - "none": the faces as they are.
 
-`zoomed` is the warp's zoom alone, fixed: the test-time views of models trained with warps.
+`zoomed` is the warp's zoom alone, fixed: the test-time views (`prediction.tta_views`).
 """
 
 from common import backend  # noqa: F401  (TensorFlow loads quietly, before Keras)
