@@ -39,14 +39,19 @@ def member_probabilities(list_path, listed_models, images, tta, batch_size):
     return probabilities
 
 
-def vote_accuracies(probabilities, members, labels):
-    """(soft, hard) accuracy of the unweighted vote of the members (indices into probabilities)."""
+def vote_labels(probabilities, members):
+    """(soft, hard) labels of the unweighted vote of the members (indices into probabilities)."""
     from common import prediction
 
-    vote = prediction.Vote(len(labels), probabilities[0].shape[1])
+    vote = prediction.Vote(*probabilities[0].shape)
     for member in members:
         vote.add(probabilities[member], 1.0)
-    return tuple(float((vote.labels(soft) == labels).mean()) for soft in (True, False))
+    return vote.labels(soft=True), vote.labels(soft=False)
+
+
+def vote_accuracies(probabilities, members, labels):
+    """(soft, hard) accuracy of the unweighted vote of the members."""
+    return tuple(float((predicted == labels).mean()) for predicted in vote_labels(probabilities, members))
 
 
 def subsets_of_size(count, size, wanted, generator):
@@ -84,10 +89,9 @@ def main():
     print(f"size | first k soft | first k hard | first k soft, rows 0..{half - 1} / {half}..{len(val_set) - 1} | "
           "subsets soft: mean (lowest..highest) | hard: mean")
     for size in range(1, count + 1):
-        first = list(range(size))
-        soft, hard = vote_accuracies(probabilities, first, labels)
-        first_half = vote_accuracies([p[:half] for p in probabilities], first, labels[:half])[0]
-        second_half = vote_accuracies([p[half:] for p in probabilities], first, labels[half:])[0]
+        soft_right, hard_right = (predicted == labels for predicted in vote_labels(probabilities, range(size)))
+        soft, hard = soft_right.mean(), hard_right.mean()
+        first_half, second_half = soft_right[:half].mean(), soft_right[half:].mean()
         drawn = np.array([vote_accuracies(probabilities, members, labels)
                           for members in subsets_of_size(count, size, options.subsets, generator)])  # (subsets, 2)
         print(f"{size:>4} | {soft:.2%} | {hard:.2%} | {first_half:.2%} / {second_half:.2%} | "

@@ -25,17 +25,14 @@ from common import cli, data  # noqa: E402  (needs the repo on sys.path)
 ZOOM_STEP = 0.05
 
 
-def positive_numbers(text, kind=float):
-    """`1,2,4` -> [1, 2, 4]: positive numbers, comma-separated."""
-    numbers = [kind(part) for part in text.split(",")]
-    if any(number <= 0 for number in numbers):
-        raise ValueError(f"{text}: expected positive numbers, comma-separated")
-    return numbers
-
-
 def shift_sizes(text):
-    """`1,2,4` -> [1, 2, 4]: whole pixels."""
-    return positive_numbers(text, int)
+    """`1,2,4` -> [1, 2, 4]: positive whole pixels, comma-separated."""
+    return [cli.positive_int(part) for part in text.split(",")]
+
+
+def zoom_reaches(text):
+    """`0.1,0.2` -> [0.1, 0.2]: positive numbers, comma-separated."""
+    return [cli.positive_float(part) for part in text.split(",")]
 
 
 def zooms_within(reach):
@@ -88,7 +85,7 @@ def main():
     parser.add_argument("models", nargs="+", type=cli.model_or_shipped, help="model files or shipped names")
     parser.add_argument("--shifts", type=shift_sizes, default="2",
                         help="shift sizes in pixels of the shifted view sets, comma-separated")
-    parser.add_argument("--zoom-reaches", type=positive_numbers, default="0.1,0.2,0.3",
+    parser.add_argument("--zoom-reaches", type=zoom_reaches, default="0.1,0.2,0.3",
                         help="reaches of the zoomed view sets (zooms 1-reach..1+reach in steps of 0.05), "
                              "comma-separated")
     parser.add_argument("--val-size", type=cli.positive_int, default=2400, help="validation rows")
