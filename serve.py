@@ -26,7 +26,7 @@ def main():
                              f"{cli.SHIPPED_MODEL_WORDS} (default: the model in pretrained/)")
     cli.add_face_options(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every one)")
-    parser.add_argument("--port", type=cli.positive_int, default=8000, help="port to listen on")
+    parser.add_argument("--port", type=cli.port_number, default=8000, help="port to listen on")
     parser.add_argument("--max-upload-mb", type=cli.positive_float, default=10.0,
                         help="largest upload accepted, in megabytes (larger: 413)")
     parser.add_argument("--cors", metavar="ORIGIN", help="let pages from this origin call the API")

@@ -143,6 +143,7 @@ positive_fraction = _number_where(float, lambda value: 0.0 < value <= 1.0,
 ema_decay = _number_where(float, lambda value: value == 0 or 0.5 <= value < 1,
                           "0 (off) or a decay in 0.5..0.9999")
 seed_number = _number_where(int, lambda value: 0 <= value < 2 ** 32, "an integer in 0..4294967295")
+port_number = _number_where(int, lambda value: 1 <= value <= 65535, "a port number in 1..65535")
 positive_float = _number_where(float, lambda value: 0 < value < float("inf"), "a positive finite number")
 non_negative_float = _number_where(float, lambda value: 0 <= value < float("inf"),
                                    "a finite number >= 0")

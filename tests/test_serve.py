@@ -132,6 +132,10 @@ def test_serve_refuses_a_taken_port_before_loading(tmp_path):
         assert_refused(run_script("serve.py", "--port", port), f"--port {port}: cannot listen there")
 
 
+def test_serve_refuses_a_port_number_out_of_range():
+    assert_refused(run_script("serve.py", "--port", 65536), "expected a port number in 1..65535, got '65536'")
+
+
 def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
