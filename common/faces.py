@@ -104,6 +104,8 @@ def _named_source(path):
     """A file the user named: checked now to be an image or video OpenCV can open."""
     kind = _kind_by_suffix(path)
     if kind != "video" and cv2.haveImageReader(path):
+        with open(path, "rb") as file:
+            refuse_cut_short_jpeg(file.read(), path)
         return Source(path, "image", named=True)
     if kind != "image":
         capture = cv2.VideoCapture(path)
@@ -126,10 +128,47 @@ def _kind_by_suffix(path):
 
 def read_image(path):
     """A colour image (height, width, 3) uint8 in OpenCV's BGR order, or a UsageError."""
-    image = cv2.imread(path, cv2.IMREAD_COLOR)  # greyscale, 16-bit and alpha images become 8-bit BGR
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except OSError as error:
+        raise UsageError(f"{path}: cannot be read ({error.strerror})") from None
+    return decode_image(data, path)
+
+
+def decode_image(data, name):
+    """A colour image (height, width, 3) uint8 in OpenCV's BGR order from an image file's bytes, or a
+    UsageError naming `name`. A JPEG cut short is refused rather than decoded in part (OpenCV would
+    fill its missing rows with grey)."""
+    if not data:
+        raise UsageError(f"{name}: the file is empty; expected an image")
+    refuse_cut_short_jpeg(data, name)
+    # greyscale, 16-bit and alpha images become 8-bit BGR; the EXIF orientation is applied
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
-        raise UsageError(f"{path}: cannot be read as an image by OpenCV")
+        raise UsageError(f"{name}: cannot be read as an image by OpenCV")
     return image
+
+
+def jpeg_cut_short(data):
+    """Whether JPEG bytes stop before their end-of-image marker. Bytes after the marker (a phone's
+    motion-photo video or maker data) are fine, and so are bytes that are not a JPEG."""
+    if not data.startswith(b"\xff\xd8"):
+        return False
+    if data.rstrip(b"\0").endswith(b"\xff\xd9"):
+        return False
+    position = 2  # past the header's segments (an EXIF thumbnail holds an end marker of its own)
+    while position + 4 <= len(data) and data[position] == 0xFF and data[position + 1] != 0xDA:
+        position += 2 + int.from_bytes(data[position + 2:position + 4], "big")
+    # in the compressed data a 0xFF byte is always followed by 0x00 or a marker, so this is the end
+    return data.find(b"\xff\xd9", position) < 0
+
+
+def refuse_cut_short_jpeg(data, name):
+    """A UsageError naming `name` when its JPEG bytes are cut short."""
+    if jpeg_cut_short(data):
+        raise UsageError(f"{name}: the JPEG image is cut short (its data ends before the end-of-image "
+                         f"marker: a partial copy or download?)")
 
 
 def video_frames(path, every=1):

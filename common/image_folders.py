@@ -23,7 +23,6 @@ import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -166,8 +165,9 @@ def read_image_folder(path, part="train", detector=None, class_names=None):
 def _cut_faces(paths, detector, parallel):
     """(48x48 crop or None, outcome) of each image: kept, unreadable, no_face or several_faces."""
     def cut(path):
-        image = cv2.imread(path, cv2.IMREAD_COLOR)
-        if image is None:
+        try:
+            image = faces.read_image(path)
+        except UsageError:
             return None, "unreadable"
         found = faces.find_faces(image, detector)
         if len(found) != 1:

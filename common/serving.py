@@ -21,11 +21,11 @@ import email.policy
 import io
 import os
 
-import cv2
 import numpy as np
 from PIL import Image
 
 from common import faces
+from common.errors import UsageError
 
 PAGE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page", "index.html")
 MAX_PIXELS = 50_000_000  # larger images are refused from their header (decompression bombs)
@@ -103,11 +103,10 @@ def decode_upload(data, max_pixels=MAX_PIXELS):
     if width * height > max_pixels:
         raise BadUpload(413, f"the image is {width}x{height} ({width * height:,} pixels); at most "
                              f"{max_pixels:,} are accepted")
-    truncated_jpeg = image_format == "JPEG" and not data.rstrip(b"\0").endswith(b"\xff\xd9")
-    image = None if truncated_jpeg else cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise BadUpload(400, f"the {width}x{height} image could not be decoded (truncated or corrupt?)")
-    return image
+    try:
+        return faces.decode_image(data, f"the {width}x{height} {image_format} image")
+    except UsageError as error:
+        raise BadUpload(400, str(error)) from None
 
 
 def image_from_form(body, content_type):

@@ -87,6 +87,30 @@ def test_the_turned_crop_of_a_level_face_is_the_plain_crop():
                                .astype(int), plain.astype(int), atol=1)
 
 
+def test_a_jpeg_cut_short_is_told_from_one_with_data_after_its_end():
+    with open(EXAMPLE_PHOTO, "rb") as handle:
+        photo = handle.read()
+    thumbnail = cv2.imencode(".jpg", np.full((8, 8, 3), 90, np.uint8))[1].tobytes()  # ends in FF D9 too
+    app1 = b"\xff\xe1" + (2 + len(thumbnail)).to_bytes(2, "big") + thumbnail
+    with_thumbnail = photo[:2] + app1 + photo[2:]
+    assert cv2.imdecode(np.frombuffer(with_thumbnail, np.uint8), cv2.IMREAD_COLOR).shape == (512, 512, 3)
+    assert not faces.jpeg_cut_short(photo) and not faces.jpeg_cut_short(with_thumbnail)
+    assert not faces.jpeg_cut_short(photo + b"ftypmp42" + bytes(500))  # a motion photo's video after the end
+    assert faces.jpeg_cut_short(photo[:len(photo) // 2])
+    assert faces.jpeg_cut_short(with_thumbnail[:len(with_thumbnail) // 2])
+    assert not faces.jpeg_cut_short(b"\x89PNG\r\n\x1a\n")  # not a JPEG: left to the decoder
+
+
+def test_a_cut_short_photo_is_skipped_in_a_folder_and_refused_when_named(tmp_path):
+    with open(EXAMPLE_PHOTO, "rb") as handle:
+        (tmp_path / "cut.jpg").write_bytes(handle.read()[:6000])
+    sources, _ = faces.collect_sources([str(tmp_path)])
+    with pytest.raises(faces.UsageError, match="cut.jpg: the JPEG image is cut short"):
+        faces.read_image(sources[0].path)
+    with pytest.raises(faces.UsageError, match="cut short"):
+        faces.collect_sources([str(tmp_path / "cut.jpg")])
+
+
 def test_the_detector_keeps_float32_under_the_classifiers_mixed_precision():
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     detector = faces.make_detector("mtcnn")
