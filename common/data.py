@@ -140,6 +140,9 @@ def parse_csv(path):
     header = text[:header_end].decode("utf-8", errors="replace").strip().replace('"', "")
     if header not in KNOWN_HEADERS:
         expected = "', '".join(KNOWN_HEADERS)
+        if not header[:80].isprintable() or "\ufffd" in header[:80]:
+            raise UsageError(f"{path}: is not a CSV text file (binary bytes in its first line); expected "
+                             f"a CSV with the header '{expected}', an .npz cache or a folder of images by class")
         raise UsageError(f"{path}: line 1: expected a header '{expected}', got '{header[:80]}'")
     content_end = len(text)
     while content_end > 0 and text[content_end - 1] in b" \t\n":

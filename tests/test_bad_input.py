@@ -31,6 +31,8 @@ BAD_CSVS = {
                            "line 4: label 7 is outside 0..6"),
     "non-numeric label": ("label,feature\n" + "happy," + " ".join(["7"] * 2304) + "\n",
                           "line 2: 'happy' is not a label or id"),
+    "an image, not a CSV": ("\x00\x10JFIF\x00\x01\x01\x00\x00\x01\n" + GOOD_ROW + "\n",
+                            "is not a CSV text file (binary bytes in its first line)"),
 }
 
 
