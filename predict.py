@@ -20,6 +20,7 @@ file is never replaced: the new one gets a -1, -2, ... suffix. Folders are read 
 files sorted by name; a file there that is neither an image nor a video is skipped with a warning.
 """
 
+import os
 import sys
 
 from common import cli, faces, files, model_lists
@@ -50,6 +51,8 @@ def main():
     model_path = options.model
     model_lists.check_model_source(model_path)  # a bad list line is named before TensorFlow loads
     files.check_writable_folder(options.out)
+    if options.annotate_video:
+        faces.check_opencv_can_open(os.path.abspath(options.out), "a folder to write videos in")
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
 

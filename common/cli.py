@@ -95,7 +95,8 @@ def run(main):
     program = sys.argv[0].rsplit("/", 1)[-1]
     signal.signal(signal.SIGTERM, _interrupt)
     if hasattr(sys.stdout, "reconfigure"):  # a log file shows each line as it comes
-        sys.stdout.reconfigure(line_buffering=True)
+        sys.stdout.reconfigure(line_buffering=True, errors="backslashreplace")
+        sys.stderr.reconfigure(errors="backslashreplace")  # a file name that is not UTF-8 prints too
     try:
         main()
     except (UsageError, BadValue) as error:

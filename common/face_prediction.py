@@ -129,13 +129,15 @@ class FacePredictionRun:
             writer.write(faces.annotate(image, found))
         elif image is not None and found:
             annotated = files.free_path(self._output_path(source, "_faces.png"))
-            with files.atomic_output(annotated) as temporary_path:
-                cv2.imwrite(temporary_path, faces.annotate(image, found), PNG_FAST)
+            _, encoded = cv2.imencode(".png", faces.annotate(image, found), PNG_FAST)
+            with files.atomic_output(annotated) as temporary_path, open(temporary_path, "wb") as handle:
+                handle.write(encoded.tobytes())  # written by Python: OpenCV's paths must be UTF-8
             self.summary.written.append(annotated)
         for index, face in enumerate(found):
             x, y, width, height = face.box
-            self.rows.append([source.path, frame_number, index, x, y, width, height, face.label,
-                              face.emotion, *face.probabilities.tolist(), face.score, annotated])
+            self.rows.append([files.printable_path(source.path), frame_number, index, x, y, width, height,
+                              face.label, face.emotion, *face.probabilities.tolist(), face.score,
+                              annotated and files.printable_path(annotated)])
 
     def _output_path(self, source, suffix):
         stem = os.path.splitext(os.path.basename(source.path))[0]
@@ -187,7 +189,7 @@ def describe(summary, limit=10):
              f"found {summary.faces} faces"]
     for what, paths in (("no face in", summary.without_face), ("skipped, unreadable:", summary.skipped)):
         if paths:
-            shown = ", ".join(paths[:limit])
+            shown = ", ".join(files.printable_path(path) for path in paths[:limit])
             more = len(paths) - limit
             lines.append(f"{what} {len(paths)} inputs: {shown}" + (f" and {more} more" if more > 0 else ""))
     return lines

@@ -19,7 +19,7 @@ import typing
 import cv2
 import numpy as np
 
-from common import config
+from common import config, files
 from common.classes import FER2013_CLASSES
 from common.config import DEFAULT_DETECTOR, DEFAULT_MIN_FACE, IMAGE_SIZE
 from common.errors import UsageError
@@ -103,12 +103,12 @@ def _folder_sources(folder, warnings):
 def _named_source(path):
     """A file the user named: checked now to be an image or video OpenCV can open."""
     kind = _kind_by_suffix(path)
-    if kind != "video" and cv2.haveImageReader(path):
-        with open(path, "rb") as file:
+    if kind != "video" and (cv2.haveImageReader(path) if opencv_can_open(path) else kind == "image"):
+        with open(path, "rb") as file:  # images are decoded from their bytes, whatever their name
             refuse_cut_short_jpeg(file.read(), path)
         return Source(path, "image", named=True)
     if kind != "image":
-        capture = cv2.VideoCapture(path)
+        capture = open_video(path)
         readable = capture.isOpened() and capture.read()[0]
         capture.release()
         if readable:
@@ -171,10 +171,34 @@ def refuse_cut_short_jpeg(data, name):
                          f"marker: a partial copy or download?)")
 
 
+def opencv_can_open(path):
+    """Whether OpenCV can be given the file name `path`: it takes names as UTF-8 and crashes on one
+    that is not (which Python keeps as lone surrogates)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_opencv_can_open(path, what):
+    """A UsageError naming `path` when OpenCV cannot be given its name; `what` it is, e.g. "a video"."""
+    if not opencv_can_open(path):
+        raise UsageError(f"{files.printable_path(path)}: OpenCV cannot open {what} whose name is not "
+                         f"UTF-8; rename it")
+
+
+def open_video(path):
+    """A cv2.VideoCapture of the video at `path` (check `isOpened()`), or a UsageError when OpenCV
+    cannot be given its name."""
+    check_opencv_can_open(path, "a video")
+    return cv2.VideoCapture(path)
+
+
 def video_frames(path, every=1):
     """Yields (frame number from 0, BGR frame) of every `every`-th frame of a video; a UsageError
     when the video cannot be opened or holds no decodable frame."""
-    capture = cv2.VideoCapture(path)
+    capture = open_video(path)
     if not capture.isOpened():
         raise UsageError(f"{path}: cannot be read as a video by OpenCV")
     try:
@@ -194,7 +218,7 @@ def video_frames(path, every=1):
 
 def video_rate(path):
     """Frames per second of a video (25 when the file does not say)."""
-    capture = cv2.VideoCapture(path)
+    capture = open_video(path)
     rate = capture.get(cv2.CAP_PROP_FPS)
     capture.release()
     return rate if rate and np.isfinite(rate) and rate > 0 else 25.0

@@ -74,6 +74,12 @@ def repository_relative_path(path):
     return os.path.relpath(absolute, REPOSITORY) if inside else absolute
 
 
+def printable_path(path):
+    """`path` as UTF-8-safe text for a CSV or a message: the bytes of a file name that is not UTF-8
+    (which Python keeps as lone surrogates) become \\xNN, e.g. 'caf\\xe9.jpg'."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def check_writable_folder(folder, needed_bytes=0):
     """Proves that `folder` can be written (a probe file made and removed in it, or in its nearest
     existing parent when it does not exist yet, without creating it) and has `needed_bytes` free;

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
-from common import classes, config, faces
+from common import classes, config, faces, files
 from common.errors import UsageError
 
 PART_FOLDERS = {"train": ("train",), "test": ("test", "val")}
@@ -153,7 +153,7 @@ def read_image_folder(path, part="train", detector=None, class_names=None):
             if crop is not None:
                 images.append(crop)
                 labels.append(label)
-                ids.append(os.path.relpath(file, folder))
+                ids.append(files.printable_path(os.path.relpath(file, folder)))
         counts[name] = dict(tally)
     if not images:
         raise UsageError(f"{folder}: no face could be read from its {len(paths)} images")

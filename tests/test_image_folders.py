@@ -2,6 +2,7 @@
 faces cut from larger photos as predict.py cuts them, skips counted, bad trees refused in one line."""
 
 import os
+import shutil
 
 import cv2
 import numpy as np
@@ -118,3 +119,16 @@ def test_train_py_takes_a_folder_and_validates_on_every_class(tmp_path, faces_tr
     assert result.exit_code == 0, result.stderr
     validation = data.load_dataset(str(root / "train")).labels[:14]
     assert len(set(validation.tolist())) >= 5  # the first rows are not one class
+
+
+def test_a_file_name_that_is_not_utf8_becomes_a_printable_id(tmp_path, faces_tree):
+    root, _, _ = faces_tree
+    copy = tmp_path / "tree"
+    shutil.copytree(root, copy)
+    first = sorted(os.listdir(copy / "test" / "Happy"))[0]
+    renamed = os.path.join(os.fsencode(copy / "test" / "Happy"), b"caf\xe9" + os.fsencode(first))
+    os.rename(os.fsencode(copy / "test" / "Happy" / first), renamed)
+    result = run_script("csv_to_npz.py", copy, "-o", tmp_path / "tree.npz")
+    assert result.exit_code == 0, result.stderr
+    ids = data.load_dataset(str(tmp_path / "tree.npz"), part="test").ids.tolist()
+    assert f"Happy/caf\\xe9{first}" in ids and len(ids) == 14

@@ -230,3 +230,25 @@ def test_unreadable_files_in_a_folder_are_listed_not_counted_as_read(tmp_path, t
     assert result.exit_code == 0, result.stderr
     assert "read 1 images and 0 frames of 0 videos; found 1 faces" in result.stdout
     assert f"skipped, unreadable: 1 inputs: {tmp_path / 'in' / 'broken.png'}" in result.stdout
+
+
+def test_file_names_that_are_not_utf8_are_read_or_named_not_crashed_on(tmp_path, trained_model):
+    """OpenCV crashes on such names: images are decoded from their bytes, videos refused by name."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    with open(EXAMPLE_PHOTO, "rb") as handle:
+        photo = handle.read()
+    with open(os.path.join(os.fsencode(folder), b"caf\xe9.jpg"), "wb") as handle:  # a Latin-1 name
+        handle.write(photo)
+    video = write_video(tmp_path / "clip.mp4", 3)
+    os.rename(video, os.path.join(os.fsencode(folder), b"clip\xe9.mp4"))
+    out = tmp_path / "out"
+    result = run_script("predict.py", folder, "--detector", "none", "--model", trained_model, "--out", out)
+    assert result.exit_code == 0, result.stderr
+    assert "clip\\xe9.mp4: OpenCV cannot open a video whose name is not UTF-8; rename it; skipped" in result.stderr
+    with open(out / "predictions.csv", encoding="utf-8") as handle:  # valid UTF-8 throughout
+        rows = list(csv.DictReader(handle))
+    assert [row["source"] for row in rows] == [f"{folder}/caf\\xe9.jpg"]
+    assert os.path.exists(os.path.join(os.fsencode(out), b"caf\xe9_faces.png"))
+    assert_refused(run_script("predict.py", os.path.join(folder, os.fsdecode(b"clip\xe9.mp4")), "--model", trained_model),
+                   "clip\\xe9.mp4: OpenCV cannot open a video whose name is not UTF-8")
