@@ -91,6 +91,7 @@ def load_dataset(path, part="train", require_labels=False, detector=None, class_
     `train/` or `test/` from a folder."""
     if not os.path.exists(path):
         raise UsageError(f"{path}: no such file or folder")
+    files.check_not_special_file(path)
     if os.path.isdir(path):
         dataset = _load_image_folder(path, part, detector, class_names)
     elif path.endswith(".npz"):

@@ -75,6 +75,7 @@ def collect_sources(paths):
     for path in paths:
         if not os.path.exists(path):
             raise UsageError(f"{path}: no such file or folder")
+        files.check_not_special_file(path)
         if os.path.isdir(path):
             found = _folder_sources(path, warnings)
             if not found:

@@ -80,6 +80,15 @@ def printable_path(path):
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def check_not_special_file(path):
+    """A UsageError for an existing path that is neither a folder nor a regular file (a pipe, a
+    device, a socket): reading one may wait for ever, or never end."""
+    from common.errors import UsageError
+    if os.path.exists(path) and not os.path.isdir(path) and not os.path.isfile(path):
+        raise UsageError(f"{path}: is a pipe, device or socket, not a file; expected a file on disk "
+                         f"(or a folder)")
+
+
 def check_writable_folder(folder, needed_bytes=0):
     """Proves that `folder` can be written (a probe file made and removed in it, or in its nearest
     existing parent when it does not exist yet, without creating it) and has `needed_bytes` free;

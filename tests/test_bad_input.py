@@ -52,6 +52,13 @@ def test_missing_file_is_named(tmp_path):
     assert_refused(run_script("train.py", missing), str(missing), "no such file")
 
 
+@pytest.mark.parametrize("script", ["train.py", "csv_to_npz.py", "predict.py"])
+def test_a_pipe_is_refused_at_once_instead_of_waited_on(tmp_path, script):
+    pipe = tmp_path / "faces.csv"
+    os.mkfifo(pipe)  # nobody writes to it: reading it would wait for ever
+    assert_refused(run_script(script, pipe), str(pipe), "is a pipe, device or socket, not a file")
+
+
 def test_corrupt_gzip_is_refused(tmp_path):
     path = tmp_path / "train.csv.gz"
     path.write_bytes(b"\x1f\x8b\x08\x00 this is not gzip data")
