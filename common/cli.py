@@ -151,9 +151,14 @@ non_negative_float = _number_where(float, lambda value: 0 <= value < float("inf"
 
 
 def output_folder(text):
-    """argparse type: a folder to write into (created when missing); refuses an existing file."""
+    """argparse type: a folder to write into (created when missing); refuses an existing file or a
+    place that cannot be written."""
     if os.path.exists(text) and not os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text} is a file, expected a folder")
+    try:
+        files.check_writable_folder(text)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
     return text
 
 

@@ -305,7 +305,8 @@ def write_csv(path, header, rows, replace=False, named=False):
     (`named_output`)."""
     with (named_output(path) if named else atomic_output(path, replace)) as temporary_path:
         opener = gzip.open if path.endswith(".gz") else open
-        with opener(temporary_path, "wt", newline="") as handle:
+        # UTF-8; text that cannot be (a file name that is not UTF-8, kept as lone surrogates) as \uXXXX
+        with opener(temporary_path, "wt", newline="", encoding="utf-8", errors="backslashreplace") as handle:
             writer = csv.writer(handle)
             writer.writerow(header)
             writer.writerows(rows)

@@ -59,6 +59,15 @@ def test_a_pipe_is_refused_at_once_instead_of_waited_on(tmp_path, script):
     assert_refused(run_script(script, pipe), str(pipe), "is a pipe, device or socket, not a file")
 
 
+@pytest.mark.parametrize("script", ["train.py", "plot_model.py"])
+def test_an_output_folder_that_cannot_be_written_is_refused_before_loading(train_csv, tmp_path, script):
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where a folder would have to be made")
+    arguments = [train_csv] + (["pretrained"] if script == "plot_model.py" else [])
+    result = run_script(script, *arguments, "--out-dir", blocked / "plots")
+    assert_refused(result, "--out-dir", f"{blocked / 'plots'}: cannot be made, {blocked} is a file")
+
+
 def test_corrupt_gzip_is_refused(tmp_path):
     path = tmp_path / "train.csv.gz"
     path.write_bytes(b"\x1f\x8b\x08\x00 this is not gzip data")
