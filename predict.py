@@ -29,7 +29,7 @@ from common import cli, faces, files, model_lists
 def main():
     parser = cli.ArgumentParser(__doc__)
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="image files (jpg, png, bmp, webp, tiff, ...), video files (mp4, avi, mov, "
+                        help="image files (jpg, png, webp, gif, bmp, tiff, ...), video files (mp4, avi, mov, "
                              "mkv, ...) or folders of them")
     parser.add_argument("--model", type=cli.model_or_shipped, default=files.DEFAULT_SHIPPED_MODEL,
                         help="a .h5 or .keras model, or a model list of 'WEIGHT PATH' lines (soft voting), "

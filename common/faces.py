@@ -24,8 +24,8 @@ from common.classes import FER2013_CLASSES
 from common.config import DEFAULT_DETECTOR, DEFAULT_MIN_FACE, IMAGE_SIZE
 from common.errors import UsageError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".webp", ".tif", ".tiff", ".pgm",
-                  ".ppm", ".pbm", ".pnm", ".jp2", ".sr", ".ras")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".webp", ".tif", ".tiff", ".gif",
+                  ".pgm", ".ppm", ".pbm", ".pnm", ".jp2", ".sr", ".ras")  # a GIF: its first frame
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 FACE_MARGIN = 0.05  # the crop's side: the detection's longer side plus this share on each side (chosen
 # on training rows by benchmarks/photos.py: the margin whose crops best keep the 48x48 rows' labels)

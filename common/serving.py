@@ -90,7 +90,7 @@ class FaceBatcher:
 def decode_upload(data, max_pixels=MAX_PIXELS):
     """A BGR image from uploaded bytes, its size checked from the header before decoding."""
     if not data:
-        raise BadUpload(400, "the upload is empty; expected an image file (JPEG, PNG, WebP, BMP, TIFF)")
+        raise BadUpload(400, "the upload is empty; expected an image file (JPEG, PNG, WebP, GIF, BMP, TIFF)")
     try:
         with Image.open(io.BytesIO(data)) as header:
             width, height = header.size
@@ -98,7 +98,7 @@ def decode_upload(data, max_pixels=MAX_PIXELS):
     except Image.DecompressionBombError:
         raise BadUpload(413, f"the image has too many pixels; at most {max_pixels:,} are accepted") from None
     except Exception:  # noqa: BLE001  (Pillow raises several kinds for what is not an image)
-        raise BadUpload(415, f"the upload ({len(data):,} bytes) is not an image; expected JPEG, PNG, WebP, "
+        raise BadUpload(415, f"the upload ({len(data):,} bytes) is not an image; expected JPEG, PNG, WebP, GIF, "
                              f"BMP or TIFF") from None
     if width * height > max_pixels:
         raise BadUpload(413, f"the image is {width}x{height} ({width * height:,} pixels); at most "

@@ -7,6 +7,7 @@ import cv2
 import keras
 import numpy as np
 import pytest
+from PIL import Image
 
 from common import faces
 from helpers import REPO, assert_refused, run_script
@@ -109,6 +110,14 @@ def test_a_cut_short_photo_is_skipped_in_a_folder_and_refused_when_named(tmp_pat
         faces.read_image(sources[0].path)
     with pytest.raises(faces.UsageError, match="cut short"):
         faces.collect_sources([str(tmp_path / "cut.jpg")])
+
+
+def test_a_gif_in_a_folder_is_read_as_its_first_frame(tmp_path):
+    photo = cv2.imread(EXAMPLE_PHOTO)
+    Image.fromarray(photo[:, :, ::-1]).save(tmp_path / "photo.gif")
+    sources, warnings = faces.collect_sources([str(tmp_path)])
+    assert [(source.kind, os.path.basename(source.path)) for source in sources] == [("image", "photo.gif")]
+    assert not warnings and faces.read_image(sources[0].path).shape == photo.shape
 
 
 def test_the_detector_keeps_float32_under_the_classifiers_mixed_precision():
