@@ -62,31 +62,41 @@ def subsets_of_size(count, size, wanted, generator):
     return [generator.choice(count, size, replace=False) for _ in range(wanted)]
 
 
-def main():
-    parser = cli.ArgumentParser(__doc__)
+def add_ensemble_arguments(parser):
+    """The data, the model list and how they predict: shared with benchmarks/ensemble_weights.py."""
     parser.add_argument("data", help="labelled data (.csv, .csv.gz, .npz)")
     parser.add_argument("model_list", help="text file of 'WEIGHT PATH' lines (weights ignored)")
     parser.add_argument("--tta", action="store_true", help="every model sees ten views of each face")
+    parser.add_argument("--val-size", type=cli.positive_int, default=2400, help="validation rows")
+    parser.add_argument("--batch-size", type=cli.positive_int, default=512, help="faces per forward pass")
+
+
+def validation_probabilities(options):
+    """(each listed model's (rows, classes) probabilities, labels) of the validation rows."""
+    listed_models = model_lists.read_model_list(options.model_list)
+    labelled = data.load_dataset(options.data, require_labels=True)
+    _, val_set = data.split_validation(labelled, options.val_size, for_training=False)
+    probabilities = member_probabilities(options.model_list, listed_models, val_set.images, options.tta,
+                                         options.batch_size)
+    return probabilities, val_set.labels
+
+
+def main():
+    parser = cli.ArgumentParser(__doc__)
+    add_ensemble_arguments(parser)
     parser.add_argument("--subsets", type=cli.positive_int, default=30,
                         help="subsets scored for each size: all of them when there are no more, else this many "
                              "drawn at random")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random subsets")
-    parser.add_argument("--val-size", type=cli.positive_int, default=2400, help="validation rows")
-    parser.add_argument("--batch-size", type=cli.positive_int, default=512, help="faces per forward pass")
     options = parser.parse_args()
 
-    listed_models = model_lists.read_model_list(options.model_list)
-    labelled = data.load_dataset(options.data, require_labels=True)
-    _, val_set = data.split_validation(labelled, options.val_size, for_training=False)
-    labels, half = val_set.labels, len(val_set) // 2
-
-    probabilities = member_probabilities(options.model_list, listed_models, val_set.images, options.tta,
-                                         options.batch_size)
+    probabilities, labels = validation_probabilities(options)
+    half = len(labels) // 2
     generator = np.random.default_rng(options.seed)
     count = len(probabilities)
-    print(f"{len(val_set)} validation rows, {count} models{', --tta views each' if options.tta else ''}; "
+    print(f"{len(labels)} validation rows, {count} models{', --tta views each' if options.tta else ''}; "
           f"subsets: all, or {options.subsets} drawn at random a size (seed {options.seed})")
-    print(f"size | first k soft | first k hard | first k soft, rows 0..{half - 1} / {half}..{len(val_set) - 1} | "
+    print(f"size | first k soft | first k hard | first k soft, rows 0..{half - 1} / {half}..{len(labels) - 1} | "
           "subsets soft: mean (lowest..highest) | hard: mean")
     for size in range(1, count + 1):
         soft_right, hard_right = (predicted == labels for predicted in vote_labels(probabilities, range(size)))
