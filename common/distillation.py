@@ -2,8 +2,9 @@
 model or a model list) mixed with the hard labels.
 
 The teachers label every training face once, averaging each face and its mirror (or the 10 views
-of `--teacher-tta`); the result is cached beside the output, keyed by the teachers' file contents,
-the faces and the views, so the next student with the same teachers skips it. Teachers must have
+of `--teacher-tta`); each teacher's result and their average are cached beside the output, keyed by
+the teachers' file contents, the faces and the views, so the next student with the same teachers
+skips it and an interrupted run keeps the teachers it finished. Teachers must have
 been validated on the student's validation rows, so that none of them has trained on those rows.
 
 Loss per face: (1 - w) * cross-entropy(label, student) + w * T^2 * KL(teacher_T || student_T),
@@ -58,27 +59,53 @@ def cache_key(paths, images, tta):
 
 
 def teacher_probabilities(teachers, class_names, images, tta, cache_folder):
-    """(rows, classes) averaged probabilities of `images` by the `teachers` (`model_lists.ListedModel`s),
-    whose classes must be `class_names`; from the cache in `cache_folder` when it has them, else
-    computed and kept there (`cache_folder=None`: computed, not kept)."""
-    from common import classes, prediction  # TensorFlow loads here
+    """(rows, classes) weighted average of the probabilities of `images` by the `teachers`
+    (`model_lists.ListedModel`s), whose classes must be `class_names`; from the cache in
+    `cache_folder` when it has them, else computed and kept there (`cache_folder=None`: computed, not
+    kept). Each teacher's probabilities are kept as soon as they are computed, so an interrupted run
+    starts again after the teachers it finished, and lists sharing a teacher share its work."""
+    from common import prediction  # TensorFlow loads here
 
     paths = [listed.path for listed in teachers]
-    cache_path = cache_folder and os.path.join(cache_folder, f".teacher-{cache_key(paths, images, tta)}.npy")
+    cache_path = _cache_path(cache_folder, paths, images, tta)
     if cache_path and os.path.exists(cache_path):
         print(f"teacher probabilities from {cache_path}")
         return np.load(cache_path, allow_pickle=False)
-    classifier = prediction.load_classifier(teachers)
-    classes.check_same(class_names, classifier.class_names, "the teachers", "the student's data")
+    vote = prediction.Vote(len(images), len(class_names))
+    for number, listed in enumerate(teachers, start=1):
+        print(f"teacher {number} of {len(teachers)}: {listed.path}", flush=True)
+        vote.add(_one_teacher(listed, class_names, images, tta, cache_folder), listed.weight)
+    probabilities = vote.soft_probabilities().astype(np.float32)
+    _keep(cache_path, probabilities)
+    return probabilities
+
+
+def _one_teacher(listed, class_names, images, tta, cache_folder):
+    """One teacher's (rows, classes) probabilities of `images`, from its own cache when kept."""
+    from common import classes, prediction
+
+    cache_path = _cache_path(cache_folder, [listed.path], images, tta)
+    if cache_path and os.path.exists(cache_path):
+        return np.load(cache_path, allow_pickle=False)
+    classifier = prediction.load_classifier([listed])
+    classes.check_same(class_names, classifier.class_names, f"the teacher {listed.path}", "the student's data")
     if tta:
         probabilities = classifier.probabilities(images, tta=True)
     else:
         probabilities = (classifier.probabilities(images)
                          + classifier.probabilities(images[:, :, ::-1])) / 2
-    if cache_path:
-        with files.atomic_output(cache_path) as temporary_path, open(temporary_path, "wb") as handle:
-            np.save(handle, probabilities.astype(np.float32))
+    _keep(cache_path, probabilities.astype(np.float32))
     return probabilities
+
+
+def _cache_path(cache_folder, paths, images, tta):
+    return cache_folder and os.path.join(cache_folder, f".teacher-{cache_key(paths, images, tta)}.npy")
+
+
+def _keep(cache_path, probabilities):
+    if cache_path and not os.path.exists(cache_path):  # a list of one teacher: kept as that teacher
+        with files.atomic_output(cache_path) as temporary_path, open(temporary_path, "wb") as handle:
+            np.save(handle, probabilities)
 
 
 def sharpened(probabilities, temperature):

@@ -154,6 +154,27 @@ def test_a_students_teacher_targets_are_the_mirror_averaged_probabilities_comput
     assert "teacher probabilities from" in second.stdout  # labelled once
 
 
+def test_each_teacher_of_a_list_is_kept_so_an_interrupted_labelling_resumes_after_it(tmp_path, trained_model):
+    from common import distillation
+
+    teachers = [model_lists.ListedModel(1.0, str(trained_model), 1),
+                model_lists.ListedModel(3.0, files.pretrained_model_path("pretrained-small"), 2)]
+    images = np.random.default_rng(0).integers(0, 256, (20, 48, 48), dtype=np.uint8)
+    average = distillation.teacher_probabilities(teachers, data.FER2013_CLASSES, images, False, str(tmp_path))
+    member_paths = [tmp_path / f".teacher-{distillation.cache_key([listed.path], images, False)}.npy"
+                    for listed in teachers]
+    members = [np.load(path) for path in member_paths]
+    np.testing.assert_allclose(average, (members[0] + 3 * members[1]) / 4, atol=1e-6)
+    assert len([name for name in os.listdir(tmp_path) if name.startswith(".teacher-")]) == 3
+
+    # interrupted before the average was kept: the finished teacher's file is used, not recomputed
+    os.remove(tmp_path / f".teacher-{distillation.cache_key([t.path for t in teachers], images, False)}.npy")
+    uniform = np.full_like(members[0], 1 / 7)
+    np.save(member_paths[0], uniform)
+    resumed = distillation.teacher_probabilities(teachers, data.FER2013_CLASSES, images, False, str(tmp_path))
+    np.testing.assert_allclose(resumed, (uniform + 3 * members[1]) / 4, atol=1e-6)
+
+
 def test_a_teacher_validated_on_other_rows_is_refused(tmp_path, train_csv, trained_model):
     result = run_script("train.py", train_csv, "--epochs", 1, "--val-size", 32, "--teacher", trained_model,
                         "--out-dir", tmp_path)
