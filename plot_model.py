@@ -32,8 +32,8 @@ def main():
                         help=f"a .h5 model written by this toolkit, {cli.SHIPPED_MODEL_WORDS}")
     parser.add_argument("--val-size", type=cli.validation_size, default=None,
                         help="validation rows (from the start of the file) for the confusion matrix "
-                             "(default: the PublicTest rows of Kaggle's fer2013.csv, else 2400, or "
-                             "every row of a smaller file)")
+                             "(default: the PublicTest rows of Kaggle's fer2013.csv, 10%% of a folder's "
+                             "images, else 2400, or every row of a smaller file)")
     parser.add_argument("--images", type=cli.row_numbers,
                         help=f"rows of the data file to draw saliency maps for (default: the report's "
                              f"{REPORT_IMAGES}, or the first 7 rows of a file without them)")

@@ -34,7 +34,7 @@ def main():
                              "--val-size rows of this labelled file")
     parser.add_argument("--val-size", type=cli.validation_size, default=None,
                         help="validation rows for --eval: a count or a fraction (default: the PublicTest "
-                             "rows of Kaggle's fer2013.csv, else 2400)")
+                             "rows of Kaggle's fer2013.csv, 10%% of a folder's images, else 2400)")
     cli.add_prediction_options(parser)
     options = parser.parse_args()
 

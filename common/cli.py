@@ -300,7 +300,8 @@ def add_training_options(parser, default_val_size=2400, default_augment="report"
                             **keywords)
     parser.add_argument("--val-size", type=validation_size, default=None,
                         help=VAL_SIZE_HELP + (saved or f" (default: the PublicTest rows of Kaggle's "
-                                                        f"fer2013.csv, else {default_val_size})"))
+                                                        f"fer2013.csv, 10%% of a folder's images, else "
+                                                        f"{default_val_size})"))
     parser.add_argument("--folds", type=positive_int, default=None,
                         help="cross-validation: split the labelled rows into this many equal blocks "
                              "and validate on block --fold (instead of --val-size); members trained on "

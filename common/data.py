@@ -107,13 +107,18 @@ def load_dataset(path, part="train", require_labels=False, detector=None, class_
     return dataset
 
 
+FOLDER_VALIDATION_SHARE = 0.1  # a folder's default validation rows: this share of its images
+
+
 def _load_image_folder(path, part, detector, class_names):
     """A Dataset of the images of `part` of an image-folder dataset, with per-class counts printed."""
     from common import image_folders
 
     found = image_folders.read_image_folder(path, part, detector, class_names)
     print("\n".join(image_folders.describe_counts(path, part, found)))
-    return Dataset(found.images, found.labels, found.ids, path, class_names=found.class_names)
+    validation_rows = max(1, round(len(found.labels) * FOLDER_VALIDATION_SHARE))  # folders come in every size
+    return Dataset(found.images, found.labels, found.ids, path, class_names=found.class_names,
+                   default_validation_rows=validation_rows)
 
 
 def _refuse_duplicate_ids(dataset):

@@ -121,6 +121,15 @@ def test_train_py_takes_a_folder_and_validates_on_every_class(tmp_path, faces_tr
     assert len(set(validation.tolist())) >= 5  # the first rows are not one class
 
 
+def test_a_folder_validates_on_a_tenth_of_its_images_by_default(tmp_path, faces_tree):
+    root, _, _ = faces_tree
+    train_set, val_set = data.split_validation(data.load_dataset(str(root / "train")), None)
+    assert (len(train_set), len(val_set)) == (50, 6)  # 56 images: the 2,400 of FER2013's CSV would leave none
+    result = run_script("csv_to_npz.py", root, "-o", tmp_path / "tree.npz")
+    assert result.exit_code == 0, result.stderr
+    assert data.load_dataset(str(tmp_path / "tree.npz")).default_validation_rows == 6  # kept in its cache
+
+
 def test_a_file_name_that_is_not_utf8_becomes_a_printable_id(tmp_path, faces_tree):
     root, _, _ = faces_tree
     copy = tmp_path / "tree"
