@@ -159,6 +159,15 @@ def test_an_unwritable_export_path_is_refused_before_loading(tmp_path, trained_m
     assert "labels of the" not in result.stdout
 
 
+def test_an_export_onto_the_model_itself_is_refused(trained_model):
+    from helpers import assert_refused
+
+    before = os.path.getmtime(trained_model)
+    result = run_script("export.py", trained_model, "--format", "h5", "-o", trained_model)
+    assert_refused(result, f"-o {trained_model}: is the model being exported; name another file")
+    assert os.path.getmtime(trained_model) == before
+
+
 @pytest.mark.slow
 def test_the_saved_model_serving_signature_takes_tensorflow_servings_rest_request(tmp_path, trained_model):
     import json
