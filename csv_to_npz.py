@@ -49,6 +49,8 @@ def main():
             and not image_folders.has_parts(options.train_data)):
         raise cli.UsageError(f"{options.train_data}: a folder without train/ and test/ parts; give the "
                              f"test images' folder as TEST_DATA")
+    cli.check_output_is_no_input(options.output, f"--output {options.output}", options.train_data,
+                                 options.test_data)
     cli.check_classes_option(options.classes, options.train_data)
     started = time.perf_counter()
     train = data.load_dataset(options.train_data, require_labels=True, detector=options.detector,

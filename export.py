@@ -45,8 +45,7 @@ def main():
         raise cli.UsageError(f"-o {options.output}: an h5 export must be named *.h5")
     if options.output:
         files.check_writable_folder(os.path.dirname(os.path.abspath(options.output)))
-        if os.path.exists(options.output) and os.path.samefile(options.output, options.model):
-            raise cli.UsageError(f"-o {options.output}: is the model being exported; name another file")
+        cli.check_output_is_no_input(options.output, f"-o {options.output}", options.model)
     images = (data.load_dataset(options.faces, part="test").images if options.faces
               else synthetic.generate_faces(CHECK_FACES, seed=0)[0])
 

@@ -35,6 +35,7 @@ def main(description=__doc__):
     if not os.path.exists(options.test_data):  # every path is checked before anything is read
         raise cli.UsageError(f"{options.test_data}: no such file or folder")
     model_path = options.model
+    cli.check_output_is_no_input(options.result_csv, options.result_csv, options.test_data, model_path)
     model_lists.check_model_source(model_path)
     if not model_lists.has_model_file_name(model_path):
         raise cli.UsageError(f"{model_path}: a model list; test.py takes one model (test_by_vote.py takes lists)")

@@ -38,6 +38,8 @@ def main():
     cli.add_prediction_options(parser)
     options = parser.parse_args()
 
+    cli.check_output_is_no_input(options.result_csv, options.result_csv, options.test_data, options.model_list,
+                                 options.eval)
     listed_models = model_lists.read_model_list(options.model_list)
     test_set = data.load_dataset(options.test_data, part="test")
     val_set, unseen, held_out = None, None, None

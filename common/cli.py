@@ -174,6 +174,17 @@ def output_file(text):
     return text
 
 
+def check_output_is_no_input(output, what, *inputs):
+    """A UsageError when the existing file `output` (`what`: how the command line gives it, e.g.
+    "-o x.npz") is one of the `inputs`: writing it would destroy that input."""
+    if not (output and os.path.isfile(output)):
+        return
+    for given in inputs:
+        if given and os.path.exists(given) and os.path.samefile(output, given):
+            raise UsageError(f"{what}: is also an input of this command, which writing there would "
+                             f"destroy; name another file")
+
+
 SHIPPED_MODEL_WORDS = "or the name of a shipped model: " + ", ".join(
     f"'{name}'" for name in files.SHIPPED_MODEL_FOLDERS)
 

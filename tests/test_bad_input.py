@@ -2,6 +2,7 @@
 file written."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -66,6 +67,21 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_loading(train
     arguments = [train_csv] + (["pretrained"] if script == "plot_model.py" else [])
     result = run_script(script, *arguments, "--out-dir", blocked / "plots")
     assert_refused(result, "--out-dir", f"{blocked / 'plots'}: cannot be made, {blocked} is a file")
+
+
+@pytest.mark.parametrize("script", ["test.py", "csv_to_npz.py"])
+def test_a_result_named_as_an_input_is_refused_and_the_input_kept(tmp_path, test_csv, train_csv, script):
+    if script == "test.py":
+        data_file = tmp_path / "faces.csv"
+        shutil.copy(test_csv, data_file)
+        arguments = [data_file, data_file]
+    else:
+        data_file = tmp_path / "faces.npz"
+        assert run_script("csv_to_npz.py", train_csv, test_csv, "-o", data_file).exit_code == 0
+        arguments = [data_file, "-o", data_file]
+    before = data_file.read_bytes()
+    assert_refused(run_script(script, *arguments), "is also an input of this command")
+    assert data_file.read_bytes() == before
 
 
 def test_corrupt_gzip_is_refused(tmp_path):

@@ -164,7 +164,7 @@ def test_an_export_onto_the_model_itself_is_refused(trained_model):
 
     before = os.path.getmtime(trained_model)
     result = run_script("export.py", trained_model, "--format", "h5", "-o", trained_model)
-    assert_refused(result, f"-o {trained_model}: is the model being exported; name another file")
+    assert_refused(result, f"-o {trained_model}: is also an input of this command")
     assert os.path.getmtime(trained_model) == before
 
 
