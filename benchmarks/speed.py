@@ -115,7 +115,8 @@ class BatchTimer:
 def training_throughput(dataset, steps, warmup, path):
     """Images/s of one training round: 'toolkit' (training.py's pipeline, default precision),
     'toolkit_keras_bn' (the same with Keras's own BatchNormalization: what the fused layer alone
-    buys) or 'plain' (float32 model.fit on NumPy arrays)."""
+    buys), 'toolkit_xla' (the same compiled by XLA, `jit_compile=True`) or 'plain' (float32
+    model.fit on NumPy arrays)."""
     import keras
     import numpy as np
 
@@ -125,10 +126,11 @@ def training_throughput(dataset, steps, warmup, path):
     rows = (steps + warmup) * BATCH_SIZE
     images, labels = dataset.images[:rows], dataset.labels[:rows]
     timer = BatchTimer(keras, warmup)
-    if path in ("toolkit", "toolkit_keras_bn"):
+    if path in ("toolkit", "toolkit_keras_bn", "toolkit_xla"):
         training.set_precision(config.TrainingConfig.precision)
-        model = models.build_seed_cnn(fused_batch_norm=path == "toolkit")
+        model = models.build_seed_cnn(fused_batch_norm=path != "toolkit_keras_bn")
         training.compile_model(model, config.TrainingConfig())
+        model.jit_compile = path == "toolkit_xla"
         pipeline = training.make_dataset(images, labels, model.input_shape[1:], len(data.FER2013_CLASSES), BATCH_SIZE,
                                          augment="report", shuffle=True)
         model.fit(pipeline, epochs=1, steps_per_epoch=steps + warmup, verbose=0, shuffle=False,
@@ -372,6 +374,18 @@ def photo_rows(dataset, count, rounds):
     }
 
 
+def xla_rows(dataset, rounds, steps, warmup):
+    """The toolkit's training step as it runs and compiled by XLA, in alternating rounds."""
+    toolkit, xla = [], []
+    for round_number in range(rounds):
+        toolkit.append(training_throughput(dataset, steps, warmup, "toolkit"))
+        xla.append(training_throughput(dataset, steps, warmup, "toolkit_xla"))
+        print(f"XLA round {round_number + 1}: toolkit {toolkit[-1]:.0f} images/s, compiled by XLA "
+              f"{xla[-1]:.0f}", flush=True)
+    return {"training_xla_images_per_second": statistics.median(xla),
+            "training_xla_speedup": statistics.median(xla) / statistics.median(toolkit)}
+
+
 def main():
     parser = cli.ArgumentParser(__doc__)
     parser.add_argument("--data", default=DEFAULT_DATA, help="the training CSV (.csv.gz) to measure on")
@@ -380,9 +394,9 @@ def main():
                         help="also compare train.py on one worker with this many local workers")
     parser.add_argument("--out-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                           "results"), help="folder for the JSON")
-    parser.add_argument("--only", choices=("training", "inference", "architectures", "photos", "whole-run"),
+    parser.add_argument("--only", choices=("training", "inference", "architectures", "photos", "whole-run", "xla"),
                         action="append", help="measure only these rows (repeatable; default: all but "
-                                              "whole-run, which --only whole-run asks for)")
+                                              "whole-run and xla, which --only asks for)")
     options = parser.parse_args()
     wanted = set(options.only or ("training", "inference", "architectures", "photos"))
     rounds, steps, warmup, inference_images = (1, 12, 3, 1024) if options.quick else (3, 40, 5, 7168)
@@ -406,6 +420,8 @@ def main():
         results.update(architecture_rows(dataset, inference_images, rounds))
     if "photos" in wanted:
         results.update(photo_rows(dataset, 40 if options.quick else 200, rounds))
+    if "xla" in wanted:
+        results.update(xla_rows(dataset, rounds, steps, warmup))
     if "whole-run" in wanted:
         with tempfile.TemporaryDirectory() as folder:
             results.update(whole_run_rows(dataset, rounds, folder))
