@@ -50,7 +50,6 @@ def main():
     sources, warnings = faces.collect_sources(options.inputs)
     model_path = options.model
     model_lists.check_model_source(model_path)  # a bad list line is named before TensorFlow loads
-    files.check_writable_folder(options.out)
     if options.annotate_video:
         faces.check_opencv_can_open(os.path.abspath(options.out), "a folder to write videos in")
     for warning in warnings:

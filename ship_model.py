@@ -47,8 +47,6 @@ def main():
     for path in (options.train_data, options.test_data):
         if not os.path.exists(path):
             raise cli.UsageError(f"{path}: no such file or folder")
-    for folder in (options.out_dir, options.results):
-        files.check_writable_folder(folder)
     stem = files.model_stem(settings["kept_val_accuracy"], prefix=f"{options.name or 'fer_' + settings['arch']}_")
     class_names = classes.saved_class_names(options.model)
     labelled = data.load_dataset(options.train_data, require_labels=True, class_names=class_names)
