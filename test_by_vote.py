@@ -1,13 +1,17 @@
-"""Predicts test faces with a weighted ensemble of models listed in a file, and writes `id,label` rows.
+"""Predicts test faces with a weighted ensemble of models listed in a file (or with one model), and
+writes `id,label` rows.
 
 Usage:
     python test_by_vote.py test.csv result.csv model_list.txt            # weighted hard voting
     python test_by_vote.py test.csv result.csv model_list.txt --soft --tta
     python test_by_vote.py test.csv result.csv model_list.txt --eval train.csv   # also score on
                                                     # the first 2,400 (--val-size) rows of train.csv
+    python test_by_vote.py test.csv result.csv models/0.691667.h5 --eval train.csv  # one model's
+                                                    # accuracy on unseen rows and on each half
 
 model_list.txt has one model a line, `WEIGHT PATH` (path relative to the list's folder or absolute);
-blank lines and # comments are ignored. The models must have the same classes (and those of
+blank lines and # comments are ignored; a .h5 or .keras file in its place is a list of that one
+model. The models must have the same classes (and those of
 labelled data for --eval), else nothing is predicted. Hard voting: each model adds its weight to the class it
 predicts; a tie goes to the tied class with the larger weighted probability sum. --soft: the
 weighted average of probabilities. CNN and DNN models can be mixed. Models are loaded one at a time
@@ -27,7 +31,7 @@ def main():
     parser.add_argument("result_csv", type=cli.output_file,
                         help="where to write the id,label predictions (replaced if it exists; gzipped "
                              "when named .gz)")
-    parser.add_argument("model_list", help="text file of 'WEIGHT PATH' lines")
+    parser.add_argument("model_list", help="text file of 'WEIGHT PATH' lines, or one .h5 or .keras model")
     parser.add_argument("--soft", action="store_true", help="average probabilities instead of voting")
     parser.add_argument("--eval", metavar="LABELLED_CSV",
                         help="also print each model's and the ensemble's accuracy on the first "
@@ -40,7 +44,7 @@ def main():
 
     cli.check_output_is_no_input(options.result_csv, options.result_csv, options.test_data, options.model_list,
                                  options.eval)
-    listed_models = model_lists.read_model_list(options.model_list)
+    listed_models = model_lists.check_model_source(options.model_list, "model")
     test_set = data.load_dataset(options.test_data, part="test")
     val_set, unseen, held_out = None, None, None
     if options.eval:

@@ -4,7 +4,7 @@ faces and, with labels, the validation rows they are scored on (out of fold for 
 
 import numpy as np
 
-from common import data, files
+from common import data, files, model_lists
 from common.errors import UsageError
 
 
@@ -76,7 +76,7 @@ def list_classes(list_path, listed_models):
     try:
         return classes.model_class_names(first.path, model_files.load_model(first.path).output_shape[-1])
     except UsageError as error:
-        raise UsageError(f"{list_path}: line {first.line_number}: {error}") from None
+        raise model_lists.error_at_line(list_path, first, error) from None
 
 
 def vote(list_path, listed_models, faces, class_names, report, batch_size=512, tta=False, precision="saved",
@@ -97,7 +97,7 @@ def vote(list_path, listed_models, faces, class_names, report, batch_size=512, t
             model_classes = classes.model_class_names(listed.path, model.output_shape[-1])
             classes.check_same(class_names, model_classes, listed.path, "the list's first model")
         except UsageError as error:
-            raise UsageError(f"{list_path}: line {listed.line_number}: {error}") from None
+            raise model_lists.error_at_line(list_path, listed, error) from None
         predictor = prediction.ModelPredictor(model, listed.pixel_scale or pixel_scale, model_classes)
         rows = held_out[listed.line_number] if held_out else None
         probabilities = {}

@@ -28,6 +28,14 @@ class ListedModel:
     pixel_scale: str | None = None  # None: the command line's --pixel-scale
 
 
+def error_at_line(list_path, listed, error):
+    """The UsageError for `error` of a listed model, naming its line of the list (a model file given
+    by itself has no line: the error names the file already)."""
+    if listed.line_number:
+        return UsageError(f"{list_path}: line {listed.line_number}: {error}")
+    return UsageError(str(error))
+
+
 def has_model_file_name(path):
     """Whether the path is named as a model file (`.h5` or `.keras`); anything else is a list."""
     return path.lower().endswith(config.MODEL_SUFFIXES)
@@ -69,7 +77,8 @@ def read_model_list(list_path):
         raise UsageError(f"{list_path}: no such model list")
     with open(list_path, "rb") as handle:
         if handle.read(8).startswith(MODEL_FILE_SIGNATURES):
-            raise UsageError(f"{list_path}: is a model file, not a model list; name it *.h5 or *.keras")
+            raise UsageError(f"{list_path}: is a model file, not a list of 'WEIGHT PATH' lines; rename it "
+                             "*.h5 or *.keras to use it as one model")
     folder = os.path.dirname(os.path.abspath(list_path))
     listed = []
     with open(list_path, encoding="utf-8-sig", errors="replace") as handle:

@@ -114,9 +114,7 @@ def load_classifier(source, precision="saved", pixel_scale="raw"):
             model = model_files.with_precision(model_files.load_model(item.path), precision)
             class_names = classes.model_class_names(item.path, model.output_shape[-1])
         except UsageError as error:
-            if item.line_number:
-                raise UsageError(f"{path}: line {item.line_number}: {error}") from None
-            raise
+            raise model_lists.error_at_line(path, item, error) from None
         predictors.append(ModelPredictor(model, item.pixel_scale or pixel_scale, class_names))
         if not classes.same(predictors[0].class_names, predictors[-1].class_names):
             raise UsageError(f"{path}: line {item.line_number}: {item.path} has the classes "

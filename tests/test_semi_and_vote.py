@@ -133,6 +133,23 @@ def test_a_listed_model_that_is_not_seven_classes_is_named(tmp_path, test_csv, t
     assert not (tmp_path / "result.csv").exists()
 
 
+def test_a_model_file_in_place_of_the_list_votes_as_a_list_of_that_model(tmp_path, train_csv, test_csv,
+                                                                          trained_model):
+    path = write_list(tmp_path, f"1 {trained_model}\n")
+    by_list = run_script("test_by_vote.py", test_csv, tmp_path / "by_list.csv", path, "--eval", train_csv,
+                         "--val-size", 64)
+    by_file = run_script("test_by_vote.py", test_csv, tmp_path / "by_file.csv", trained_model, "--eval",
+                         train_csv, "--val-size", 64)
+    assert by_list.exit_code == 0 and by_file.exit_code == 0, by_list.stderr + by_file.stderr
+    assert (tmp_path / "by_file.csv").read_text() == (tmp_path / "by_list.csv").read_text()
+    accuracy_lines = [line for line in by_file.stdout.splitlines() if "accuracy" in line]
+    assert accuracy_lines == [line for line in by_list.stdout.splitlines() if "accuracy" in line]
+    assert any("reporting half" in line for line in accuracy_lines)
+    (tmp_path / "broken.h5").write_bytes(HDF5_SIGNATURE)
+    assert_refused(run_script("test_by_vote.py", test_csv, tmp_path / "r.csv", tmp_path / "broken.h5"),
+                   f"error: {tmp_path / 'broken.h5'}: not a usable Keras model file")
+
+
 def test_mixed_cnn_and_dnn_ensemble_end_to_end(tmp_path, train_csv, test_csv, trained_model, trained_dnn):
     path = write_list(tmp_path, f"2 {trained_model}\n1 {trained_dnn}\n")
     result = run_script("test_by_vote.py", test_csv, tmp_path / "result.csv", path,
