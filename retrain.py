@@ -6,8 +6,9 @@ Usage:
 
 Writes <val_acc>_<MODEL basename> (e.g. models/0.654167_0.643750.h5) beside MODEL.h5 unless
 --out-dir is given, with the model's history followed by the new epochs and the run's settings.
-The validation size, batch size, seed, augmentation and learning rate default to those saved with
-the model (its _settings.json); options given here override them. The model keeps the precision
+It validates on the model's own rows (a --val-size, --folds or --fold naming others is refused);
+the batch size, seed, augmentation and learning rate default to those saved with the model (its
+_settings.json), and options given here override them. The model keeps the precision
 (bf16 or fp32) it was built with.
 """
 
@@ -27,6 +28,7 @@ def main():
     model_lists.check_model_file(options.model, "the .h5 model to continue")
     saved_classes = classes.saved_class_names(options.model)
     train_set, val_set = cli.load_training_data(options, class_names=saved_classes)
+    cli.check_same_validation_rows(options, val_set)
     if saved_classes:
         classes.check_same(saved_classes, train_set.class_names, options.train_data, options.model)
     training_config, run_options = cli.training_run(options)

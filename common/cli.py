@@ -75,6 +75,22 @@ def load_training_data(options, fallback=2400, class_names=None):
     return train_set, val_set
 
 
+def check_same_validation_rows(options, val_set):
+    """Refuses a retraining run whose validation rows are not those the model validated on (another
+    --val-size, --folds or --fold): its history's accuracies were measured on those rows, and rows
+    that become validation rows now may have been trained on."""
+    saved_settings = files.read_json(files.settings_path(options.model)) or {}
+    saved_rows = saved_settings.get("validation_rows")
+    saved_split = (saved_settings.get("folds"), saved_settings.get("fold"))
+    if (saved_rows is not None and saved_rows != len(val_set)) or (options.folds, options.fold) != saved_split:
+        saved = (f"--folds {saved_split[0]} --fold {saved_split[1]}" if saved_split[0] else
+                 f"{saved_rows} validation rows")
+        given = f"--folds {options.folds} --fold {options.fold}" if options.folds else f"{len(val_set)} rows"
+        raise UsageError(f"{options.model} trained with {saved}, this run asks for {given}: a continued "
+                         "run validates on the model's own rows (leave --val-size, --folds and --fold "
+                         "out); to train on other rows, fine-tune it with train.py --init")
+
+
 def print_model_path(model_path):
     """A training script's last line: the saved model's path (None: a worker that saves nothing)."""
     print(model_path or "this worker saved nothing: the chief worker writes the model")

@@ -90,14 +90,20 @@ def class_folders(folder, class_names, part):
 
 
 def image_files(folder, class_name):
-    """The image files of one class folder (sorted; other files counted), as paths."""
+    """The image files of one class folder (sorted) as paths, and what else it holds that is not
+    read: {"not_images": other files, "subfolders_not_read": folders}."""
     class_path = os.path.join(folder, class_name)
-    names = sorted(name for name in os.listdir(class_path)
-                   if os.path.isfile(os.path.join(class_path, name)) and not name.startswith("."))
+    entries = sorted(name for name in os.listdir(class_path) if not name.startswith("."))
+    names = [name for name in entries if os.path.isfile(os.path.join(class_path, name))]
+    subfolders = [name for name in entries if os.path.isdir(os.path.join(class_path, name))]
     images = [name for name in names if name.lower().endswith(faces.IMAGE_SUFFIXES)]
     if not images:
-        raise UsageError(f"{class_path}: holds no images (looked for {', '.join(faces.IMAGE_SUFFIXES[:5])}, ...)")
-    return [os.path.join(class_path, name) for name in images], len(names) - len(images)
+        inside = (f"; the folders in it ({', '.join(subfolders[:3])}{', ...' if len(subfolders) > 3 else ''}) "
+                  "are not read: put the images directly in it" if subfolders else "")
+        raise UsageError(f"{class_path}: holds no images (looked for {', '.join(faces.IMAGE_SUFFIXES[:5])}, "
+                         f"...){inside}")
+    skipped = {"not_images": len(names) - len(images), "subfolders_not_read": len(subfolders)}
+    return [os.path.join(class_path, name) for name in images], skipped
 
 
 def image_size(path):
@@ -145,8 +151,8 @@ def read_image_folder(path, part="train", detector=None, class_names=None):
     crops = _cut_faces(paths, finder, parallel=detector_name == "none")
     images, labels, ids, counts = [], [], [], {}
     crop_iterator = iter(crops)
-    for label, name, (class_files, not_images) in listed:
-        tally = collections.Counter(kept=0, not_images=not_images)
+    for label, name, (class_files, skipped) in listed:
+        tally = collections.Counter(kept=0, **skipped)
         for file in class_files:
             crop, outcome = next(crop_iterator)
             tally[outcome] += 1

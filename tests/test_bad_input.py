@@ -10,6 +10,7 @@ import h5py
 import keras
 import pytest
 
+from common import files
 from helpers import REPO, assert_refused, run_script
 
 GOOD_ROW = "3," + " ".join(["128"] * 2304)
@@ -122,6 +123,14 @@ def test_retrain_refuses_epochs_that_make_no_sense(train_csv, trained_model):
                    "LAST_EPOCH 2 must be larger than FINISHED_EPOCHS 3")
     assert_refused(run_script("retrain.py", train_csv, trained_model, 4, 6),
                    "FINISHED_EPOCHS is 4", "ends at epoch 1")
+
+
+def test_retrain_refuses_validation_rows_other_than_the_models(train_csv, trained_model):
+    saved_rows = files.read_json(files.settings_path(trained_model))["validation_rows"]
+    assert_refused(run_script("retrain.py", train_csv, trained_model, 1, 2, "--val-size", saved_rows + 8),
+                   f"trained with {saved_rows} validation rows, this run asks for {saved_rows + 8} rows")
+    assert_refused(run_script("retrain.py", train_csv, trained_model, 1, 2, "--folds", 4, "--fold", 1),
+                   "this run asks for --folds 4 --fold 1", "train.py --init")
 
 
 def write_not_a_model(path):

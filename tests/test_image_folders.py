@@ -74,10 +74,14 @@ def test_faces_are_cut_from_photos_and_photos_without_one_face_are_counted(tmp_p
         cv2.imwrite(str(tmp_path / "photos" / name), photo)
     (tmp_path / "photos" / "sad" / "empty.jpg").write_bytes(b"")
     (tmp_path / "photos" / "sad" / "notes.txt").write_text("not an image")
+    make_class(tmp_path / "photos" / "happy", "2019")  # one level only: counted, not read
     found = image_folders.read_image_folder(str(tmp_path / "photos"))
     assert found.detector == "mtcnn" and sorted(found.ids.tolist()) == ["happy/one.jpg", "sad/one_again.png"]
-    assert found.counts["happy"] == {"kept": 1, "not_images": 0, "no_face": 1}
-    assert found.counts["sad"] == {"kept": 1, "not_images": 1, "several_faces": 1, "unreadable": 1}
+    assert found.counts["happy"] == {"kept": 1, "not_images": 0, "subfolders_not_read": 1, "no_face": 1}
+    assert found.counts["sad"] == {"kept": 1, "not_images": 1, "subfolders_not_read": 0, "several_faces": 1,
+                                   "unreadable": 1}
+    assert "  happy: 1 images (skipped: 1 subfolders not read, 1 no face)" in image_folders.describe_counts(
+        "photos", "train", found)
     assert found.class_names == ("happy", "sad")  # FER2013's names in its order, only those present
     assert found.images.shape == (2, 48, 48) and sorted(found.labels.tolist()) == [0, 1]
 
@@ -90,13 +94,15 @@ def make_class(root, name, count=1):
 
 @pytest.mark.parametrize("build, message", [
     (lambda root: (make_class(root, "sad"), make_class(root, "happy", 0)), "holds no images"),
+    (lambda root: (make_class(root, "sad"), make_class(root / "happy", "2019")),
+     "happy: holds no images (looked for .jpg, .jpeg, .jpe, .png, .bmp, ...); the folders in it (2019) are not read"),
     (lambda root: root.mkdir(), "holds no class folders"),
     (lambda root: (make_class(root, "happy"), make_class(root, "Happiness")), "name the same class"),
     (lambda root: make_class(root, "contempt"), "needs two or more class folders"),
     (lambda root: (make_class(root, "contempt"), make_class(root, "happy")), "the class 'sad' is not one of"),
     (lambda root: (make_class(root / "train", "sad"), make_class(root / "train", "happy"), (root / "val").mkdir()),
      "holds no class folders"),
-], ids=["empty class", "no classes", "a class twice", "one class", "a test class training lacks",
+], ids=["empty class", "images a level down", "no classes", "a class twice", "one class", "a test class training lacks",
         "empty test part"])
 def test_bad_trees_are_refused_in_one_line_and_nothing_is_written(tmp_path, build, message):
     root = tmp_path / "tree"
