@@ -279,10 +279,10 @@ class MtcnnDetector:
     def detect(self, image):
         rgb = to_rgb(image)
         scale = min(1.0, self.SEARCH_MIN_FACE / self.min_face)
+        if min(rgb.shape[:2]) * scale < self.SEARCH_MIN_FACE:
+            return []  # smaller than the smallest face searched for
         searched = rgb if scale == 1.0 else cv2.resize(rgb, None, fx=scale, fy=scale,
                                                         interpolation=cv2.INTER_AREA)
-        if min(searched.shape[:2]) < self.SEARCH_MIN_FACE:
-            return []
         found = self.network.detect_faces(searched, min_face_size=self.SEARCH_MIN_FACE, output_type="numpy",
                                           box_format="xywh", **self.THRESHOLDS)
         detections = []

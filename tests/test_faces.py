@@ -64,6 +64,12 @@ def test_faces_narrower_than_min_face_are_not_reported():
     assert len(faces.make_detector("mtcnn", min_face=120).detect(photo)) == 1
 
 
+@pytest.mark.parametrize("height, width", [(1, 1), (10, 300), (39, 39)])
+def test_an_image_smaller_than_the_smallest_face_has_none(mtcnn, height, width):
+    for detector in (mtcnn, faces.make_detector("mtcnn", min_face=12), faces.make_detector("haar")):
+        assert detector.detect(np.full((height, width, 3), 128, np.uint8)) == []
+
+
 def test_a_turned_face_is_found_and_cut_out_upright(mtcnn):
     photo = cv2.imread(EXAMPLE_PHOTO)
     (upright,) = faces.find_faces(photo, mtcnn)
