@@ -454,8 +454,9 @@ def annotate(image, found):
         (text_width, text_height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale,
                                                               thickness)
         top = y - text_height - baseline if y - text_height - baseline >= 0 else y + height
-        cv2.rectangle(canvas, (x, top), (x + text_width, top + text_height + baseline), (0, 200, 0),
+        left = max(0, min(x, canvas.shape[1] - text_width))  # the label stays inside the photo
+        cv2.rectangle(canvas, (left, top), (left + text_width, top + text_height + baseline), (0, 200, 0),
                       cv2.FILLED)
-        cv2.putText(canvas, text, (x, top + text_height), cv2.FONT_HERSHEY_SIMPLEX, scale,
+        cv2.putText(canvas, text, (left, top + text_height), cv2.FONT_HERSHEY_SIMPLEX, scale,
                     (0, 0, 0), thickness, cv2.LINE_AA)
     return canvas

@@ -70,6 +70,14 @@ def test_an_image_smaller_than_the_smallest_face_has_none(mtcnn, height, width):
         assert detector.detect(np.full((height, width, 3), 128, np.uint8)) == []
 
 
+def test_the_label_of_a_face_at_the_right_edge_is_drawn_inside_the_photo():
+    photo = np.zeros((200, 300, 3), np.uint8)
+    face = faces.Face((260, 80, 40, 40), np.zeros((48, 48), np.uint8), np.eye(7)[3], 1.0)
+    drawn = faces.annotate(photo, [face])
+    label_columns = np.flatnonzero((drawn[:80] == (0, 200, 0)).all(axis=2).any(axis=0))  # above the box
+    assert label_columns.min() < 260 and label_columns.max() == 299  # moved left to end at the edge
+
+
 def test_a_turned_face_is_found_and_cut_out_upright(mtcnn):
     photo = cv2.imread(EXAMPLE_PHOTO)
     (upright,) = faces.find_faces(photo, mtcnn)

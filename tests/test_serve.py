@@ -190,7 +190,8 @@ def test_the_page_labels_a_photo_and_the_camera_in_headless_chromium(tmp_path, t
             page.wait_for_function("document.querySelectorAll('.face-title').length == 2", timeout=60000)
             titles = page.locator(".face-title").all_inner_texts()
             assert titles == [f"Face 1: {expected}"] * 2
-            assert hostile.name in page.locator("h2").all_inner_texts()  # shown as text
+            # shown as text, in the order given
+            assert page.locator("h2").all_inner_texts() == [os.path.basename(EXAMPLE_PHOTO), hostile.name]
             assert page.title() != "owned" and page.locator("img").count() == 0
             page.click("#tab-camera")
             page.click("#camera-start")
