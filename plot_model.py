@@ -1,5 +1,5 @@
-"""Draws what a trained model is and does: its structure, its confusion matrix on the validation rows,
-its training curves, and saliency maps of selected faces.
+"""Draws what a trained model is and does: its structure, its confusion matrix and the calibration of
+its probabilities on the validation rows, its training curves, and saliency maps of selected faces.
 
 Usage:
     python plot_model.py train.csv models/0.643750.h5
@@ -9,10 +9,12 @@ Usage:
 Writes, beside the model unless --out-dir is given:
     <model>_struct.png  the layer graph with shapes (a rendered text summary without Graphviz)
     <model>_cm.png      the row-normalised confusion matrix on the first --val-size rows
+    <model>_rel.png     the reliability diagram on those rows: how often a face is labelled right
+                        against the model's top probability for it
     <model>_his.png     loss and accuracy per epoch, from the history saved at training
     <model>_sm.png      each selected face, its saliency map, and the face masked by the map
-and prints per-class recognition (recall) and prediction (precision), the overall accuracy and the
-most confused pairs. --images are row numbers (from 0) of the data file. Saliency methods:
+and prints per-class recognition (recall) and prediction (precision), the overall accuracy, the
+most confused pairs and how well the probabilities are calibrated. --images are row numbers (from 0) of the data file. Saliency methods:
 'gradient' (|d loss / d pixel|), 'perturb' (the report's: squared loss change when each pixel is
 raised by one grey level) and 'gradcam' (Grad-CAM on the last convolution layer; CNNs only).
 """
@@ -68,7 +70,7 @@ def main():
 
 
 def draw_plots(model, model_path, val_set, chosen, chosen_rows, saliency, stem):
-    """The four figures, each announced with its path and time."""
+    """The five figures, each announced with its path and time."""
     from common import explain, plots, prediction
 
     started = time.perf_counter()
@@ -77,12 +79,18 @@ def draw_plots(model, model_path, val_set, chosen, chosen_rows, saliency, stem):
     print(f"structure: {path}{note} [{time.perf_counter() - started:.1f} s]")
 
     started = time.perf_counter()
-    predicted = prediction.predict_probabilities(model, val_set.images).argmax(axis=1)
-    counts = explain.confusion_matrix(val_set.labels, predicted, len(val_set.class_names))
+    probabilities = prediction.predict_probabilities(model, val_set.images)  # (rows, classes)
+    counts = explain.confusion_matrix(val_set.labels, probabilities.argmax(axis=1), len(val_set.class_names))
     print(explain.confusion_report(counts, val_set.class_names))
     title = f"{os.path.basename(model_path)}: {len(val_set)} validation rows"
     path = plots.confusion(counts, val_set.class_names, stem + "_cm.png", title)
     print(f"confusion matrix: {path} [{time.perf_counter() - started:.1f} s]")
+
+    started = time.perf_counter()
+    found = explain.calibration(probabilities, val_set.labels)
+    path = plots.reliability(found, stem + "_rel.png", title)
+    print(f"probabilities: {explain.calibration_sentence(found)}")
+    print(f"reliability diagram: {path} [{time.perf_counter() - started:.1f} s]")
 
     started = time.perf_counter()
     history = files.read_history(model_path)

@@ -68,12 +68,12 @@ def main():
     written = files.temporary_sibling(shipped_path)
     try:
         exporting.export_model(model, "h5", written, class_names)
-        val_labels, test_labels = predict_both_ways(written, val_set, test_set)
+        val_probabilities, test_labels = predict_both_ways(written, val_set, test_set)
         fp32_agreement, saved_agreement = exporting.export_agreement(model, test_labels[""], test_set.images)
         if fp32_agreement < exporting.MIN_AGREEMENT:
             raise cli.RunFailed(f"the float32 copy's labels agree with test.py's on {fp32_agreement:.2%} of "
                                 f"the test faces, below {exporting.MIN_AGREEMENT:.1%}; nothing was shipped")
-        measured = measurements(val_labels, val_set, ~copied, relabelled.sum(), len(test_set), class_names,
+        measured = measurements(val_probabilities, val_set, ~copied, relabelled.sum(), len(test_set), class_names,
                                 saved_agreement)
         command = shlex.join(["python", os.path.basename(sys.argv[0]), *sys.argv[1:]])
         card = model_card.model_card(files.repository_relative_path(shipped_path),
@@ -128,29 +128,33 @@ def model_origins(settings):
 
 
 def predict_both_ways(shipped_file, val_set, test_set):
-    """The shipped file's labels of the validation rows and of the test faces, single view and with
-    --tta, as plain Keras opens it: ({"": labels, "_tta": labels} for the validation rows, the same
-    for the test faces)."""
+    """The shipped file's probabilities of the validation rows and labels of the test faces, single
+    view and with --tta, as plain Keras opens it: ({"": probabilities, "_tta": probabilities} for the
+    validation rows, {"": labels, "_tta": labels} for the test faces)."""
     from common import model_files, prediction
 
     shipped = model_files.load_model(shipped_file)
-    val_labels, test_labels = {}, {}
+    val_probabilities, test_labels = {}, {}
     for suffix, tta in (("", False), ("_tta", True)):
-        val_labels[suffix] = prediction.predict_probabilities(shipped, val_set.images, tta=tta).argmax(axis=1)
+        val_probabilities[suffix] = prediction.predict_probabilities(shipped, val_set.images, tta=tta)
         test_labels[suffix] = prediction.predict_probabilities(shipped, test_set.images, tta=tta).argmax(axis=1)
-    return val_labels, test_labels
+    return val_probabilities, test_labels
 
 
-def measurements(val_labels, val_set, unseen, relabelled_copies, test_faces, class_names, export_agreement):
-    """The model card's figures from the shipped file's validation labels (`predict_both_ways`)."""
+def measurements(val_probabilities, val_set, unseen, relabelled_copies, test_faces, class_names,
+                 export_agreement):
+    """The model card's figures from the shipped file's validation probabilities (`predict_both_ways`)."""
     from common import explain, model_card
 
+    val_labels = {suffix: probabilities.argmax(axis=1) for suffix, probabilities in val_probabilities.items()}
     return model_card.Measurements(
         validation_rows=len(val_set), unseen_rows=int(unseen.sum()), relabelled_copies=int(relabelled_copies),
         single_view=model_card.scores(val_labels[""], val_set.labels, unseen),
         tta=model_card.scores(val_labels["_tta"], val_set.labels, unseen),
         confusion=explain.confusion_matrix(val_set.labels, val_labels[""], len(class_names)),
-        class_names=tuple(class_names), export_agreement=export_agreement, test_faces=test_faces)
+        class_names=tuple(class_names), export_agreement=export_agreement, test_faces=test_faces,
+        calibration={suffix: explain.calibration(probabilities, val_set.labels)
+                     for suffix, probabilities in val_probabilities.items()})
 
 
 def write_records(model_path, shipped_path, card, out_dir):

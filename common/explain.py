@@ -4,6 +4,8 @@ Gradients come from `tf.GradientTape`, batched over images. Models take raw pixe
 "one grey level" is a step of 1 in the input.
 """
 
+import dataclasses
+
 from common import backend  # noqa: F401  (TensorFlow loads quietly, before Keras)
 import keras
 import numpy as np
@@ -57,6 +59,42 @@ def confusion_report(counts, class_names):
     lines.append("most confused (true -> predicted, count): " + "; ".join(
         f"{class_names[true]} -> {class_names[predicted]} {count}" for true, predicted, count in pairs))
     return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    """How far a classifier's top probability is from how often it is right, over confidence bins."""
+    bin_edges: np.ndarray  # (bins + 1,) from 0 to 1
+    counts: np.ndarray  # (bins,) faces whose top probability falls in each bin
+    confidence: np.ndarray  # (bins,) their mean top probability (nan for an empty bin)
+    accuracy: np.ndarray  # (bins,) how many of them are labelled right (nan for an empty bin)
+    mean_confidence: float
+    overall_accuracy: float
+    expected_error: float  # the count-weighted mean of |accuracy - confidence| over the bins
+
+
+def calibration(probabilities, labels, bins=10):
+    """The Calibration of `probabilities` (faces, classes) against the true `labels`, in `bins` equal
+    bins of the top probability."""
+    top = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(top, edges[1:-1], right=True), 0, bins - 1)  # (faces,) bin of each
+    counts = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore"):
+        confidence = np.bincount(which, weights=top, minlength=bins) / counts
+        accuracy = np.bincount(which, weights=correct, minlength=bins) / counts
+    filled = counts > 0
+    gap = np.abs(accuracy[filled] - confidence[filled])
+    return Calibration(edges, counts, confidence, accuracy, float(top.mean()), float(correct.mean()),
+                       float(np.sum(gap * counts[filled]) / len(top)))
+
+
+def calibration_sentence(found):
+    """`mean top probability 72.7% against 69.2% accuracy (expected calibration error 4.8 points)`."""
+    return (f"mean top probability {found.mean_confidence:.1%} against {found.overall_accuracy:.1%} accuracy "
+            f"(expected calibration error {100 * found.expected_error:.1f} points, "
+            f"{len(found.counts)} bins)")
 
 
 def saliency(model, images, labels, method="gradient", batch_size=64):

@@ -34,6 +34,7 @@ class Measurements:
     class_names: tuple
     export_agreement: float  # labels of the float32 file against the trained file's, test faces
     test_faces: int
+    calibration: dict  # {"": explain.Calibration single view, "_tta": with --tta}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,6 +204,10 @@ there); the "unseen" column leaves them out. One standard error of an accuracy n
 {measured.validation_rows:,} rows is {_standard_error(single.all_rows, measured.validation_rows):.1f} points. The
 withheld test split is scored outside the project: its predictions are
 `results/pretrained_{stem}.csv` and `_tta.csv`.
+
+Its probabilities on the same rows, single view: {explain.calibration_sentence(measured.calibration[""])}; with
+`--tta`: {explain.calibration_sentence(measured.calibration["_tta"])}. `plot_model.py` draws the single view's
+reliability diagram.
 
 Per class on the validation rows, single view:
 

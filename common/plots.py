@@ -1,4 +1,5 @@
-"""Figures: model structure, confusion matrix, training curves, saliency maps, filter grids.
+"""Figures: model structure, confusion matrix, reliability diagram, training curves, saliency maps,
+filter grids.
 
 matplotlib runs on the non-interactive Agg backend: nothing opens a window. Every figure is saved
 atomically at 120 dpi and never replaces an existing file (a -1, -2, ... suffix is added).
@@ -70,6 +71,31 @@ def confusion(counts, class_names, path, title):
     axes.set_ylabel("true class")
     axes.set_title(title)
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of the true class")
+    return save_figure(figure, path)
+
+
+def reliability(found, path, title):
+    """A reliability diagram of an `explain.Calibration`: accuracy against the mean top probability
+    of each bin (on the diagonal when calibrated), over how many faces fall in each bin."""
+    figure, (accuracy_axes, count_axes) = plt.subplots(2, 1, figsize=(6, 7), sharex=True,
+                                                       gridspec_kw={"height_ratios": [3, 1]})
+    centres = (found.bin_edges[:-1] + found.bin_edges[1:]) / 2
+    width = found.bin_edges[1] - found.bin_edges[0]
+    filled = found.counts > 0
+    accuracy_axes.plot([0, 1], [0, 1], color="grey", linestyle="--", label="calibrated")
+    accuracy_axes.bar(centres[filled], found.accuracy[filled], width=width * 0.9, color="#4878a8",
+                      label="accuracy of the faces in the bin")
+    accuracy_axes.plot(found.confidence[filled], found.accuracy[filled], marker="o", color="#c44e52",
+                       label="at their mean top probability")
+    accuracy_axes.set_ylabel("accuracy")
+    accuracy_axes.set_ylim(0, 1)
+    accuracy_axes.grid(alpha=0.3)
+    accuracy_axes.legend(loc="upper left")
+    accuracy_axes.set_title(f"{title}\nexpected calibration error {100 * found.expected_error:.1f} points")
+    count_axes.bar(centres, found.counts, width=width * 0.9, color="#8c8c8c")
+    count_axes.set_xlabel("top probability")
+    count_axes.set_ylabel("faces")
+    count_axes.set_xlim(0, 1)
     return save_figure(figure, path)
 
 

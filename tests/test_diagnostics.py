@@ -20,14 +20,15 @@ def assert_png(path, min_width=300, min_height=200):
     assert width >= min_width and height >= min_height, (path, width, height)
 
 
-def test_plot_model_writes_all_four_plots(tmp_path, train_csv, trained_model):
+def test_plot_model_writes_all_five_plots(tmp_path, train_csv, trained_model):
     result = run_script("plot_model.py", train_csv, trained_model, "--images", "0,5,9",
                         "--val-size", 64, "--out-dir", tmp_path)
     assert result.exit_code == 0, result.stderr
     stem = os.path.splitext(os.path.basename(trained_model))[0]
-    for suffix in ("struct", "cm", "his", "sm"):
+    for suffix in ("struct", "cm", "rel", "his", "sm"):
         assert_png(tmp_path / f"{stem}_{suffix}.png")
     assert "overall accuracy" in result.stdout and "most confused" in result.stdout
+    assert "probabilities: mean top probability " in result.stdout
     assert "recognition" in result.stdout and "prediction" in result.stdout
 
 
@@ -125,3 +126,21 @@ def test_unknown_layer_lists_the_convolution_layers(trained_model):
     result = run_script("gradient_ascent.py", trained_model, "--layer", "conv9")
     assert_refused(result, "--layer conv9: no such convolution layer; this model has block1_conv1, "
                            "block1_conv2, block1_conv3, block2_conv1")
+
+
+def test_calibration_bins_faces_by_top_probability_and_weighs_each_gap_by_its_faces():
+    probabilities = np.array([[0.95, 0.05], [0.95, 0.05], [0.92, 0.08], [0.92, 0.08],  # bin 0.9..1
+                              [0.42, 0.58], [0.45, 0.55]])  # bin 0.5..0.6
+    labels = np.array([0, 0, 0, 1, 1, 0])
+    found = explain.calibration(probabilities, labels, bins=10)
+    assert found.counts.tolist() == [0, 0, 0, 0, 0, 2, 0, 0, 0, 4]
+    np.testing.assert_allclose(found.confidence[[5, 9]], [0.565, 0.935])
+    np.testing.assert_allclose(found.accuracy[[5, 9]], [0.5, 0.75])
+    assert np.isnan(found.accuracy[0])
+    assert found.overall_accuracy == 4 / 6 and abs(found.mean_confidence - 4.87 / 6) < 1e-12
+    assert abs(found.expected_error - (2 * 0.065 + 4 * 0.185) / 6) < 1e-12
+    # labels drawn from the probabilities themselves: calibrated, the error near zero
+    rng = np.random.default_rng(0)
+    drawn = rng.dirichlet(np.full(7, 0.3), 20000)
+    truth = (drawn.cumsum(axis=1) < rng.random((20000, 1))).sum(axis=1)  # one class drawn per row
+    assert explain.calibration(drawn, truth).expected_error < 0.015

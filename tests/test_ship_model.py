@@ -44,6 +44,11 @@ def test_shipped_model_card_states_what_the_shipped_file_scores(tmp_path, train_
         rows = int(np.sum(validation.labels == class_index))
         assert f"| {name} | {rows} |" in card
     assert "python train.py" in card and "python ship_model.py" in card
+    probabilities = plain.predict(validation.images[..., None].astype("float32"), verbose=0)
+    from common import explain
+
+    assert explain.calibration_sentence(explain.calibration(probabilities, validation.labels)) in " ".join(
+        card.split())
 
     test_faces = data.load_dataset(str(test_csv), part="test")
     written = pd.read_csv(tmp_path / "results" / f"pretrained_{os.path.basename(shipped)[:-3]}.csv")
