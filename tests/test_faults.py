@@ -103,7 +103,7 @@ def test_a_broken_model_file_is_refused_in_one_short_line(tmp_path, test_csv):
     (["semi_train.py", "{missing_data}", "{test_csv}", "{model}", "--out-dir", "{out}"], "no such file or folder"),
     (["semi_retrain.py", "{missing_data}", "{test_csv}", "{model}", "{model}", "1", "2"], "no such file or folder"),
     (["csv_to_npz.py", "{missing_data}", "{test_csv}", "-o", "{out}/d.npz"], "no such file or folder"),
-    (["test_by_vote.py", "{test_csv}", "{out}/r.csv", "{out}/missing_list.txt"], "no such model list"),
+    (["test_by_vote.py", "{test_csv}", "{out}/r.csv", "{out}/missing_list.txt"], "no such model file or model list"),
     (["plot_model.py", "{missing_data}", "{model}"], "no such file or folder"),
     (["gradient_ascent.py", "{missing}"], "no such model file"),
     (["plot_model.py", "{test_csv}", "{missing}"], "no such model file"),

@@ -65,9 +65,9 @@ def test_the_api_gives_predict_pys_faces_and_probabilities(client, tmp_path, tra
     face, row = body["faces"][0], expected[0]
     assert face["box"] == {name: int(row[name]) for name in ("x", "y", "width", "height")}
     assert face["emotion"] == row["emotion"] and face["label"] == int(row["label"])
-    for name in data.FER2013_CLASSES:
-        assert f"{face['probabilities'][name]:.4f}" == row[name]
-    assert f"{face['detector_score']:.4f}" == row["detector_score"]
+    for name in data.FER2013_CLASSES:  # the CSV's 4 decimals, a value at a rounding edge either way
+        assert abs(face["probabilities"][name] - float(row[name])) <= 0.00006, name
+    assert abs(face["detector_score"] - float(row["detector_score"])) <= 0.00006
 
 
 def test_raw_image_bytes_are_accepted_too(client):
