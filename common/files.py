@@ -111,6 +111,11 @@ def check_writable_folder(folder, needed_bytes=0):
                          f"needed; free some space or choose another folder")
 
 
+def same_folder(first, second):
+    """Whether two paths name one existing folder (links and spellings aside)."""
+    return os.path.isdir(first) and os.path.isdir(second) and os.path.samefile(first, second)
+
+
 def history_path(model_path):
     """`models/0.643750.h5` -> `models/0.643750_history.csv`."""
     return _strip_model_suffix(model_path) + HISTORY_SUFFIX

@@ -232,6 +232,16 @@ def test_unreadable_files_in_a_folder_are_listed_not_counted_as_read(tmp_path, t
     assert f"skipped, unreadable: 1 inputs: {tmp_path / 'in' / 'broken.png'}" in result.stdout
 
 
+def test_writing_into_an_input_folder_is_warned_about(tmp_path, trained_model):
+    (tmp_path / "in").mkdir()
+    shutil.copy(EXAMPLE_PHOTO, tmp_path / "in" / "good.jpg")
+    result = run_script("predict.py", tmp_path / "in", "--detector", "none", "--model", trained_model,
+                        "--out", tmp_path / "in" / ".." / "in")
+    assert result.exit_code == 0, result.stderr
+    assert "is also an input folder: a later run on it will read the annotated copies" in result.stderr
+    assert sorted(os.listdir(tmp_path / "in")) == ["good.jpg", "good_faces.png", "predictions.csv"]
+
+
 def test_file_names_that_are_not_utf8_are_read_or_named_not_crashed_on(tmp_path, trained_model):
     """OpenCV crashes on such names: images are decoded from their bytes, videos refused by name."""
     folder = tmp_path / "in"
