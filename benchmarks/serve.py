@@ -74,7 +74,7 @@ def memory_megabytes(pid):
 
 def load_run(url, bodies, concurrency):
     """Sends every body once with `concurrency` requests in flight; (photos/s, latencies in s, answers)."""
-    import httpx
+    import httpx2 as httpx
 
     def send(client, body):
         started = time.perf_counter()
@@ -125,7 +125,7 @@ def same_faces(found, expected, tolerance=1e-4):
 
 def mixed_run(url, good, answers, count):
     """`count` requests, every fourth one bad: (good answered right, bad given a 4xx, totals)."""
-    import httpx
+    import httpx2 as httpx
 
     bad = [b"plain words, not pixels", good[0][: len(good[0]) // 3], b""]
     right = refused = goods = bads = 0

@@ -105,7 +105,11 @@ def run_saved_model(path, model_inputs):
 
 
 def run_tflite(path, model_inputs):
-    interpreter = tf.lite.Interpreter(model_path=path)
+    try:
+        from ai_edge_litert.interpreter import Interpreter  # LiteRT, TensorFlow Lite's successor
+    except ImportError:  # not built for every platform: TensorFlow's own, deprecated interpreter
+        Interpreter = tf.lite.Interpreter
+    interpreter = Interpreter(model_path=path)
     input_index = interpreter.get_input_details()[0]["index"]
     interpreter.resize_tensor_input(input_index, model_inputs.shape)
     interpreter.allocate_tensors()

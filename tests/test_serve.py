@@ -170,7 +170,7 @@ def test_the_page_labels_a_photo_and_the_camera_in_headless_chromium(tmp_path, t
                                "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert "serving" in server.stdout.readline()
-        import httpx
+        import httpx2 as httpx
 
         expected = httpx.post(f"http://127.0.0.1:{port}/predict", files={"image": photo_bytes()},
                               timeout=60).json()["faces"][0]["emotion"]
