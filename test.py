@@ -2,14 +2,14 @@
 
 Usage:
     python test.py test.csv result.csv models/0.643750.h5
-    python test.py data.npz result.csv models/0.643750.h5 --tta   # average 10 shifted and mirrored views
+    python test.py data.npz result.csv models/0.643750.h5 --tta   # average 10 zoomed and mirrored views
     python test.py faces/ result.csv models/0.643750.h5           # a folder's test/ part, ids = file paths
 
 Any model this toolkit writes works here (CNN or DNN): the input is shaped to what the model's input
 layer declares. The result has the header `id,label` and one row per test id, in id order; an
 existing result file is replaced (atomically; stderr says so); a name ending in .gz is gzipped.
 Labelled faces (Kaggle's PrivateTest rows, a folder's class folders) are also scored, per class of
-the model. Without MODEL the shipped model in pretrained/ is used. Prints the result's path.
+the model, with the calibration of its probabilities. Without MODEL the shipped model in pretrained/ is used. Prints the result's path.
 """
 
 import os
@@ -54,6 +54,7 @@ def main(description=__doc__):
         from common import explain
 
         print(explain.labelled_report(dataset.labels, probabilities.argmax(axis=1), class_names))
+        print(f"probabilities: {explain.calibration_sentence(explain.calibration(probabilities, dataset.labels))}")
     print(result_path)
 
 

@@ -65,6 +65,7 @@ def test_test_py_and_predict_py_speak_the_models_classes(tmp_path, mood_tree, mo
     scored = run_script("test.py", root, tmp_path / "result.csv", mood_model)
     assert scored.exit_code == 0, scored.stderr
     assert "Excited" in scored.stdout and "on 30 labelled faces" in scored.stdout
+    assert "probabilities: mean top probability " in scored.stdout
     rows = (tmp_path / "result.csv").read_text().splitlines()
     assert rows[0] == "id,label" and all(int(row.rsplit(",", 1)[1]) in (0, 1, 2) for row in rows[1:])
     predicted = run_script("predict.py", root / "test" / "tired", "--detector", "none", "--model", mood_model,
