@@ -145,6 +145,7 @@ def test_a_model_file_in_place_of_the_list_votes_as_a_list_of_that_model(tmp_pat
     accuracy_lines = [line for line in by_file.stdout.splitlines() if "accuracy" in line]
     assert accuracy_lines == [line for line in by_list.stdout.splitlines() if "accuracy" in line]
     assert any("reporting half" in line for line in accuracy_lines)
+    assert "the model (single view): validation accuracy" in by_file.stdout
     (tmp_path / "broken.h5").write_bytes(HDF5_SIGNATURE)
     assert_refused(run_script("test_by_vote.py", test_csv, tmp_path / "r.csv", tmp_path / "broken.h5"),
                    f"error: {tmp_path / 'broken.h5'}: not a usable Keras model file")
