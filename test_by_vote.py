@@ -31,7 +31,9 @@ def main():
     parser.add_argument("result_csv", type=cli.output_file,
                         help="where to write the id,label predictions (replaced if it exists; gzipped "
                              "when named .gz)")
-    parser.add_argument("model_list", help="text file of 'WEIGHT PATH' lines, or one .h5 or .keras model")
+    parser.add_argument("model_list", type=cli.model_or_shipped,
+                        help="text file of 'WEIGHT PATH' lines, or one .h5 or .keras model, "
+                             + cli.SHIPPED_MODEL_WORDS)
     parser.add_argument("--soft", action="store_true", help="average probabilities instead of voting")
     parser.add_argument("--eval", metavar="LABELLED_CSV",
                         help="also print each model's and the ensemble's accuracy on the first "
