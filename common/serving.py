@@ -115,10 +115,13 @@ def image_from_form(body, content_type):
         b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
     if not message.is_multipart():
         raise BadUpload(400, "the multipart form could not be read; send the image as the field 'image'")
-    for part in message.iter_parts():
-        if part.get_param("name", header="content-disposition") == "image":
-            return part.get_payload(decode=True) or b""
-    raise BadUpload(400, "the form has no field 'image'; send the image as the multipart field 'image'")
+    images = [part for part in message.iter_parts()
+              if part.get_param("name", header="content-disposition") == "image"]
+    if not images:
+        raise BadUpload(400, "the form has no field 'image'; send the image as the multipart field 'image'")
+    if len(images) > 1:
+        raise BadUpload(400, f"the form has {len(images)} fields 'image'; send one image a request")
+    return images[0].get_payload(decode=True) or b""
 
 
 def face_answers(found):
@@ -152,6 +155,12 @@ def create_app(classifier, detector, model_name, detector_name, max_upload_bytes
     @app.exception_handler(BadUpload)
     async def refuse(request, error):
         return JSONResponse({"error": str(error)}, status_code=error.status)
+
+    @app.exception_handler(fastapi.exceptions.RequestValidationError)
+    async def refuse_parameter(request, error):  # e.g. ?tta=maybe: the same {"error": ...} as the rest
+        problems = "; ".join(f"{'.'.join(str(part) for part in problem['loc'][1:])} {problem.get('input')!r}: "
+                             f"{problem['msg']}" for problem in error.errors())
+        return JSONResponse({"error": problems}, status_code=422)
 
     @app.get("/health")
     async def health():

@@ -101,7 +101,11 @@ def png_header_claiming(width, height):
     (dict(content=photo_bytes(), headers={"content-type": "text/plain"}), 415, "content type"),
     (dict(content=b"x" * (3 << 20), headers={"content-type": "image/jpeg"}), 413, "at most"),
     (dict(files={"image": ("bomb.png", png_header_claiming(20000, 20000), "image/png")}), 413, "pixels"),
-], ids=["empty", "not an image", "truncated", "missing field", "wrong type", "too large", "bomb"])
+    (dict(files=[("image", ("a.jpg", photo_bytes(), "image/jpeg"))] * 2), 400, "2 fields 'image'; send one"),
+    (dict(files={"image": ("a.jpg", photo_bytes(), "image/jpeg")}, params={"tta": "maybe"}), 422,
+     "tta 'maybe': Input should be a valid boolean"),
+], ids=["empty", "not an image", "truncated", "missing field", "wrong type", "too large", "bomb", "two images",
+        "tta not a boolean"])
 def test_bad_uploads_get_a_4xx_with_one_line_and_the_server_lives_on(client, send, status, message):
     answer = client.post("/predict", **send)
     assert answer.status_code == status, answer.text
