@@ -203,6 +203,21 @@ def test_the_page_labels_a_photo_and_the_camera_in_headless_chromium(tmp_path, t
                                    timeout=60000)
             page.wait_for_function("document.getElementById('camera-rate').textContent.includes('frames/s')",
                                    timeout=60000)
+            # the video shows a mirror, so the box goes over the face's mirrored place: right of the
+            # middle, where the face is left of it in the frames sent
+            green_centre, overlay_width = page.evaluate("""() => {
+                const canvas = document.getElementById('overlay');
+                const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+                let sum = 0, count = 0;
+                for (let index = 0; index < pixels.length; index += 4) {
+                    if (pixels[index + 1] > 200 && pixels[index] < 60) {
+                        sum += (index / 4) % canvas.width;
+                        count++;
+                    }
+                }
+                return [sum / count, canvas.width];
+            }""")
+            assert green_centre > overlay_width / 2
             browser.close()
     finally:
         server.terminate()
