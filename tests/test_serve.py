@@ -197,6 +197,8 @@ def test_the_page_labels_a_photo_and_the_camera_in_headless_chromium(tmp_path, t
             # shown as text, in the order given
             assert page.locator("h2").all_inner_texts() == [os.path.basename(EXAMPLE_PHOTO), hostile.name]
             assert page.title() != "owned" and page.locator("img").count() == 0
+            assert page.locator("canvas[role=img]").first.get_attribute("aria-label") == (
+                f"{os.path.basename(EXAMPLE_PHOTO)}: face 1 {expected}")
             page.click("#tab-camera")
             page.click("#camera-start")
             page.wait_for_function(f"document.getElementById('live-label').textContent.includes('{expected}')",
