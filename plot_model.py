@@ -14,7 +14,8 @@ Writes, beside the model unless --out-dir is given:
     <model>_his.png     loss and accuracy per epoch, from the history saved at training
     <model>_sm.png      each selected face, its saliency map, and the face masked by the map
 and prints per-class recognition (recall) and prediction (precision), the overall accuracy, the
-most confused pairs and how well the probabilities are calibrated. --images are row numbers (from 0) of the data file. Saliency methods:
+most confused pairs and how well the probabilities are calibrated. --images are row numbers (from
+0) of the data file. Saliency methods:
 'gradient' (|d loss / d pixel|), 'perturb' (the report's: squared loss change when each pixel is
 raised by one grey level) and 'gradcam' (Grad-CAM on the last convolution layer; CNNs only).
 """

@@ -48,7 +48,7 @@ def main():
     options = parser.parse_args()
 
     sources, warnings = faces.collect_sources(options.inputs)
-    if any(os.path.isdir(path) and files.same_folder(path, options.out) for path in options.inputs):
+    if any(files.same_folder(path, options.out) for path in options.inputs):
         warnings.append(f"--out {options.out} is also an input folder: a later run on it will read the "
                         "annotated copies written there as photos (--no-annotate writes predictions.csv only)")
     model_path = options.model

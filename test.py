@@ -9,7 +9,8 @@ Any model this toolkit writes works here (CNN or DNN): the input is shaped to wh
 layer declares. The result has the header `id,label` and one row per test id, in id order; an
 existing result file is replaced (atomically; stderr says so); a name ending in .gz is gzipped.
 Labelled faces (Kaggle's PrivateTest rows, a folder's class folders) are also scored, per class of
-the model, with the calibration of its probabilities. Without MODEL the shipped model in pretrained/ is used. Prints the result's path.
+the model, with the calibration of its probabilities. Without MODEL the shipped model in pretrained/
+is used. Prints the result's path.
 """
 
 import os

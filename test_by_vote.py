@@ -74,9 +74,10 @@ def main():
                           held_out=held_out)
     val_vote = votes.get("validation")
     if val_vote:
-        views = ", tta" if options.tta else ""
-        who = (f"the model ({views[2:] or 'single view'})" if len(listed_models) == 1 else
-               f"ensemble ({'soft' if options.soft else 'hard'} voting{views})")
+        if len(listed_models) == 1:
+            who = f"the model ({'tta' if options.tta else 'single view'})"
+        else:
+            who = f"ensemble ({'soft' if options.soft else 'hard'} voting{', tta' if options.tta else ''})"
         print(f"{who}: " + ensemble.describe_halves(val_vote.labels(options.soft), val_set.labels, unseen))
     result_path = prediction.write_predictions(options.result_csv, test_set.ids,
                                                votes["test"].labels(options.soft))

@@ -22,8 +22,10 @@ from common import cli, data, files, model_lists  # noqa: E402  (needs the repo 
 
 
 def log_loss(probabilities, labels):
-    """Mean negative log-probability of the true labels."""
-    return float(-np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, 1)).mean())
+    """Mean negative log-probability of the true labels (scikit-learn's)."""
+    from sklearn import metrics
+
+    return float(metrics.log_loss(labels, probabilities, labels=np.arange(probabilities.shape[1])))
 
 
 def with_temperature(probabilities, temperature):

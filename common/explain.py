@@ -91,7 +91,8 @@ def calibration(probabilities, labels, bins=10):
 
 
 def calibration_sentence(found):
-    """`mean top probability 72.7% against 69.2% accuracy (expected calibration error 4.8 points)`."""
+    """`mean top probability 72.7% against 69.2% accuracy (expected calibration error 4.7 points, 10
+    bins)`."""
     return (f"mean top probability {found.mean_confidence:.1%} against {found.overall_accuracy:.1%} accuracy "
             f"(expected calibration error {100 * found.expected_error:.1f} points, "
             f"{len(found.counts)} bins)")
