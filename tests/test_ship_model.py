@@ -112,18 +112,17 @@ def test_the_card_says_which_epochs_its_training_time_covers():
 
 
 def test_the_card_names_the_members_of_a_distilled_model_s_teacher_list(tmp_path, trained_model):
-    import ship_model
-    from common import model_card
+    from common import model_card, shipping
 
     teacher_list = tmp_path / "teachers.txt"
     teacher_list.write_text(f"1 {trained_model}\n2 pretrained\n")
-    _, teachers = ship_model.model_origins({"teacher": str(teacher_list), "command": "train.py data.npz"})
+    _, teachers = shipping.model_origins({"teacher": str(teacher_list), "command": "train.py data.npz"})
     shipped = files.repository_relative_path(files.pretrained_model_path())
     assert teachers == ((1.0, os.path.abspath(trained_model)), (2.0, shipped))
     words = model_card.distillation_words({"teacher": str(teacher_list), "teacher_tta": True}, teachers)
     assert words == (f"distilled from {teacher_list} (the averaged probabilities of `{os.path.abspath(trained_model)}` "
                      f"(weight 1) and `{shipped}` (weight 2), ten views of each face)")
     # one teacher model: named alone
-    _, teachers = ship_model.model_origins({"teacher": "models/a.h5"})
+    _, teachers = shipping.model_origins({"teacher": "models/a.h5"})
     assert model_card.distillation_words({"teacher": "models/a.h5"}, teachers) == (
         "distilled from models/a.h5 (each face and its mirror)")
