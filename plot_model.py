@@ -8,7 +8,7 @@ Usage:
 
 Writes, beside the model unless --out-dir is given:
     <model>_struct.png  the layer graph with shapes (a rendered text summary without Graphviz)
-    <model>_cm.png      the row-normalised confusion matrix on the first --val-size rows
+    <model>_cm.png      the row-normalised confusion matrix on the model's validation rows
     <model>_rel.png     the reliability diagram on those rows: how often a face is labelled right
                         against the model's top probability for it
     <model>_his.png     loss and accuracy per epoch, from the history saved at training
@@ -35,8 +35,9 @@ def main():
                         help=f"a .h5 model written by this toolkit, {cli.SHIPPED_MODEL_WORDS}")
     parser.add_argument("--val-size", type=cli.validation_size, default=None,
                         help="validation rows (from the start of the file) for the confusion matrix "
-                             "(default: the PublicTest rows of Kaggle's fer2013.csv, 10%% of a folder's "
-                             "images, else 2400, or every row of a smaller file)")
+                             "(default: the rows the model validated on, from its settings; for a model "
+                             "of other data, the PublicTest rows of Kaggle's fer2013.csv, 10%% of a "
+                             "folder's images, else 2400, or every row of a smaller file)")
     parser.add_argument("--images", type=cli.row_numbers,
                         help=f"rows of the data file to draw saliency maps for (default: the report's "
                              f"{REPORT_IMAGES}, or the first 7 rows of a file without them)")
@@ -48,14 +49,12 @@ def main():
     model_lists.check_model_file(options.model)
     dataset = data.load_dataset(options.train_data, require_labels=True,
                                 class_names=classes.saved_class_names(options.model))
-    val_size = options.val_size
-    if val_size is None and not dataset.default_validation_rows:
-        val_size = min(len(dataset), 2400)  # the defaults fit the file given
     if options.images is None:
         report_rows = cli.row_numbers(REPORT_IMAGES)
         options.images = report_rows if max(report_rows) < len(dataset) else list(range(min(7, len(dataset))))
-    with cli.naming("--val-size", val_size):
-        _, val_set = data.split_validation(dataset, val_size, for_training=False)
+    with cli.naming("--val-size", options.val_size):
+        _, val_set = data.models_validation_split(dataset, options.val_size, [options.model])
+    print(f"scored on {len(val_set)} validation rows of {options.train_data}")
     with cli.naming("--images"):
         chosen = data.select_rows(dataset, options.images)
     stem = files.plot_stem(options.model, options.out_dir)

@@ -36,11 +36,12 @@ def main():
                              + cli.SHIPPED_MODEL_WORDS)
     parser.add_argument("--soft", action="store_true", help="average probabilities instead of voting")
     parser.add_argument("--eval", metavar="LABELLED_CSV",
-                        help="also print each model's and the ensemble's accuracy on the first "
-                             "--val-size rows of this labelled file")
+                        help="also print each model's and the ensemble's accuracy on the validation "
+                             "rows of this labelled file (--val-size)")
     parser.add_argument("--val-size", type=cli.validation_size, default=None,
-                        help="validation rows for --eval: a count or a fraction (default: the PublicTest "
-                             "rows of Kaggle's fer2013.csv, 10%% of a folder's images, else 2400)")
+                        help="validation rows for --eval: a count or a fraction (default: the rows the "
+                             "models validated on, from their settings; for models of other data, the "
+                             "PublicTest rows of Kaggle's fer2013.csv, 10%% of a folder's images, else 2400)")
     cli.add_prediction_options(parser)
     options = parser.parse_args()
 

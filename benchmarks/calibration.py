@@ -22,9 +22,11 @@ from common import cli, data, files, model_lists  # noqa: E402  (needs the repo 
 
 
 def log_loss(probabilities, labels):
-    """Mean negative log-probability of the true labels (scikit-learn's)."""
+    """Mean negative log-probability of the true labels (scikit-learn's), each row's probabilities
+    summing to one in float64 (a float32 softmax's sums miss one by rounding)."""
     from sklearn import metrics
 
+    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
     return float(metrics.log_loss(labels, probabilities, labels=np.arange(probabilities.shape[1])))
 
 
@@ -68,14 +70,15 @@ def main():
     parser.add_argument("data", help="labelled data (.csv, .csv.gz, .npz)")
     parser.add_argument("models", nargs="+", type=cli.model_or_shipped,
                         help="model files, shipped models' names or model lists")
-    parser.add_argument("--val-size", type=cli.positive_int, default=2400, help="validation rows")
+    parser.add_argument("--val-size", type=cli.positive_int, default=None,
+                        help="validation rows (default: those the models validated on)")
     parser.add_argument("--batch-size", type=cli.positive_int, default=512, help="faces per forward pass")
     options = parser.parse_args()
 
-    for source in options.models:
-        model_lists.check_model_source(source)
+    model_paths = [listed.path for source in options.models for listed in model_lists.check_model_source(source)]
     labelled = data.load_dataset(options.data, require_labels=True)
-    _, val_set = data.split_validation(labelled, options.val_size, for_training=False)
+    with cli.naming("--val-size", options.val_size):
+        _, val_set = data.models_validation_split(labelled, options.val_size, model_paths)
 
     from common import explain, prediction  # TensorFlow loads only after the input checked out
 
@@ -85,8 +88,9 @@ def main():
         for tta in (False, True):
             probabilities = classifier.probabilities(val_set.images, options.batch_size, tta).astype(np.float64)
             found = explain.calibration(probabilities, val_set.labels)
-            print(f"{files.repository_relative_path(source)}, {'--tta' if tta else 'single view'}: {explain.calibration_sentence(found)}, "
-                  f"log-loss {log_loss(probabilities, val_set.labels):.4f}", flush=True)
+            print(f"{files.repository_relative_path(source)}, {'--tta' if tta else 'single view'}: "
+                  f"{explain.calibration_sentence(found)}, log-loss {log_loss(probabilities, val_set.labels):.4f}",
+                  flush=True)
             print("\n".join(temperature_rows(probabilities, val_set.labels)), flush=True)
 
 

@@ -7,8 +7,8 @@ Usage:
     python benchmarks/ensemble_size.py data/fer2013.npz models/strong_seeds/ensemble.txt --tta
     python benchmarks/ensemble_size.py data/fer2013.npz model_list.txt --subsets 50 --seed 0
 
-Every model predicts the validation rows (the first --val-size rows of the data's training part, the
-standard split) once; the votes of subsets are then sums of those predictions. Weights of the list
+Every model predicts the validation rows (those the models validated on, read from their settings,
+or the first --val-size rows) once; the votes of subsets are then sums of those predictions. Weights of the list
 are ignored: every member counts once. Halves are printed for the first-k vote, so that a size
 picked on rows 0..1199 can be read on rows 1200..2399.
 """
@@ -67,7 +67,8 @@ def add_ensemble_arguments(parser):
     parser.add_argument("data", help="labelled data (.csv, .csv.gz, .npz)")
     parser.add_argument("model_list", help="text file of 'WEIGHT PATH' lines (weights ignored)")
     parser.add_argument("--tta", action="store_true", help="every model sees ten views of each face")
-    parser.add_argument("--val-size", type=cli.positive_int, default=2400, help="validation rows")
+    parser.add_argument("--val-size", type=cli.positive_int, default=None,
+                        help="validation rows (default: those the models validated on)")
     parser.add_argument("--batch-size", type=cli.positive_int, default=512, help="faces per forward pass")
 
 
@@ -75,7 +76,9 @@ def validation_probabilities(options):
     """(each listed model's (rows, classes) probabilities, labels) of the validation rows."""
     listed_models = model_lists.read_model_list(options.model_list)
     labelled = data.load_dataset(options.data, require_labels=True)
-    _, val_set = data.split_validation(labelled, options.val_size, for_training=False)
+    with cli.naming("--val-size", options.val_size):
+        _, val_set = data.models_validation_split(labelled, options.val_size,
+                                                  [listed.path for listed in listed_models])
     probabilities = member_probabilities(options.model_list, listed_models, val_set.images, options.tta,
                                          options.batch_size)
     return probabilities, val_set.labels

@@ -8,7 +8,7 @@ Compared with the equal-weight soft vote on the same half: member weights (the w
 probabilities with the lowest log-loss on the fitting half), a bias per class added to the equal
 vote's log-probabilities (the same fit), and a logistic regression on every member's
 log-probabilities (stacking) at three regularisation strengths. Every model predicts the validation
-rows once (the first --val-size rows of the data's training part, the standard split).
+rows once (those the models validated on, read from their settings, or the first --val-size rows).
 """
 
 import os

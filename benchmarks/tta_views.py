@@ -7,7 +7,8 @@ Usage:
     python benchmarks/tta_views.py data/fer2013.npz pretrained models/long_s0/0.683750.h5
     python benchmarks/tta_views.py data/fer2013.npz pretrained --shifts 1,2,4 --zoom-reaches 0.1,0.2,0.3
 
-The validation rows are the first --val-size rows of the data's training part (the standard split).
+The validation rows are those the models validated on (read from their settings), or the first
+--val-size rows.
 A view set chosen on rows flatters them, so the rows are scored in two halves: a set picked on the
 first half is read on the second. Prints, per model and view set, the accuracy on each half and on
 all the rows, then each set's mean over the models.
@@ -88,11 +89,13 @@ def main():
     parser.add_argument("--zoom-reaches", type=zoom_reaches, default="0.1,0.2,0.3",
                         help="reaches of the zoomed view sets (zooms 1-reach..1+reach in steps of 0.05), "
                              "comma-separated")
-    parser.add_argument("--val-size", type=cli.positive_int, default=2400, help="validation rows")
+    parser.add_argument("--val-size", type=cli.positive_int, default=None,
+                        help="validation rows (default: those the models validated on)")
     options = parser.parse_args()
 
     labelled = data.load_dataset(options.data, require_labels=True)
-    _, val_set = data.split_validation(labelled, options.val_size, for_training=False)
+    with cli.naming("--val-size", options.val_size):
+        _, val_set = data.models_validation_split(labelled, options.val_size, options.models)
     half = len(val_set) // 2
 
     from common import model_files

@@ -19,6 +19,7 @@ import dataclasses
 import gzip
 import os
 import re
+import sys
 import tokenize
 import zipfile
 import zlib
@@ -224,6 +225,44 @@ def split_validation(dataset, val_size, for_training=True, fallback=2400, folds=
         raise BadValue(f"{rows} validation rows leave no training rows: {dataset.source} has "
                        f"{len(dataset)} rows; ask for fewer")
     return dataset.subset(slice(rows, None)), dataset.subset(slice(0, rows))
+
+
+def models_validation_split(dataset, val_size, model_paths, fallback=2400):
+    """(the other rows, the validation rows) of `dataset` to score the models `model_paths` on. Given
+    `val_size`: the first rows it asks for, and a note on stderr for each model that trained on some
+    of them (its saved settings show fewer validation rows of this data). Not given: the rows the
+    models validated on, from the settings of those that trained on this data (their training and
+    validation rows add up to its rows), which must agree; else the file's own validation part, or
+    `fallback` rows, or every row of a smaller file. A BadValue names models of this data that held
+    out different rows."""
+    own = {}
+    for path in model_paths:
+        settings = files.read_json(files.settings_path(path)) or {}
+        rows, training_rows = settings.get("validation_rows"), settings.get("training_rows")
+        if rows is not None and training_rows is not None and rows + training_rows == len(dataset):
+            own[path] = (rows, settings.get("folds"), settings.get("fold"))
+    if val_size is not None:
+        asked = validation_row_count(len(dataset), val_size)
+        for path, (rows, folds, _) in own.items():
+            if folds or rows < asked:
+                held_out = f"a fold of {folds}" if folds else f"the first {rows} rows"
+                print(f"note: {path} held out {held_out} of {dataset.source} and trained on the others: its "
+                      f"accuracy on these {asked} rows is flattered (leave --val-size out to score it on "
+                      f"its own rows)", file=sys.stderr)
+        return split_validation(dataset, val_size, for_training=False)
+    if len(set(own.values())) > 1:
+        described = "; ".join(f"{path}: {_described_validation(*split)}" for path, split in own.items())
+        raise BadValue(f"the models held out different rows of {dataset.source} ({described}); score "
+                       f"them apart, or give the rows to score all of them on")
+    if own:
+        rows, folds, fold = next(iter(own.values()))
+        return split_validation(dataset, rows, for_training=False, folds=folds, fold=fold)
+    return split_validation(dataset, dataset.default_validation_rows or min(len(dataset), fallback),
+                            for_training=False)
+
+
+def _described_validation(rows, folds, fold):
+    return f"fold {fold} of {folds}" if folds else f"the first {rows} rows"
 
 
 def fold_rows(total_rows, folds, fold):

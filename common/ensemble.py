@@ -20,12 +20,14 @@ def evaluation_rows(eval_path, val_size, listed_models):
     """The labelled rows `--eval` scores: (dataset, its "unseen" mask, held-out rows per model line
     or None). When every model was trained on a fold (`--folds`), the rows are those of the folds
     the models held out, each scored by the models that held it out (out-of-fold), and "unseen"
-    leaves out rows repeated elsewhere in the file; else the first `val_size` rows, "unseen" leaving
-    out those with a copy among the other rows."""
+    leaves out rows repeated elsewhere in the file; else the first `val_size` rows (None: the rows
+    the models validated on, `data.models_validation_split`), "unseen" leaving out those with a copy among
+    the other rows."""
     labelled = data.load_dataset(eval_path, require_labels=True)
     folds = {listed.line_number: _fold_of(listed.path) for listed in listed_models}
     if not any(folds.values()):
-        train_part, val_set = data.split_validation(labelled, val_size, for_training=False)
+        model_paths = [listed.path for listed in listed_models]
+        train_part, val_set = data.models_validation_split(labelled, val_size, model_paths)
         copied, relabelled = data.exact_copies(val_set, train_part)
         print(f"{copied.sum()} of the {len(val_set)} validation rows have an exact pixel copy among the "
               f"training rows ({relabelled.sum()} of them with another label); 'unseen' leaves them out")

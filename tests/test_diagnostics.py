@@ -50,8 +50,8 @@ def test_missing_history_is_reported_and_skipped(tmp_path, train_csv, trained_mo
 
 
 def test_grad_cam_is_refused_for_a_dnn(train_csv, trained_dnn):
-    assert_refused(run_script("plot_model.py", train_csv, trained_dnn, "--images", "1",
-                              "--val-size", 64, "--saliency", "gradcam"), "has no convolution layer")
+    assert_refused(run_script("plot_model.py", train_csv, trained_dnn, "--images", "1", "--saliency", "gradcam"),
+                   "has no convolution layer")
 
 
 def test_image_rows_out_of_range_are_refused(train_csv, trained_model):
