@@ -21,8 +21,8 @@ def evaluation_rows(eval_path, val_size, listed_models):
     or None). When every model was trained on a fold (`--folds`), the rows are those of the folds
     the models held out, each scored by the models that held it out (out-of-fold), and "unseen"
     leaves out rows repeated elsewhere in the file; else the first `val_size` rows (None: the rows
-    the models validated on, `data.models_validation_split`), "unseen" leaving out those with a copy among
-    the other rows."""
+    the models validated on, `data.models_validation_split`), "unseen" leaving out those with a copy
+    among the other rows."""
     labelled = data.load_dataset(eval_path, require_labels=True)
     folds = {listed.line_number: _fold_of(listed.path) for listed in listed_models}
     if not any(folds.values()):
