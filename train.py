@@ -4,6 +4,8 @@ Usage:
     python train.py train.csv                      # the report's CNN and recipe: 20 epochs, batch 128
     python train.py train.csv --recipe strong      # VGG-style CNN, AdamW + cosine, strong augmentation
     python train.py train.csv --recipe strong --class-weight balanced  # a recipe, one option changed
+    python train.py train.csv --recipe my_recipe.json  # a recipe of one's own: {"recipe": "strong", "epochs": 60}
+    python train.py train.csv --recipe models/0.699167_settings.json --seed 1  # as that model, another seed
     python train.py data.npz --epochs 30 --seed 1  # from a csv_to_npz.py cache
     python train.py train.csv --precision fp32     # plain float32 instead of mixed bfloat16
     python train.py train.csv --labeled-ratio 0.5  # half the labels: semi_train.py's baseline

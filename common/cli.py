@@ -2,6 +2,7 @@
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -303,10 +304,13 @@ def add_training_options(parser, default_val_size=2400, default_augment="report"
     defaults = dict(config.recipe_defaults("report"), augment=default_augment)
     saved = " (default: the model's saved setting)" if from_model else ""
     if recipes:
-        parser.add_argument("--recipe", choices=tuple(config.RECIPES), default="report",
+        parser.add_argument("--recipe", type=recipe_name_or_file, default="report", metavar="NAME_OR_FILE",
                             help="a named set of defaults for the options below (shown for the recipe "
                                  "given): 'report' reproduces the report; 'strong' is the stronger recipe; "
-                                 "'long' the published 150-epoch SGD recipe; 'finetune' for --init")
+                                 "'long' the published 150-epoch SGD recipe; 'finetune' for --init. Or a "
+                                 "JSON file of your own ({\"recipe\": \"strong\", \"epochs\": 60}: a named "
+                                 "recipe's values, some changed), or a model's _settings.json (train as it "
+                                 "was trained)")
         parser.add_argument("--arch", choices=config.CNN_ARCHITECTURES, default=defaults["arch"],
                             help=ARCH_HELP)
     if not from_model:
@@ -365,12 +369,69 @@ def parse_training_options(parser, argv=None):
     the parser's defaults (so `--help` shows them), then everything, flags given explicitly winning.
     Then checks what no single option's type can."""
     first_pass = ArgumentParser(None, add_help=False, prog=parser.prog)
-    first_pass.add_argument("--recipe", choices=tuple(config.RECIPES), default="report")
+    first_pass.add_argument("--recipe", type=recipe_name_or_file, default="report")
     recipe = first_pass.parse_known_args(argv)[0].recipe
-    parser.set_defaults(**config.recipe_defaults(recipe))
+    parser.set_defaults(**(config.recipe_defaults(recipe) if recipe in config.RECIPES
+                           else recipe_file_defaults(parser, recipe)))
     options = parser.parse_args(argv)
     check_training_options(options)
     return options
+
+
+def recipe_name_or_file(text):
+    """argparse type of --recipe: a named recipe (`config.RECIPES`) or an existing JSON file."""
+    if text in config.RECIPES or os.path.isfile(text):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is neither a recipe ({', '.join(config.RECIPES)}) nor a "
+                                     f"JSON file of recipe options")
+
+
+def recipe_file_defaults(parser, path):
+    """The defaults a recipe file sets: the named recipe of its "recipe" key ('report' without one)
+    with the file's values of `config.RECIPE_OPTIONS` on top, each checked by its option's type and
+    choices as if given on the command line. A model's _settings.json (it has a "command") gives its
+    values of those options and nothing else; any other file may hold only them and "recipe"."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            values = json.load(handle)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise UsageError(f"--recipe {path}: not a JSON file ({error})") from None
+    if not isinstance(values, dict):
+        raise UsageError(f"--recipe {path}: expected a JSON object of options, e.g. "
+                         f'{{"recipe": "strong", "epochs": 60}}')
+    if "command" in values:  # a model's settings: every recipe option, whatever else it records
+        values = {name: values[name] for name in config.RECIPE_OPTIONS if name in values}
+        if values.get("folds"):
+            values.pop("val_size", None)  # the settings count a fold's rows there too
+    unknown = sorted(set(values) - {*config.RECIPE_OPTIONS, "recipe"})
+    if unknown:
+        raise UsageError(f"--recipe {path}: {', '.join(map(repr, unknown))} {'is' if len(unknown) == 1 else 'are'} "
+                         f"not a recipe option; a recipe file sets {', '.join(config.RECIPE_OPTIONS)} and "
+                         f"'recipe' (the named recipe it changes)")
+    base = values.pop("recipe", "report")
+    if base not in config.RECIPES:
+        raise UsageError(f"--recipe {path}: recipe {json.dumps(base)}: expected one of {', '.join(config.RECIPES)}")
+    defaults = config.recipe_defaults(base)
+    actions = {action.dest: action for action in parser._actions}
+    for name, value in values.items():
+        defaults[name] = _recipe_value(actions[name], value, path) if name in actions else value
+    return defaults
+
+
+def _recipe_value(action, value, path):
+    """A recipe file's `value` for `action`'s option, converted and checked as the command line's."""
+    described = f"--recipe {path}: {action.dest} {json.dumps(value)}"
+    if value is None:
+        if action.default is None:
+            return None
+        raise UsageError(f"{described}: expected a value")
+    try:
+        converted = action.type(str(value)) if action.type else str(value)
+    except (argparse.ArgumentTypeError, ValueError) as error:
+        raise UsageError(f"{described}: {error}") from None
+    if action.choices is not None and converted not in action.choices:
+        raise UsageError(f"{described}: expected one of {', '.join(map(str, action.choices))}")
+    return converted
 
 
 def parse_continuation(parser, argv=None):

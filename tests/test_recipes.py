@@ -59,21 +59,67 @@ def test_continuing_a_cosine_run_restarts_warm_at_the_saved_step():
     assert 0.5 < resumed / 0.01 < 0.6 and final == 0.0
 
 
-def test_a_recipe_sets_the_defaults_and_explicit_flags_win(tmp_path):
-    def parse(*argv):
-        parser = cli.ArgumentParser("test")
-        cli.add_training_options(parser, recipes=True)
-        return cli.parse_training_options(parser, [*argv, "--out-dir", str(tmp_path)])
+def parse_training_command(tmp_path, *argv):
+    parser = cli.ArgumentParser("test")
+    cli.add_training_options(parser, recipes=True)
+    return cli.parse_training_options(parser, [*argv, "--out-dir", str(tmp_path)])
 
-    strong = parse("--recipe", "strong", "--epochs", "3", "--class-weight", "balanced")
+
+def test_a_recipe_sets_the_defaults_and_explicit_flags_win(tmp_path):
+    strong = parse_training_command(tmp_path, "--recipe", "strong", "--epochs", "3", "--class-weight", "balanced")
     assert (strong.arch, strong.epochs, strong.optimizer, strong.augment) == ("vgg", 3, "adamw", "strong")
     assert strong.class_weight == "balanced" and strong.label_smoothing == 0.1 and strong.keep == "last"
-    report = parse()  # the report's own recipe, written out
+    report = parse_training_command(tmp_path)  # the report's own recipe, written out
     assert vars(report) == dict(arch="seed", epochs=20, batch_size=128, seed=0, optimizer="adam", learning_rate=1e-3,
                                 schedule="constant", warmup_epochs=0, label_smoothing=0.0, weight_decay=0.0,
                                 augment="report", class_weight="none", ema=0.0, keep="best", precision="bf16",
                                 val_size=None, folds=None, fold=None, recipe="report", out_dir=str(tmp_path),
                                 strategy="default", restart=False, deterministic=False, classes=None)
+
+
+def test_a_recipe_file_changes_a_named_recipe_and_flags_still_win(tmp_path):
+    recipe = tmp_path / "longer_strong.json"
+    recipe.write_text(json.dumps({"recipe": "strong", "epochs": 60, "learning_rate": 0.001, "val_size": 0.1}))
+    options = parse_training_command(tmp_path, "--recipe", str(recipe), "--seed", "3")
+    assert (options.arch, options.optimizer, options.epochs, options.learning_rate) == ("vgg", "adamw", 60, 0.001)
+    assert options.val_size == 0.1 and options.seed == 3 and options.keep == "last"
+    assert parse_training_command(tmp_path, "--recipe", str(recipe), "--epochs", "5").epochs == 5
+    help_text = " ".join(run_script("train.py", "--recipe", recipe, "--help").stdout.split())
+    assert "training epochs (default: 60)" in help_text and "(default: adamw)" in help_text
+
+
+def test_a_model_s_settings_as_the_recipe_train_as_it_was_trained(tmp_path, trained_model):
+    settings = files.read_json(files.settings_path(trained_model))
+    options = parse_training_command(tmp_path, "--recipe", files.settings_path(trained_model))
+    for name in ("arch", "epochs", "batch_size", "seed", "optimizer", "learning_rate", "augment", "keep"):
+        assert getattr(options, name) == settings[name]
+    assert options.val_size == 64 == settings["val_size"]
+    fold_member = tmp_path / "fold_member_settings.json"  # a fold's settings count its rows as val_size too
+    fold_member.write_text(json.dumps({**settings, "folds": 4, "fold": 1, "val_size": 80}))
+    options = parse_training_command(tmp_path, "--recipe", str(fold_member))
+    assert (options.folds, options.fold, options.val_size) == (4, 1, None)
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"epoch": 60}', "'epoch' is not a recipe option; a recipe file sets arch, epochs"),
+    ('{"epochs": 0}', 'epochs 0: expected a positive integer'),
+    ('{"optimizer": "lion"}', 'optimizer "lion": expected one of adam, adamw, sgd'),
+    ('{"learning_rate": null}', "learning_rate null: expected a value"),
+    ('{"recipe": "strongest"}', 'recipe "strongest": expected one of report, strong, long, finetune'),
+    ('[60]', "expected a JSON object of options"),
+    ('epochs = 60', "not a JSON file"),
+])
+def test_a_bad_recipe_file_is_refused_by_name(tmp_path, train_csv, content, message):
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(content)
+    assert_refused(run_script("train.py", train_csv, "--recipe", recipe, "--out-dir", tmp_path),
+                   f"--recipe {recipe}: {message}")
+    assert not list(tmp_path.glob("*.h5"))
+
+
+def test_a_recipe_that_is_neither_a_name_nor_a_file_is_refused(train_csv):
+    assert_refused(run_script("train.py", train_csv, "--recipe", "strongest"),
+                   "argument --recipe: 'strongest' is neither a recipe (report, strong, long, finetune) nor a JSON file")
 
 
 def test_help_shows_the_chosen_recipes_defaults():
