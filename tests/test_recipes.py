@@ -118,8 +118,8 @@ def test_a_bad_recipe_file_is_refused_by_name(tmp_path, train_csv, content, mess
 
 
 def test_a_recipe_that_is_neither_a_name_nor_a_file_is_refused(train_csv):
-    assert_refused(run_script("train.py", train_csv, "--recipe", "strongest"),
-                   "argument --recipe: 'strongest' is neither a recipe (report, strong, long, finetune) nor a JSON file")
+    assert_refused(run_script("train.py", train_csv, "--recipe", "strongest"), "argument --recipe: 'strongest' is "
+                   "neither a recipe (report, strong, long, finetune) nor a JSON file")
 
 
 def test_help_shows_the_chosen_recipes_defaults():
