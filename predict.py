@@ -13,11 +13,13 @@ eyes are level (--no-align: not) and cut out as FER2013's faces were (a square a
 the detector's own margin, greyscale, 48x48), then classified by the same prediction path as
 test.py. Writes, in --out: predictions.csv (one row per face: source,frame,face,x,y,width,height,
 label,emotion, one probability per class of the model (FER2013's seven: angry, disgust, fear, happy,
-sad, surprise, neutral), detector_score, and annotated: the annotated copy the face
-is drawn in), <name>_faces.png for each image with a face (boxes and emotions drawn on it) and, with
---annotate-video, <name>_faces.mp4 for each video. These names are the toolkit's, so an existing
-file is never replaced: the new one gets a -1, -2, ... suffix. Folders are read one level deep,
-files sorted by name; a file there that is neither an image nor a video is skipped with a warning.
+sad, surprise, neutral), detector_score, and annotated: the annotated copy the face is drawn in),
+<name>_faces.png for each image with a face (boxes and emotions drawn on it), <name>_emotions.png
+for each video with a face in two frames read or more (the probabilities of the largest face of
+each frame over time) and, with --annotate-video, <name>_faces.mp4 for each video. These names are
+the toolkit's, so an existing file is never replaced: the new one gets a -1, -2, ... suffix.
+Folders are read one level deep, files sorted by name; a file there that is neither an image nor a
+video is skipped with a warning.
 """
 
 import os
@@ -42,7 +44,7 @@ def main():
     parser.add_argument("--annotate-video", action="store_true",
                         help="also write each video with the faces' boxes and emotions drawn on it")
     parser.add_argument("--no-annotate", action="store_true",
-                        help="write predictions.csv only, no annotated image copies")
+                        help="write predictions.csv only: no annotated image copies, no video timelines")
     cli.add_prediction_options(parser)
     parser.set_defaults(batch_size=256)
     options = parser.parse_args()
@@ -71,7 +73,10 @@ def main():
     print("\n".join(face_prediction.describe(summary)))
     annotated = summary.written[1:]
     if annotated:
-        print(f"{len(annotated)} annotated copies in {options.out}, e.g. {annotated[0]}")
+        print(f"{len(annotated)} annotated {'copy' if len(annotated) == 1 else 'copies'} in {options.out}, "
+              f"e.g. {annotated[0]}")
+    for timeline in summary.timelines:
+        print(f"emotions over time: {timeline}")
     print(f"model: {model_path}")
     print(summary.written[0])
 

@@ -1,6 +1,6 @@
 """The run behind `predict.py`: every face of every image and video frame, classified in batches,
 written as one `predictions.csv` row each, with annotated copies of the images (and, when asked,
-of the videos).
+of the videos) and each video's emotions over time.
 """
 
 import dataclasses
@@ -8,6 +8,7 @@ import os
 import sys
 
 import cv2
+import numpy as np
 import pandas as pd
 
 from common import faces, files
@@ -30,7 +31,8 @@ class RunSummary:
     faces: int = 0
     without_face: list = dataclasses.field(default_factory=list)
     skipped: list = dataclasses.field(default_factory=list)  # found in a folder, could not be read
-    written: list = dataclasses.field(default_factory=list)
+    written: list = dataclasses.field(default_factory=list)  # predictions.csv, then the annotated copies
+    timelines: list = dataclasses.field(default_factory=list)  # each video's emotions over time
 
 
 class BatchedClassification:
@@ -67,6 +69,7 @@ class FacePredictionRun:
         self.batches = BatchedClassification(classifier, self._on_classified, batch_size, tta)
         self.rows, self.summary = [], RunSummary()
         self.faces_by_source = {}
+        self.timelines = {}  # video path -> [(frame number, its largest face's probabilities)]
 
     def add(self, source):
         """Reads one image or video and queues its faces. A file the user named must be readable
@@ -133,6 +136,9 @@ class FacePredictionRun:
             with files.atomic_output(annotated) as temporary_path, open(temporary_path, "wb") as handle:
                 handle.write(encoded.tobytes())  # written by Python: OpenCV's paths must be UTF-8
             self.summary.written.append(annotated)
+        if source.kind == "video" and found:
+            largest = max(found, key=lambda face: face.box[2] * face.box[3])
+            self.timelines.setdefault(source.path, []).append((frame_number, largest.probabilities))
         for index, face in enumerate(found):
             x, y, width, height = face.box
             self.rows.append([files.printable_path(source.path), frame_number, index, x, y, width, height,
@@ -144,15 +150,45 @@ class FacePredictionRun:
         return os.path.join(self.out_dir, stem + suffix)
 
     def finish(self):
-        """Classifies what is queued, writes `predictions.csv` and returns the run's summary."""
+        """Classifies what is queued, writes `predictions.csv` (and, unless annotation is off, each
+        video's emotions over time) and returns the run's summary."""
         self.batches.flush()
         self.summary.without_face = [path for path, count in self.faces_by_source.items() if not count]
-        table = pd.DataFrame(self.rows, columns=prediction_columns(self.batches.classifier.class_names))
+        class_names = self.batches.classifier.class_names
+        table = pd.DataFrame(self.rows, columns=prediction_columns(class_names))
         csv_path = files.free_path(os.path.join(self.out_dir, "predictions.csv"))
         with files.atomic_output(csv_path) as temporary_path:
             table.to_csv(temporary_path, index=False, float_format="%.4f")
         self.summary.written.insert(0, csv_path)
+        if self.annotate_images:
+            for video_path, points in self.timelines.items():
+                if len(points) >= 2:  # a line needs two frames with a face
+                    self.summary.timelines.append(self._plot_timeline(video_path, points, class_names))
         return self.summary
+
+    def _plot_timeline(self, video_path, points, class_names):
+        """`<name>_emotions.png`: the probabilities of the largest face of each frame read, over time."""
+        from common import plots  # matplotlib loads only for a video with faces
+
+        seconds, probabilities = emotion_timeline(points, self.every, faces.video_rate(video_path))
+        stem = os.path.splitext(os.path.basename(video_path))[0]
+        title = (f"{files.printable_path(os.path.basename(video_path))}: the largest face in each of "
+                 f"{len(points)} frames read with a face (--every {self.every})")
+        return plots.emotion_timeline(seconds, probabilities, class_names,
+                                      os.path.join(self.out_dir, stem + "_emotions.png"), title)
+
+
+def emotion_timeline(points, every, rate):
+    """(seconds, probabilities): the time of each frame read from the first with a face to the last,
+    and the probabilities of its face there ((frames, classes); NaN for a frame read without a face),
+    from `points`, the (frame number, probabilities) of the frames with a face in order, read every
+    `every`-th frame of a video of `rate` frames per second."""
+    first, last = points[0][0], points[-1][0]
+    probabilities = np.full(((last - first) // every + 1, len(points[0][1])), np.nan)
+    for frame_number, face_probabilities in points:
+        probabilities[(frame_number - first) // every] = face_probabilities
+    seconds = (first + every * np.arange(len(probabilities))) / rate
+    return seconds, probabilities
 
 
 class _TooShortForAVideo(Exception):

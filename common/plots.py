@@ -1,5 +1,5 @@
 """Figures: model structure, confusion matrix, reliability diagram, training curves, saliency maps,
-filter grids.
+filter grids, a video's emotions over time.
 
 matplotlib runs on the non-interactive Agg backend: nothing opens a window. Every figure is saved
 atomically at 120 dpi and never replaces an existing file (a -1, -2, ... suffix is added).
@@ -115,6 +115,23 @@ def history(rows, path, title):
     accuracy_axes.annotate(f"best {table[best, 4]:.4f}", (epochs[best], table[best, 4]),
                            textcoords="offset points", xytext=(-30, 10))
     figure.suptitle(title)
+    return save_figure(figure, path)
+
+
+def emotion_timeline(seconds, probabilities, class_names, path, title):
+    """Each class's probability over a video's time, one line a class; `seconds` (frames,) the times
+    of the frames read, `probabilities` (frames, classes) a face's in each (NaN rows: no face)."""
+    figure, axes = plt.subplots(figsize=(11, 4))
+    colours = plt.get_cmap("tab10")
+    for index, name in enumerate(class_names):
+        axes.plot(seconds, probabilities[:, index], marker="." if len(seconds) < 60 else None,
+                  color=colours(index % 10), label=name, linewidth=1.2)
+    axes.set_xlabel("seconds")
+    axes.set_ylabel("probability")
+    axes.set_ylim(0, 1)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    axes.set_title(title)
     return save_figure(figure, path)
 
 

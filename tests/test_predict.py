@@ -84,6 +84,23 @@ def test_every_nth_video_frame_is_read_and_the_annotated_video_written(tmp_path,
     capture = cv2.VideoCapture(str(out / "clip_faces.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
     assert "read 0 images and 3 frames of 1 videos; found 3 faces" in result.stdout
+    timeline = cv2.imread(str(out / "clip_emotions.png"))  # the face's emotions over the video's time
+    assert timeline is not None and timeline.shape[1] > 800
+    assert "1 annotated copy in" in result.stdout
+    assert f"emotions over time: {out / 'clip_emotions.png'}" in result.stdout
+    quiet = run_script("predict.py", video_path, "--detector", "none", "--no-annotate", "--model", trained_model,
+                       "--out", tmp_path / "csv_only")
+    assert quiet.exit_code == 0 and os.listdir(tmp_path / "csv_only") == ["predictions.csv"], quiet.stderr
+
+
+def test_a_video_s_timeline_places_each_frame_read_at_its_time_with_gaps_where_no_face_was_found():
+    from common import face_prediction
+
+    happy, sad = np.eye(7)[3], np.eye(7)[4]
+    seconds, probabilities = face_prediction.emotion_timeline([(4, happy), (10, sad)], every=2, rate=10.0)
+    np.testing.assert_allclose(seconds, [0.4, 0.6, 0.8, 1.0])  # frames 4, 6, 8 and 10
+    np.testing.assert_array_equal(probabilities[[0, 3]], [happy, sad])
+    assert np.isnan(probabilities[1:3]).all()  # frames 6 and 8 were read without a face
 
 
 def test_each_row_names_its_annotated_copy_when_names_collide(tmp_path, trained_model):
