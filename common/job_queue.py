@@ -29,6 +29,7 @@ INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C or SIGTERM
 START_MARK = "=== "  # begins the line a job's log gets each time its command starts
 EPOCH_LINE = re.compile(r"^Epoch (\d+)/(\d+)\s*$", re.MULTILINE)  # Keras's line as an epoch starts
 EPOCH_END_LINE = re.compile(r"^\d+/\d+ - (\d+)s - ", re.MULTILINE)  # Keras's line as an epoch ends (verbose 2)
+VALIDATION_ACCURACY = re.compile(r" - val_accuracy: ([0-9.]+)")  # on the epoch-end line
 RECENT_EPOCHS = 5  # the epochs whose median duration estimates the time a training has left
 LOG_TAIL_BYTES = 1 << 16  # how much of a log's end --list reads
 
@@ -137,17 +138,21 @@ def _now():
 def describe(jobs, state_folder):
     """Prints one line per job: its line number, state (with the epoch a running training is on and
     about how long it has left) and command."""
+    states = []
     for job in jobs:
         state = job_state(job, state_folder)
         progress = running_progress(job, state_folder) if state == "running" else None
-        state = f"{state} ({progress})" if progress else state
-        print(f"line {job.line_number:>3}  {state:<40} {job.command}")
+        states.append(f"{state} ({progress})" if progress else state)
+    width = max(map(len, states), default=0)
+    for job, state in zip(jobs, states):
+        print(f"line {job.line_number:>3}  {state:<{width}}  {job.command}")
 
 
 def running_progress(job, state_folder):
     """`epoch N/M` from the last Keras epoch line (`Epoch N/M`) that the job's command wrote to its
     log since it last started, with `about K min left` (the median of its last finished epochs'
-    durations, times the epochs not finished) once an epoch has finished; None without an epoch line."""
+    durations, times the epochs not finished) and the last finished epoch's validation accuracy once
+    an epoch has finished; None without an epoch line."""
     since_start = _log_since_start(job, state_folder)
     epochs = EPOCH_LINE.findall(since_start)
     if not epochs:
@@ -157,6 +162,9 @@ def running_progress(job, state_folder):
     durations = [int(seconds) for seconds in EPOCH_END_LINE.findall(since_start)[-RECENT_EPOCHS:]]
     if durations:
         progress += f", about {round(statistics.median(durations) * (last_epoch - epoch + 1) / 60)} min left"
+    accuracies = VALIDATION_ACCURACY.findall(since_start)
+    if accuracies:
+        progress += f", validation {float(accuracies[-1]):.2%}"
     return progress
 
 

@@ -94,12 +94,14 @@ def test_the_listing_shows_the_command_that_runs_now(tmp_path):
     queue_path = tmp_path / "queue.txt"
     lists_the_queue = (f"{sys.executable} {os.path.join(REPO, 'run_queue.py')} {queue_path} "
                        f"--state-dir {tmp_path / 'state'} --list > {tmp_path / 'listing.txt'}")
-    two_epochs = r"Epoch 1/5\n3/3 - 60s - loss: 1\nEpoch 2/5\n3/3 - 100s - loss: 1\nEpoch 3/5\n"
+    two_epochs = (r"Epoch 1/5\n3/3 - 60s - loss: 1 - val_accuracy: 0.5000\nEpoch 2/5\n"
+                  r"3/3 - 100s - loss: 1 - val_accuracy: 0.6125 - val_unseen_accuracy: 0.6000\nEpoch 3/5\n")
     queue_path.write_text(f"echo Epoch 9/9\nprintf '{two_epochs}' && {lists_the_queue}\n")
     assert run_queue(tmp_path, queue_path).exit_code == 0
     during = [line.split()[2:4] for line in (tmp_path / "listing.txt").read_text().splitlines()]
     assert during == [["done", "echo"], ["running", "(epoch"]]
-    # the epoch it is on now, and three epochs left at the median 80 s of those finished: 4 minutes
-    assert "running (epoch 3/5, about 4 min left)" in (tmp_path / "listing.txt").read_text()
+    # the epoch it is on now, three epochs left at the median 80 s of those finished (4 minutes), and
+    # the last finished epoch's validation accuracy
+    assert "running (epoch 3/5, about 4 min left, validation 61.25%)" in (tmp_path / "listing.txt").read_text()
     after = [line.split()[2] for line in run_queue(tmp_path, queue_path, "--list").stdout.splitlines()]
     assert after == ["done", "done"]
