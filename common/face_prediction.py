@@ -33,6 +33,7 @@ class RunSummary:
     skipped: list = dataclasses.field(default_factory=list)  # found in a folder, could not be read
     written: list = dataclasses.field(default_factory=list)  # predictions.csv, then the annotated copies
     timelines: list = dataclasses.field(default_factory=list)  # each video's emotions over time
+    video_emotions: list = dataclasses.field(default_factory=list)  # (path, [(emotion, frames)], frames)
 
 
 class BatchedClassification:
@@ -160,6 +161,12 @@ class FacePredictionRun:
         with files.atomic_output(csv_path) as temporary_path:
             table.to_csv(temporary_path, index=False, float_format="%.4f")
         self.summary.written.insert(0, csv_path)
+        for video_path, points in self.timelines.items():
+            labels = np.array([probabilities.argmax() for _, probabilities in points])
+            counts = np.bincount(labels, minlength=len(class_names))
+            ranked = [(class_names[label], int(counts[label])) for label in np.argsort(-counts, kind="stable")
+                      if counts[label]]
+            self.summary.video_emotions.append((video_path, ranked, len(points)))
         if self.annotate_images:
             for video_path, points in self.timelines.items():
                 if len(points) >= 2:  # a line needs two frames with a face
@@ -223,6 +230,9 @@ def describe(summary, limit=10):
     """The run's closing lines: what was read and found, and the inputs with no face."""
     lines = [f"read {summary.images} images and {summary.frames} frames of {summary.videos} videos; "
              f"found {summary.faces} faces"]
+    for path, ranked, frames in summary.video_emotions:
+        shares = ", ".join(f"{emotion} {count / frames:.0%}" for emotion, count in ranked)
+        lines.append(f"{files.printable_path(path)}: the largest face of {frames} frames read with a face: {shares}")
     for what, paths in (("no face in", summary.without_face), ("skipped, unreadable:", summary.skipped)):
         if paths:
             shown = ", ".join(files.printable_path(path) for path in paths[:limit])

@@ -87,6 +87,9 @@ def test_every_nth_video_frame_is_read_and_the_annotated_video_written(tmp_path,
     timeline = cv2.imread(str(out / "clip_emotions.png"))  # the face's emotions over the video's time
     assert timeline is not None and timeline.shape[1] > 800
     assert "1 annotated copy in" in result.stdout
+    summary = next(line for line in result.stdout.splitlines() if "the largest face of" in line)
+    assert summary.startswith(f"{video_path}: the largest face of 3 frames read with a face: ")
+    assert sum(int(share.split()[1].rstrip("%")) for share in summary.split(": ")[-1].split(", ")) in (99, 100, 101)
     assert f"emotions over time: {out / 'clip_emotions.png'}" in result.stdout
     quiet = run_script("predict.py", video_path, "--detector", "none", "--no-annotate", "--model", trained_model,
                        "--out", tmp_path / "csv_only")
