@@ -405,9 +405,10 @@ def recipe_file_defaults(parser, path):
             values.pop("val_size", None)  # the settings count a fold's rows there too
     unknown = sorted(set(values) - {*config.RECIPE_OPTIONS, "recipe"})
     if unknown:
-        raise UsageError(f"--recipe {path}: {', '.join(map(repr, unknown))} {'is' if len(unknown) == 1 else 'are'} "
-                         f"not a recipe option; a recipe file sets {', '.join(config.RECIPE_OPTIONS)} and "
-                         f"'recipe' (the named recipe it changes)")
+        verb = "is" if len(unknown) == 1 else "are"
+        raise UsageError(f"--recipe {path}: {', '.join(map(repr, unknown))} {verb} not a recipe option; a "
+                         f"recipe file sets {', '.join(config.RECIPE_OPTIONS)} and 'recipe' (the named "
+                         f"recipe it changes)")
     base = values.pop("recipe", "report")
     if base not in config.RECIPES:
         raise UsageError(f"--recipe {path}: recipe {json.dumps(base)}: expected one of {', '.join(config.RECIPES)}")

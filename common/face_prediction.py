@@ -162,11 +162,7 @@ class FacePredictionRun:
             table.to_csv(temporary_path, index=False, float_format="%.4f")
         self.summary.written.insert(0, csv_path)
         for video_path, points in self.timelines.items():
-            labels = np.array([probabilities.argmax() for _, probabilities in points])
-            counts = np.bincount(labels, minlength=len(class_names))
-            ranked = [(class_names[label], int(counts[label])) for label in np.argsort(-counts, kind="stable")
-                      if counts[label]]
-            self.summary.video_emotions.append((video_path, ranked, len(points)))
+            self.summary.video_emotions.append((video_path, emotion_shares(points, class_names), len(points)))
         if self.annotate_images:
             for video_path, points in self.timelines.items():
                 if len(points) >= 2:  # a line needs two frames with a face
@@ -183,6 +179,13 @@ class FacePredictionRun:
                  f"{len(points)} frames read with a face (--every {self.every})")
         return plots.emotion_timeline(seconds, probabilities, class_names,
                                       os.path.join(self.out_dir, stem + "_emotions.png"), title)
+
+
+def emotion_shares(points, class_names):
+    """[(emotion, frames)] of the frames in `points` ((frame number, probabilities) each) by the
+    emotion of their face, most frequent first, emotions of no frame left out."""
+    counts = np.bincount([probabilities.argmax() for _, probabilities in points], minlength=len(class_names))
+    return [(class_names[label], int(counts[label])) for label in np.argsort(-counts, kind="stable") if counts[label]]
 
 
 def emotion_timeline(points, every, rate):
