@@ -256,6 +256,9 @@ def models_validation_split(dataset, val_size, model_paths, fallback=2400):
                        f"them apart, or give the rows to score all of them on")
     if own:
         rows, folds, fold = next(iter(own.values()))
+        if not rows and not folds:
+            raise BadValue(f"{next(iter(own))} trained on every row of {dataset.source}, so no rows are its "
+                           f"own to score it on; give the rows to score it on (it is flattered on any)")
         return split_validation(dataset, rows, for_training=False, folds=folds, fold=fold)
     return split_validation(dataset, dataset.default_validation_rows or min(len(dataset), fallback),
                             for_training=False)

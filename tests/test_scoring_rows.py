@@ -46,6 +46,12 @@ def test_models_of_other_data_or_without_settings_get_the_file_s_default_rows(tm
     assert scored_ids(dataset_of(3000, default_validation_rows=500), None, [bare]) == list(range(500))
 
 
+def test_a_model_trained_on_every_row_has_no_rows_of_its_own_to_score(tmp_path):
+    model = model_with_settings(tmp_path, "all_rows", validation_rows=0, training_rows=300)
+    with pytest.raises(BadValue, match="trained on every row of faces.csv, so no rows are its own"):
+        scored_ids(dataset_of(300), None, [model])
+
+
 def test_models_that_held_out_different_rows_are_refused_together(tmp_path):
     first = model_with_settings(tmp_path, "a", validation_rows=40, training_rows=260)
     second = model_with_settings(tmp_path, "b", validation_rows=30, training_rows=270)
