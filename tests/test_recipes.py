@@ -241,6 +241,15 @@ def test_a_teacher_of_another_fold_is_refused(tmp_path):
         distillation.check_teachers_validation(teachers, 160, 320, folds=2, fold=1)
 
 
+def test_a_teacher_of_other_data_is_named_not_refused(tmp_path, capsys):
+    from common import distillation
+
+    teacher = tmp_path / "fer2013_teacher.h5"  # e.g. the shipped model, for a student of one's own faces
+    files.write_json(files.settings_path(str(teacher)), {"validation_rows": 2400, "training_rows": 26309})
+    distillation.check_teachers_validation([model_lists.ListedModel(1.0, str(teacher), 0)], 50, 500)
+    assert f"note: the teacher {teacher} trained on other data (28709 rows, the student's 500)" in capsys.readouterr().err
+
+
 def test_the_distillation_loss_mixes_the_label_and_the_teacher():
     from common import distillation
 
