@@ -247,7 +247,8 @@ def test_a_teacher_of_other_data_is_named_not_refused(tmp_path, capsys):
     teacher = tmp_path / "fer2013_teacher.h5"  # e.g. the shipped model, for a student of one's own faces
     files.write_json(files.settings_path(str(teacher)), {"validation_rows": 2400, "training_rows": 26309})
     distillation.check_teachers_validation([model_lists.ListedModel(1.0, str(teacher), 0)], 50, 500)
-    assert f"note: the teacher {teacher} trained on other data (28709 rows, the student's 500)" in capsys.readouterr().err
+    note = capsys.readouterr().err
+    assert f"note: the teacher {teacher} trained on other data (28709 rows, the student's 500)" in note
 
 
 def test_the_distillation_loss_mixes_the_label_and_the_teacher():
