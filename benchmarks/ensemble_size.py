@@ -8,9 +8,9 @@ Usage:
     python benchmarks/ensemble_size.py data/fer2013.npz model_list.txt --subsets 50 --seed 0
 
 Every model predicts the validation rows (those the models validated on, read from their settings,
-or the first --val-size rows) once; the votes of subsets are then sums of those predictions. Weights of the list
-are ignored: every member counts once. Halves are printed for the first-k vote, so that a size
-picked on rows 0..1199 can be read on rows 1200..2399.
+or the first --val-size rows) once; the votes of subsets are then sums of those predictions.
+Weights of the list are ignored: every member counts once. Halves are printed for the first-k vote,
+so that a size picked on rows 0..1199 can be read on rows 1200..2399.
 """
 
 import itertools
