@@ -27,6 +27,7 @@ def main():
     options = cli.parse_continuation(parser)
 
     train_set, val_set = cli.load_training_data(options)
+    cli.check_learned_from([options.predictor], "predictor", train_set, val_set, options, "predictor")
     cli.check_same_validation_rows(options, val_set)
     combined = self_training.self_labelled_training_set(train_set, **cli.self_training_arguments(options))
     training_config, run_options = cli.training_run(options)

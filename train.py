@@ -68,7 +68,9 @@ def main():
         with cli.naming("--teacher"):
             teachers = model_lists.check_model_source(options.teacher, "teacher")
     train_set, val_set = cli.load_training_data(options)
-    source_rows = len(train_set) + len(val_set)
+    if teachers:
+        cli.check_learned_from([listed.path for listed in teachers], "teacher", train_set, val_set, options,
+                               "--teacher", options.teacher)
     if options.labeled_ratio < 1:
         train_set, _ = data.split_labelled(train_set, options.labeled_ratio, options.seed)
     training_config, run_options = cli.training_run(options)
@@ -80,7 +82,6 @@ def main():
         from common import distillation
 
         with cli.naming("--teacher", options.teacher):
-            distillation.check_teachers_validation(teachers, len(val_set), source_rows, options.folds, options.fold)
             cache_folder = options.out_dir if distribution.is_chief(strategy) else None
             soft_targets = distillation.teacher_probabilities(teachers, train_set.class_names, train_set.images,
                                                               options.teacher_tta, cache_folder)

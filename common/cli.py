@@ -76,20 +76,31 @@ def load_training_data(options, fallback=2400, class_names=None):
     return train_set, val_set
 
 
+def check_learned_from(model_paths, role, train_set, val_set, options, flag, value=None):
+    """Refuses models whose answers this run learns from (teachers, a predictor) if they validated on
+    other rows of its data than its `val_set` (`data.check_not_trained_on`); the message starts
+    with `flag value`."""
+    from common import data
+
+    run_rows = data.HeldOutRows(len(val_set), len(train_set) + len(val_set), options.folds, options.fold)
+    with naming(flag, value):
+        data.check_not_trained_on(model_paths, role, run_rows)
+
+
 def check_same_validation_rows(options, val_set):
     """Refuses a retraining run whose validation rows are not those the model validated on (another
     --val-size, --folds or --fold): its history's accuracies were measured on those rows, and rows
     that become validation rows now may have been trained on."""
-    saved_settings = files.read_json(files.settings_path(options.model)) or {}
-    saved_rows = saved_settings.get("validation_rows")
-    saved_split = (saved_settings.get("folds"), saved_settings.get("fold"))
-    if (saved_rows is not None and saved_rows != len(val_set)) or (options.folds, options.fold) != saved_split:
-        saved = (f"--folds {saved_split[0]} --fold {saved_split[1]}" if saved_split[0] else
-                 f"{saved_rows} validation rows")
-        given = f"--folds {options.folds} --fold {options.fold}" if options.folds else f"{len(val_set)} rows"
-        raise UsageError(f"{options.model} trained with {saved}, this run asks for {given}: a continued "
-                         "run validates on the model's own rows (leave --val-size, --folds and --fold "
-                         "out); to train on other rows, fine-tune it with train.py --init")
+    from common import data
+
+    saved = data.held_out_rows(options.model)
+    if saved is None:
+        return
+    if saved.split() != (len(val_set), options.folds, options.fold):
+        given = data.HeldOutRows(len(val_set), saved.total_rows, options.folds, options.fold).describe()
+        raise UsageError(f"{options.model} validated on {saved.describe()}, this run asks for {given}: a "
+                         "continued run validates on the model's own rows (leave --val-size, --folds and "
+                         "--fold out); to train on other rows, fine-tune it with train.py --init")
 
 
 def print_model_path(model_path):

@@ -227,6 +227,56 @@ def split_validation(dataset, val_size, for_training=True, fallback=2400, folds=
     return dataset.subset(slice(rows, None)), dataset.subset(slice(0, rows))
 
 
+@dataclasses.dataclass(frozen=True)
+class HeldOutRows:
+    """The rows a model validated on, from its saved settings: the first `rows` of the `total_rows`
+    of the data it trained on, or fold `fold` of `folds` equal blocks of them."""
+
+    rows: int
+    total_rows: int
+    folds: int | None = None
+    fold: int | None = None
+
+    def split(self):
+        """What tells two models' validation rows of one file apart."""
+        return self.rows, self.folds, self.fold
+
+    def describe(self):
+        if self.folds:
+            return f"fold {self.fold} of {self.folds} ({self.rows} of {self.total_rows} rows)"
+        return f"the first {self.rows} of {self.total_rows} rows"
+
+
+def held_out_rows(model_path):
+    """The `HeldOutRows` of a model trained by this toolkit, read from the settings saved beside it;
+    None when it has no settings file or they do not say (a model from elsewhere)."""
+    settings = files.read_json(files.settings_path(model_path)) or {}
+    rows, training_rows = settings.get("validation_rows"), settings.get("training_rows")
+    if rows is None or training_rows is None:
+        return None
+    return HeldOutRows(rows, rows + training_rows, settings.get("folds"), settings.get("fold"))
+
+
+def check_not_trained_on(model_paths, role, run_rows):
+    """Refuses a model whose answers a training run learns from (a `role` such as "teacher" or
+    "predictor") when its saved settings show other validation rows of the run's data than the
+    run's own `run_rows` (`HeldOutRows`): it may have trained on the rows the run is scored on, and
+    those would leak through its answers. A model of other data (another number of rows) gets a note
+    on stderr: whether it saw the run's validation faces cannot be told from its settings."""
+    for path in model_paths:
+        held = held_out_rows(path)
+        if held is None:
+            raise BadValue(f"{path} has no settings file beside it naming its validation rows, so they "
+                           f"are unknown; use a {role} trained by this toolkit")
+        if held.total_rows != run_rows.total_rows:
+            print(f"note: the {role} {path} trained on other data ({held.total_rows} rows, this run's "
+                  f"{run_rows.total_rows}); if those held this run's validation faces, its figures are "
+                  f"flattered", file=sys.stderr)
+        elif held.split() != run_rows.split():
+            raise BadValue(f"{path} was validated on {held.describe()}, this run on {run_rows.describe()}; "
+                           f"a {role} must not have trained on the rows the run is scored on")
+
+
 def models_validation_split(dataset, val_size, model_paths, fallback=2400):
     """(the other rows, the validation rows) of `dataset` to score the models `model_paths` on. Given
     `val_size`: the first rows it asks for, and a note on stderr for each model that trained on some
@@ -235,37 +285,28 @@ def models_validation_split(dataset, val_size, model_paths, fallback=2400):
     validation rows add up to its rows), which must agree; else the file's own validation part, or
     `fallback` rows, or every row of a smaller file. A BadValue names models of this data that held
     out different rows."""
-    own = {}
-    for path in model_paths:
-        settings = files.read_json(files.settings_path(path)) or {}
-        rows, training_rows = settings.get("validation_rows"), settings.get("training_rows")
-        if rows is not None and training_rows is not None and rows + training_rows == len(dataset):
-            own[path] = (rows, settings.get("folds"), settings.get("fold"))
+    own = {path: held for path in model_paths
+           if (held := held_out_rows(path)) and held.total_rows == len(dataset)}
     if val_size is not None:
         asked = validation_row_count(len(dataset), val_size)
-        for path, (rows, folds, _) in own.items():
-            if folds or rows < asked:
-                held_out = f"a fold of {folds}" if folds else f"the first {rows} rows"
-                print(f"note: {path} held out {held_out} of {dataset.source} and trained on the others: its "
-                      f"accuracy on these {asked} rows is flattered (leave --val-size out to score it on "
-                      f"its own rows)", file=sys.stderr)
+        for path, held in own.items():
+            if held.folds or held.rows < asked:
+                print(f"note: {path} held out {held.describe()} of {dataset.source} and trained on the "
+                      f"others: its accuracy on these {asked} rows is flattered (leave --val-size out to "
+                      f"score it on its own rows)", file=sys.stderr)
         return split_validation(dataset, val_size, for_training=False)
-    if len(set(own.values())) > 1:
-        described = "; ".join(f"{path}: {_described_validation(*split)}" for path, split in own.items())
+    if len({held.split() for held in own.values()}) > 1:
+        described = "; ".join(f"{path}: {held.describe()}" for path, held in own.items())
         raise BadValue(f"the models held out different rows of {dataset.source} ({described}); score "
                        f"them apart, or give the rows to score all of them on")
     if own:
-        rows, folds, fold = next(iter(own.values()))
-        if not rows and not folds:
-            raise BadValue(f"{next(iter(own))} trained on every row of {dataset.source}, so no rows are its "
+        path, held = next(iter(own.items()))
+        if not held.rows and not held.folds:
+            raise BadValue(f"{path} trained on every row of {dataset.source}, so no rows are its "
                            f"own to score it on; give the rows to score it on (it is flattered on any)")
-        return split_validation(dataset, rows, for_training=False, folds=folds, fold=fold)
+        return split_validation(dataset, held.rows, for_training=False, folds=held.folds, fold=held.fold)
     return split_validation(dataset, dataset.default_validation_rows or min(len(dataset), fallback),
                             for_training=False)
-
-
-def _described_validation(rows, folds, fold):
-    return f"fold {fold} of {folds}" if folds else f"the first {rows} rows"
 
 
 def fold_rows(total_rows, folds, fold):

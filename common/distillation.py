@@ -5,8 +5,8 @@ The teachers label every training face once, averaging each face and its mirror 
 of `--teacher-tta`); each teacher's result and their average are cached beside the output, keyed by
 the teachers' file contents, the faces and the views, so the next student with the same teachers
 skips it and an interrupted run keeps the teachers it finished. Teachers of the student's data must
-have been validated on the student's validation rows, so that none of them has trained on those
-rows; a teacher of other data is named.
+have been validated on the student's validation rows (`data.check_not_trained_on`, before TensorFlow
+loads), so that none of them has trained on those rows; a teacher of other data is named.
 
 Loss per face: (1 - w) * cross-entropy(label, student) + w * T^2 * KL(teacher_T || student_T),
 where `_T` means the distribution sharpened or softened by temperature T (p^(1/T), renormalised)
@@ -15,44 +15,11 @@ and w is `--distill-weight`.
 
 import hashlib
 import os
-import sys
 
 import keras
 import numpy as np
 
 from common import files
-from common.errors import BadValue
-
-
-def check_teachers_validation(teachers, validation_rows, source_rows, folds=None, fold=None):
-    """Refuses a teacher (of the `model_lists.ListedModel`s of `--teacher`) whose saved settings show
-    other validation rows of the student's data than the student's (the first `validation_rows` of
-    `source_rows`, or fold `fold` of `folds`): it may have trained on the rows the student is scored
-    on. A teacher of other data (another number of rows) gets a note on stderr: whether it saw the
-    student's validation faces cannot be told from its settings."""
-    for path in (listed.path for listed in teachers):
-        settings = files.read_json(files.settings_path(path))
-        if settings is None:
-            raise BadValue(f"{path} has no settings file beside it, so its validation rows are "
-                           f"unknown; use teachers trained by this toolkit")
-        teacher_rows = settings.get("validation_rows")
-        teacher_total = settings.get("training_rows", 0) + (teacher_rows or 0)
-        teacher_fold = (settings.get("folds"), settings.get("fold"))
-        if teacher_total != source_rows:
-            print(f"note: the teacher {path} trained on other data ({teacher_total} rows, the student's "
-                  f"{source_rows}); if those held the student's validation faces, its figures are "
-                  f"flattered", file=sys.stderr)
-            continue
-        if (teacher_rows, teacher_fold) != (validation_rows, (folds, fold)):
-            teacher_part = _described_rows(teacher_rows, teacher_total, *teacher_fold)
-            student_part = _described_rows(validation_rows, source_rows, folds, fold)
-            raise BadValue(f"{path} was validated on {teacher_part}, the student on {student_part}; "
-                           f"teachers must not have trained on the student's validation rows")
-
-
-def _described_rows(rows, total, folds, fold):
-    return (f"fold {fold} of {folds} ({rows} of {total} rows)" if folds
-            else f"the first {rows} of {total} rows")
 
 
 def cache_key(paths, images, tta):

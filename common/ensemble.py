@@ -4,7 +4,7 @@ faces and, with labels, the validation rows they are scored on (out of fold for 
 
 import numpy as np
 
-from common import data, files, model_lists
+from common import data, model_lists
 from common.errors import UsageError
 
 
@@ -24,15 +24,16 @@ def evaluation_rows(eval_path, val_size, listed_models):
     the models validated on, `data.models_validation_split`), "unseen" leaving out those with a copy
     among the other rows."""
     labelled = data.load_dataset(eval_path, require_labels=True)
-    folds = {listed.line_number: _fold_of(listed.path) for listed in listed_models}
-    if not any(folds.values()):
+    held = {listed.line_number: data.held_out_rows(listed.path) for listed in listed_models}
+    folds = {line: (rows.folds, rows.fold) for line, rows in held.items() if rows and rows.folds}
+    if not folds:
         model_paths = [listed.path for listed in listed_models]
         train_part, val_set = data.models_validation_split(labelled, val_size, model_paths)
         copied, relabelled = data.exact_copies(val_set, train_part)
         print(f"{copied.sum()} of the {len(val_set)} validation rows have an exact pixel copy among the "
               f"training rows ({relabelled.sum()} of them with another label); 'unseen' leaves them out")
         return val_set, ~copied, None
-    if not all(folds.values()) or len({count for count, _ in folds.values()}) != 1:
+    if len(folds) != len(held) or len({count for count, _ in folds.values()}) != 1:
         raise UsageError("out-of-fold scoring needs every listed model trained with the same --folds; "
                          "list fold members and other models apart")
     covered = np.zeros(len(labelled), dtype=bool)
@@ -46,12 +47,6 @@ def evaluation_rows(eval_path, val_size, listed_models):
     print(f"out-of-fold: {len(scored)} of the {len(labelled)} rows, each scored only by the models that "
           f"held it out; {repeated.sum()} of them repeat elsewhere in the file ('unseen' leaves them out)")
     return scored, ~repeated, held_out
-
-
-def _fold_of(model_path):
-    """(folds, fold) of a model trained with --folds, from its settings; else None."""
-    settings = files.read_json(files.settings_path(model_path)) or {}
-    return (settings["folds"], settings["fold"]) if settings.get("folds") else None
 
 
 def describe_halves(predicted, labels, unseen):

@@ -128,9 +128,9 @@ def test_retrain_refuses_epochs_that_make_no_sense(train_csv, trained_model):
 def test_retrain_refuses_validation_rows_other_than_the_models(train_csv, trained_model):
     saved_rows = files.read_json(files.settings_path(trained_model))["validation_rows"]
     assert_refused(run_script("retrain.py", train_csv, trained_model, 1, 2, "--val-size", saved_rows + 8),
-                   f"trained with {saved_rows} validation rows, this run asks for {saved_rows + 8} rows")
+                   f"validated on the first {saved_rows} of 320 rows, this run asks for the first {saved_rows + 8} of 320")
     assert_refused(run_script("retrain.py", train_csv, trained_model, 1, 2, "--folds", 4, "--fold", 1),
-                   "this run asks for --folds 4 --fold 1", "train.py --init")
+                   "this run asks for fold 1 of 4", "train.py --init")
 
 
 def write_not_a_model(path):

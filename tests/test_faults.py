@@ -112,15 +112,19 @@ def test_a_broken_model_file_is_refused_in_one_short_line(tmp_path, test_csv):
     (["make_faces.py", "{out}/faces.csv", "--rows", "0"], "expected a positive integer"),
     (["run_queue.py", "{out}/missing_queue.txt"], "cannot be read"),
     (["ship_model.py", "{test_csv}", "{missing_data}", "{model}", "--out-dir", "{out}/shipped"], "no such file or folder"),
+    (["train.py", "{train_csv}", "--val-size", "32", "--teacher", "{model}", "--out-dir", "{out}"],
+     "a teacher must not have trained on the rows the run is scored on"),
+    (["semi_train.py", "{train_csv}", "{test_csv}", "{model}", "--val-size", "32", "--out-dir", "{out}"],
+     "a predictor must not have trained on the rows the run is scored on"),
 ], ids=lambda value: value[0] if isinstance(value, list) else "")
-def test_every_script_checks_its_input_before_tensorflow_loads(tmp_path, test_csv, trained_model, arguments,
-                                                               message):
+def test_every_script_checks_its_input_before_tensorflow_loads(tmp_path, train_csv, test_csv, trained_model,
+                                                               arguments, message):
     fake = tmp_path / "no_tensorflow" / "tensorflow"  # importing it fails: the refusal must come first
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("raise ImportError('TensorFlow was loaded')\n")
     missing = tmp_path / "missing.h5"
     (tmp_path / "list.txt").write_text(f"1 {trained_model}\n1 {missing}\n")
-    values = dict(list=tmp_path / "list.txt", test_csv=test_csv, out=tmp_path, missing=missing,
+    values = dict(list=tmp_path / "list.txt", train_csv=train_csv, test_csv=test_csv, out=tmp_path, missing=missing,
                   missing_data=tmp_path / "missing.csv", model=trained_model)
     command = [sys.executable, os.path.join(REPO, arguments[0])] + [part.format(**values) for part in arguments[1:]]
     completed = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,

@@ -225,30 +225,26 @@ def test_a_teacher_validated_on_other_rows_is_refused(tmp_path, train_csv, train
     result = run_script("train.py", train_csv, "--epochs", 1, "--val-size", 32, "--teacher", trained_model,
                         "--out-dir", tmp_path)
     assert_refused(result, f"--teacher {trained_model}: {trained_model} was validated on the first 64 of 320 "
-                           f"rows, the student on the first 32 of 320",
-                   "teachers must not have trained on the student's validation rows")
+                           f"rows, this run on the first 32 of 320",
+                   "a teacher must not have trained on the rows the run is scored on")
 
 
 def test_a_teacher_of_another_fold_is_refused(tmp_path):
-    from common import distillation
-
-    teacher = tmp_path / "teacher.h5"
-    files.write_json(files.settings_path(str(teacher)),
-                     {"validation_rows": 160, "training_rows": 160, "folds": 2, "fold": 0})
-    teachers = [model_lists.ListedModel(1.0, str(teacher), 0)]
-    distillation.check_teachers_validation(teachers, 160, 320, folds=2, fold=0)  # the same rows
-    with pytest.raises(cli.BadValue, match="on fold 0 of 2 .160 of 320 rows., the student on fold 1 of 2"):
-        distillation.check_teachers_validation(teachers, 160, 320, folds=2, fold=1)
+    teacher = str(tmp_path / "teacher.h5")
+    files.write_json(files.settings_path(teacher), {"validation_rows": 160, "training_rows": 160, "folds": 2, "fold": 0})
+    data.check_not_trained_on([teacher], "teacher", data.HeldOutRows(160, 320, 2, 0))  # the same rows
+    with pytest.raises(cli.BadValue, match="on fold 0 of 2 .160 of 320 rows., this run on fold 1 of 2"):
+        data.check_not_trained_on([teacher], "teacher", data.HeldOutRows(160, 320, 2, 1))
+    with pytest.raises(cli.BadValue, match="no settings file beside it"):
+        data.check_not_trained_on([str(tmp_path / "bare.h5")], "teacher", data.HeldOutRows(160, 320, 2, 0))
 
 
 def test_a_teacher_of_other_data_is_named_not_refused(tmp_path, capsys):
-    from common import distillation
-
-    teacher = tmp_path / "fer2013_teacher.h5"  # e.g. the shipped model, for a student of one's own faces
-    files.write_json(files.settings_path(str(teacher)), {"validation_rows": 2400, "training_rows": 26309})
-    distillation.check_teachers_validation([model_lists.ListedModel(1.0, str(teacher), 0)], 50, 500)
+    teacher = str(tmp_path / "fer2013_teacher.h5")  # e.g. the shipped model, for a student of one's own faces
+    files.write_json(files.settings_path(teacher), {"validation_rows": 2400, "training_rows": 26309})
+    data.check_not_trained_on([teacher], "teacher", data.HeldOutRows(50, 500))
     note = capsys.readouterr().err
-    assert f"note: the teacher {teacher} trained on other data (28709 rows, the student's 500)" in note
+    assert f"note: the teacher {teacher} trained on other data (28709 rows, this run's 500)" in note
 
 
 def test_the_distillation_loss_mixes_the_label_and_the_teacher():

@@ -186,6 +186,13 @@ def test_semi_supervised_training_and_retraining(tmp_path, train_csv, test_csv, 
     assert os.path.basename(again.last_line).endswith("_" + os.path.basename(model_path))
 
 
+def test_a_predictor_validated_on_other_rows_is_refused(tmp_path, train_csv, test_csv, trained_model):
+    result = run_script("semi_train.py", train_csv, test_csv, trained_model, "--val-size", 32, "--out-dir", tmp_path)
+    assert_refused(result, f"predictor: {trained_model} was validated on the first 64 of 320 rows, this run on "
+                           "the first 32 of 320", "a predictor must not have trained on the rows the run is scored on")
+    assert os.listdir(tmp_path) == []  # nothing written
+
+
 def test_thresholds_outside_zero_to_one_are_refused(train_csv, test_csv, trained_model):
     assert_refused(run_script("semi_train.py", train_csv, test_csv, trained_model, "--threshold", 1.5),
                    "argument --threshold: expected a number between 0 and 1, got '1.5'")
