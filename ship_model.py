@@ -1,12 +1,12 @@
 """Ships a trained model with the toolkit: a plain-Keras float32 copy in pretrained/ (the default
-model) or pretrained/small/ (the second, small one: `--model pretrained-small`) with its training
+model) or pretrained/vgg/ (the second, VGG-style one: `--model pretrained-vgg`) with its training
 records, its test-split predictions in results/, and a model card whose every figure is measured
 now, on the shipped file.
 
 Usage:
     python ship_model.py data/fer2013.npz data/fer2013.npz models/long_s0/0.712083.h5
     python ship_model.py train.csv test.csv models/0.691667.h5 --name fer_vgg
-    python ship_model.py data/fer2013.npz data/fer2013.npz models/small/0.695000.h5 --out-dir pretrained/small
+    python ship_model.py data/fer2013.npz data/fer2013.npz models/strong/0.695000.h5 --out-dir pretrained/vgg
 
 TRAIN_DATA is the labelled file the model was trained on: the validation rows its _settings.json
 names (the first rows, or a fold) are scored single view and with --tta, on every row and on the
@@ -35,7 +35,7 @@ def main():
     parser.add_argument("--name", help="file name before the accuracy (default: fer_<arch>, e.g. fer_vgg)")
     parser.add_argument("--out-dir", type=cli.output_folder, default=files.PRETRAINED_FOLDER,
                         help="the folder of the shipped model: pretrained (the default model) or "
-                             "pretrained/small (the second shipped model, 'pretrained-small')")
+                             "pretrained/vgg (the second shipped model, 'pretrained-vgg')")
     parser.add_argument("--results", type=cli.output_folder, default="results",
                         help="the folder of test-split predictions")
     options = parser.parse_args()

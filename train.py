@@ -44,9 +44,9 @@ def main():
                         help="share of the teacher term in the loss; the rest is the label's "
                              "cross-entropy")
     parser.add_argument("--init", metavar="MODEL", type=cli.model_or_shipped,
-                        help="start from this trained .h5 model ('pretrained': the shipped one; "
-                             "'pretrained-small': the shipped small CNN) instead of fresh weights; --arch is "
-                             "then the model's own")
+                        help="start from this trained .h5 model ('pretrained': the default shipped one, "
+                             "the small CNN; 'pretrained-vgg': the shipped VGG-style CNN) instead of fresh "
+                             "weights; --arch is then the model's own")
     parser.add_argument("--freeze", type=cli.non_negative_int, default=0,
                         help="with --init: keep the weights of the first N layers that have weights")
     parser.add_argument("--freeze-until", metavar="LAYER",

@@ -2,7 +2,7 @@
 fitted on one half of them calibrates the other half better.
 
 Usage:
-    python benchmarks/calibration.py data/fer2013.npz pretrained pretrained-small model_list.txt
+    python benchmarks/calibration.py data/fer2013.npz pretrained pretrained-vgg model_list.txt
 
 For each model (a .h5/.keras file, a shipped model's name or a model list, soft voting), single
 view and with --tta: accuracy, mean top probability, expected calibration error (10 equal bins of

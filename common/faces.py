@@ -415,7 +415,7 @@ def classify_faces(image, classifier=None, detector=DEFAULT_DETECTOR, tta=False,
                    min_face=DEFAULT_MIN_FACE):
     """The faces in `image` (a path, or a BGR or grey array as OpenCV gives) with their class
     probabilities. `classifier`: a model path, a model list path, a Keras model, a
-    `prediction.Classifier`, the name of a shipped model ('pretrained', 'pretrained-small'), or None
+    `prediction.Classifier`, the name of a shipped model ('pretrained', 'pretrained-vgg'), or None
     for the default shipped model. `detector`: a name in `config.DETECTORS` or a detector object."""
     from common import files, prediction  # TensorFlow loads only when something is classified
 

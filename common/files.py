@@ -26,8 +26,9 @@ REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRETRAINED_FOLDER = os.path.join(REPOSITORY, "pretrained")
 DEFAULT_SHIPPED_MODEL = "pretrained"
 SHIPPED_MODEL_FOLDERS = {  # the names that stand for the models that come with the toolkit
-    DEFAULT_SHIPPED_MODEL: PRETRAINED_FOLDER,  # the most accurate: every script's default
-    "pretrained-small": os.path.join(PRETRAINED_FOLDER, "small"),  # the small CNN: faster, a little less accurate
+    DEFAULT_SHIPPED_MODEL: PRETRAINED_FOLDER,  # the most accurate on validation: every script's default
+    "pretrained-vgg": os.path.join(PRETRAINED_FOLDER, "vgg"),  # the VGG-style CNN shipped beside it
+    "pretrained-small": PRETRAINED_FOLDER,  # the small CNN, which the default model now is
 }
 HISTORY_SUFFIX = "_history.csv"
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_unseen_accuracy", "seconds")
@@ -56,7 +57,7 @@ def pretrained_model_path(name=DEFAULT_SHIPPED_MODEL):
 
 def model_path_or_shipped(text):
     """`text` itself (a model file or list), or the path of the shipped model it names ('pretrained',
-    'pretrained-small')."""
+    'pretrained-vgg', 'pretrained-small')."""
     return pretrained_model_path(text) if text in SHIPPED_MODEL_FOLDERS else text
 
 

@@ -2,7 +2,7 @@
 
 A model list has one model a line, `WEIGHT PATH`: the weight a positive number, the path relative
 to the list file's folder or absolute, or the name of a shipped model (`pretrained`,
-`pretrained-small`). A line may end with `pixel-scale=raw|unit|symmetric` for a
+`pretrained-vgg`). A line may end with `pixel-scale=raw|unit|symmetric` for a
 model from elsewhere that expects pixel values 0..255, 0..1 or -1..1 (this toolkit's models take
 raw values). Blank lines and `#` comments are ignored. A model file is named `.h5` or `.keras`
 (`config.MODEL_SUFFIXES`); any other file is read as a list.

@@ -174,8 +174,8 @@ def _folder(path):
     return path
 
 
-def test_both_shipped_models_are_found_and_small():
-    for name in files.SHIPPED_MODEL_FOLDERS:  # pretrained, pretrained-small
+def test_every_shipped_model_is_found_and_small():
+    for name in files.SHIPPED_MODEL_FOLDERS:  # pretrained, pretrained-vgg, pretrained-small
         path = files.pretrained_model_path(name)
         assert os.path.getsize(path) <= 10 * 1024 * 1024
         assert os.path.isfile(os.path.join(os.path.dirname(path), "MODEL_CARD.md"))
@@ -196,13 +196,13 @@ def test_a_fresh_clone_classifies_the_example_photo_with_the_shipped_model(tmp_p
     assert f"model: {files.pretrained_model_path()}" in result.stdout
 
 
-def test_the_shipped_small_model_classifies_the_example_photo(tmp_path):
-    result = run_script("predict.py", EXAMPLE_PHOTO, "--model", "pretrained-small", "--out", tmp_path / "out",
+def test_the_second_shipped_model_classifies_the_example_photo(tmp_path):
+    result = run_script("predict.py", EXAMPLE_PHOTO, "--model", "pretrained-vgg", "--out", tmp_path / "out",
                         "--no-annotate")
     assert result.exit_code == 0, result.stderr
     (row,) = read_predictions(tmp_path / "out")
     assert row["emotion"] == "happy"
-    assert f"model: {files.pretrained_model_path('pretrained-small')}" in result.stdout
+    assert f"model: {files.pretrained_model_path('pretrained-vgg')}" in result.stdout
 
 
 def test_test_py_uses_the_shipped_model_when_none_is_given(tmp_path, test_csv):

@@ -204,7 +204,7 @@ def test_each_teacher_of_a_list_is_kept_so_an_interrupted_labelling_resumes_afte
     from common import distillation
 
     teachers = [model_lists.ListedModel(1.0, str(trained_model), 1),
-                model_lists.ListedModel(3.0, files.pretrained_model_path("pretrained-small"), 2)]
+                model_lists.ListedModel(3.0, files.pretrained_model_path("pretrained-vgg"), 2)]
     images = np.random.default_rng(0).integers(0, 256, (20, 48, 48), dtype=np.uint8)
     average = distillation.teacher_probabilities(teachers, data.FER2013_CLASSES, images, False, str(tmp_path))
     member_paths = [tmp_path / f".teacher-{distillation.cache_key([listed.path], images, False)}.npy"

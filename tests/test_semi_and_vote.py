@@ -99,13 +99,13 @@ def test_model_list_reads_weights_paths_and_comments(tmp_path):
 
 def test_a_list_line_may_name_a_shipped_model(tmp_path, monkeypatch):
     (tmp_path / "shipped").mkdir()
-    (tmp_path / "shipped" / "fer_small_0.690000.h5").write_bytes(HDF5_SIGNATURE)
-    monkeypatch.setitem(files.SHIPPED_MODEL_FOLDERS, "pretrained-small", str(tmp_path / "shipped"))
+    (tmp_path / "shipped" / "fer_vgg_0.690000.h5").write_bytes(HDF5_SIGNATURE)
+    monkeypatch.setitem(files.SHIPPED_MODEL_FOLDERS, "pretrained-vgg", str(tmp_path / "shipped"))
     monkeypatch.setitem(files.SHIPPED_MODEL_FOLDERS, "pretrained", str(tmp_path / "nothing shipped"))
-    listed = model_lists.read_model_list(str(write_list(tmp_path, "1 pretrained-small\n")))
-    assert [model.path for model in listed] == [str(tmp_path / "shipped" / "fer_small_0.690000.h5")]
+    listed = model_lists.read_model_list(str(write_list(tmp_path, "1 pretrained-vgg\n")))
+    assert [model.path for model in listed] == [str(tmp_path / "shipped" / "fer_vgg_0.690000.h5")]
     with pytest.raises(UsageError, match=r"model_list.txt: line 2: .*nothing shipped.*'pretrained'"):
-        model_lists.read_model_list(str(write_list(tmp_path, "1 pretrained-small\n1 pretrained\n")))
+        model_lists.read_model_list(str(write_list(tmp_path, "1 pretrained-vgg\n1 pretrained\n")))
 
 
 @pytest.mark.parametrize("text, message", [

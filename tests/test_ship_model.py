@@ -68,23 +68,23 @@ def test_a_model_without_its_settings_is_refused_before_anything_is_written(tmp_
     assert not (tmp_path / "pretrained").exists() and not (tmp_path / "results").exists()
 
 
-def test_a_fine_tuned_small_model_ships_under_its_name(tmp_path, monkeypatch, train_csv, test_csv, trained_model):
-    small_folder = tmp_path / "pretrained" / "small"
-    monkeypatch.setitem(files.SHIPPED_MODEL_FOLDERS, "pretrained-small", str(small_folder))
+def test_a_fine_tuned_second_model_ships_under_its_name(tmp_path, monkeypatch, train_csv, test_csv, trained_model):
+    second_folder = tmp_path / "pretrained" / "vgg"
+    monkeypatch.setitem(files.SHIPPED_MODEL_FOLDERS, "pretrained-vgg", str(second_folder))
     # before anything is shipped there, the name is refused in one line that names the folder
-    assert_refused(run_script("test.py", test_csv, tmp_path / "before.csv", "pretrained-small"),
-                   str(small_folder), "pretrained-small")
+    assert_refused(run_script("test.py", test_csv, tmp_path / "before.csv", "pretrained-vgg"),
+                   str(second_folder), "pretrained-vgg")
 
     tuned = run_script("train.py", train_csv, "--recipe", "finetune", "--init", trained_model, "--epochs", 2,
                        "--val-size", 64, "--batch-size", 64, "--out-dir", tmp_path / "tuned")
     assert tuned.exit_code == 0, tuned.stderr
-    shipped = run_script("ship_model.py", train_csv, test_csv, tuned.last_line, "--out-dir", small_folder,
+    shipped = run_script("ship_model.py", train_csv, test_csv, tuned.last_line, "--out-dir", second_folder,
                          "--results", tmp_path / "results")
     assert shipped.exit_code == 0, shipped.stderr
 
-    card = (small_folder / "MODEL_CARD.md").read_text()
+    card = (second_folder / "MODEL_CARD.md").read_text()
     prose = " ".join(card.split())
-    assert "`--model pretrained-small` picks it" in prose
+    assert "`--model pretrained-vgg` picks it" in prose
     assert f"Started from `{os.path.basename(trained_model)}`" in prose
     assert re.fullmatch(r"fer_seed_0\.\d{6}\.h5", os.path.basename(shipped.last_line))  # the model's own arch
     first_command = files.read_json(files.settings_path(trained_model))["command"]
@@ -92,7 +92,7 @@ def test_a_fine_tuned_small_model_ships_under_its_name(tmp_path, monkeypatch, tr
     assert card.index(f"python {first_command}\n") < card.index(f"python {tuning_command}\n")
 
     # the name now stands for the shipped file: the same predictions as the file named explicitly
-    by_name = run_script("test.py", test_csv, tmp_path / "by_name.csv", "pretrained-small")
+    by_name = run_script("test.py", test_csv, tmp_path / "by_name.csv", "pretrained-vgg")
     by_path = run_script("test.py", test_csv, tmp_path / "by_path.csv", shipped.last_line)
     assert by_name.exit_code == 0 and by_path.exit_code == 0, by_name.stderr + by_path.stderr
     assert f"with {shipped.last_line}" in by_name.stdout
