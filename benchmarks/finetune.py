@@ -1,5 +1,5 @@
-"""Fine-tuning the shipped model against training from scratch, by the number of labelled faces per
-class, on faces the shipped model has never seen.
+"""Fine-tuning the shipped VGG-style model (`pretrained-vgg`) against training the same architecture
+from scratch, by the number of labelled faces per class, on faces the shipped models have never seen.
 
 Usage:
     python benchmarks/finetune.py                                  # generated faces, 10/30/100/300 a class
@@ -19,7 +19,7 @@ For each size, a data file holds 100 validation faces per class first (the same 
 apart from the training faces) and then that many training faces per class; both runs get the same
 budget (--epochs at --batch-size over the same rows) and keep their last epoch:
 - scratch:   train.py FILE --recipe strong --epochs E --batch-size B --val-size V
-- fine-tune: train.py FILE --recipe finetune --init pretrained [--new-head] --head-init random|fit
+- fine-tune: train.py FILE --recipe finetune --init pretrained-vgg [--new-head] --head-init random|fit
              --epochs E --batch-size B --val-size V
   (random: the new last layer starts from random weights; fit: from a logistic regression on the
   shipped model's features of the training faces)
@@ -44,8 +44,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VALIDATION_PER_CLASS = 100
 METHODS = {
     "scratch": ["--recipe", "strong"],
-    "fine-tune, random head": ["--recipe", "finetune", "--init", "pretrained", "--head-init", "random"],
-    "fine-tune, fitted head": ["--recipe", "finetune", "--init", "pretrained", "--head-init", "fit"],
+    "fine-tune, random head": ["--recipe", "finetune", "--init", "pretrained-vgg", "--head-init", "random"],
+    "fine-tune, fitted head": ["--recipe", "finetune", "--init", "pretrained-vgg", "--head-init", "fit"],
 }
 SHIPPED_VALIDATION_ROWS = 2400  # the shipped model's validation rows: it never trained on them
 FER2013_GROUPS = {"negative": ("angry", "disgust", "fear", "sad"), "happy": ("happy",), "neutral": ("neutral",)}
