@@ -28,7 +28,7 @@ def main():
     model_lists.check_model_file(options.model, "the .h5 model to continue")
     saved_classes = classes.saved_class_names(options.model)
     train_set, val_set = cli.load_training_data(options, class_names=saved_classes)
-    cli.check_same_validation_rows(options, val_set)
+    cli.check_same_validation_rows(options, train_set, val_set)
     if saved_classes:
         classes.check_same(saved_classes, train_set.class_names, options.train_data, options.model)
     training_config, run_options = cli.training_run(options)

@@ -28,7 +28,7 @@ def main():
 
     train_set, val_set = cli.load_training_data(options)
     cli.check_learned_from([options.predictor], "predictor", train_set, val_set, options, "predictor")
-    cli.check_same_validation_rows(options, val_set)
+    cli.check_same_validation_rows(options, train_set, val_set)
     combined = self_training.self_labelled_training_set(train_set, **cli.self_training_arguments(options))
     training_config, run_options = cli.training_run(options)
     cli.lock_run(training_config, run_options)  # a second live run of this command stops here

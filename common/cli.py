@@ -82,25 +82,30 @@ def check_learned_from(model_paths, role, train_set, val_set, options, flag, val
     with `flag value`."""
     from common import data
 
-    run_rows = data.HeldOutRows(len(val_set), len(train_set) + len(val_set), options.folds, options.fold)
     with naming(flag, value):
-        data.check_not_trained_on(model_paths, role, run_rows)
+        data.check_not_trained_on(model_paths, role, run_held_out_rows(train_set, val_set, options))
 
 
-def check_same_validation_rows(options, val_set):
+def run_held_out_rows(train_set, val_set, options):
+    """This run's own validation rows as a `data.HeldOutRows`: `val_set` of all the data's rows, the
+    first ones or `--fold` of `--folds`."""
+    from common import data
+
+    return data.HeldOutRows(len(val_set), len(train_set) + len(val_set), options.folds, options.fold)
+
+
+def check_same_validation_rows(options, train_set, val_set):
     """Refuses a retraining run whose validation rows are not those the model validated on (another
     --val-size, --folds or --fold): its history's accuracies were measured on those rows, and rows
     that become validation rows now may have been trained on."""
     from common import data
 
-    saved = data.held_out_rows(options.model)
-    if saved is None:
-        return
-    if saved.split() != (len(val_set), options.folds, options.fold):
-        given = data.HeldOutRows(len(val_set), saved.total_rows, options.folds, options.fold).describe()
-        raise UsageError(f"{options.model} validated on {saved.describe()}, this run asks for {given}: a "
-                         "continued run validates on the model's own rows (leave --val-size, --folds and "
-                         "--fold out); to train on other rows, fine-tune it with train.py --init")
+    saved, asked = data.held_out_rows(options.model), run_held_out_rows(train_set, val_set, options)
+    if saved is not None and saved.split() != asked.split():
+        raise UsageError(f"{options.model} validated on {saved.describe()}, this run asks for "
+                         f"{asked.describe()}: a continued run validates on the model's own rows (leave "
+                         "--val-size, --folds and --fold out); to train on other rows, fine-tune it with "
+                         "train.py --init")
 
 
 def print_model_path(model_path):
