@@ -10,6 +10,7 @@ Usage:
     python train.py train.csv --precision fp32     # plain float32 instead of mixed bfloat16
     python train.py train.csv --labeled-ratio 0.5  # half the labels: semi_train.py's baseline
     python train.py data.npz --recipe strong --teacher model_list.txt   # distil an ensemble into one
+    python train.py data.npz --recipe strong --teacher model_list.txt --unlabelled data.npz  # + its test faces
     python train.py faces/ --recipe finetune --init pretrained        # fine-tune the shipped model
     python train.py faces/ --recipe finetune --init pretrained --freeze 10 --new-head
     python train.py faces/ --classes happy,sad,contempt   # image folders, three classes in this order
@@ -38,6 +39,11 @@ def main():
                              "shipped model)")
     parser.add_argument("--teacher-tta", action="store_true",
                         help="teachers average 10 views of each face instead of the face and its mirror")
+    parser.add_argument("--unlabelled", metavar="FACES",
+                        help="with --teacher: unlabelled faces (the course's test.csv, the test part of an "
+                             ".npz) that join the training rows, labelled by the teachers (their most "
+                             "likely class as the label, their probabilities as the distillation target); "
+                             "faces that are exact copies of validation faces are left out")
     parser.add_argument("--temperature", type=cli.positive_float, default=2.0,
                         help="distillation temperature T of teacher and student distributions")
     parser.add_argument("--distill-weight", type=cli.fraction, default=0.7,
@@ -71,6 +77,7 @@ def main():
     if teachers:
         cli.check_learned_from([listed.path for listed in teachers], "teacher", train_set, val_set, options,
                                "--teacher", options.teacher)
+    unlabelled = options.unlabelled and cli.load_unlabelled_faces(options.unlabelled, val_set, "--unlabelled")
     if options.labeled_ratio < 1:
         train_set, _ = data.split_labelled(train_set, options.labeled_ratio, options.seed)
     training_config, run_options = cli.training_run(options)
@@ -85,6 +92,11 @@ def main():
             cache_folder = options.out_dir if distribution.is_chief(strategy) else None
             soft_targets = distillation.teacher_probabilities(teachers, train_set.class_names, train_set.images,
                                                               options.teacher_tta, cache_folder)
+            if unlabelled:
+                train_set, soft_targets = distillation.with_teacher_labelled_faces(
+                    train_set, soft_targets, unlabelled,
+                    distillation.teacher_probabilities(teachers, train_set.class_names, unlabelled.images,
+                                                       options.teacher_tta, cache_folder))
     build_model = models.builder(options.arch)
     if options.init:
         from common import finetuning
@@ -101,7 +113,10 @@ def main():
 
 
 def _check_initial_model(options):
-    """--init names an existing model (or 'pretrained'); the freezing options need it."""
+    """--init names an existing model (or 'pretrained'); the freezing options need it; --unlabelled
+    needs --teacher."""
+    if options.unlabelled and not options.teacher:
+        raise cli.UsageError("--unlabelled faces are labelled by the teachers: give --teacher MODEL_OR_LIST too")
     if options.init:
         model_lists.check_model_file(options.init, "a .h5 model or 'pretrained'", "--init")
     elif options.freeze or options.freeze_until or options.new_head:

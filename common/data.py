@@ -53,6 +53,8 @@ class Dataset:
     usage: np.ndarray | None = None  # (rows,) index into USAGES, for Kaggle's fer2013.csv
     default_validation_rows: int | None = None  # the file's own validation part: its first rows
     class_names: tuple = FER2013_CLASSES  # the name of each label
+    split_from_rows: int | None = None  # a training or validation part: the rows of the data split
+    model_labelled_rows: int = 0  # rows added at the end, labelled by a model (self-labels, teachers)
 
     def __len__(self):
         return len(self.images)
@@ -62,7 +64,7 @@ class Dataset:
         labels = None if self.labels is None else self.labels[rows]
         usage = None if self.usage is None else self.usage[rows]
         return Dataset(self.images[rows], labels, self.ids[rows], self.source, usage,
-                       class_names=self.class_names)
+                       class_names=self.class_names, split_from_rows=self.split_from_rows)
 
 
 USAGES = (b"Training", b"PublicTest", b"PrivateTest")
@@ -213,7 +215,7 @@ def split_validation(dataset, val_size, for_training=True, fallback=2400, folds=
     if folds:
         held_out = np.zeros(len(dataset), dtype=bool)
         held_out[fold_rows(len(dataset), folds, fold)] = True
-        return dataset.subset(~held_out), dataset.subset(held_out)
+        return _parts_of(dataset, ~held_out, held_out)
     if val_size is None:
         val_size = dataset.default_validation_rows or fallback
     rows = validation_row_count(len(dataset), val_size)
@@ -224,7 +226,15 @@ def split_validation(dataset, val_size, for_training=True, fallback=2400, folds=
     if for_training and rows >= len(dataset):
         raise BadValue(f"{rows} validation rows leave no training rows: {dataset.source} has "
                        f"{len(dataset)} rows; ask for fewer")
-    return dataset.subset(slice(rows, None)), dataset.subset(slice(0, rows))
+    return _parts_of(dataset, slice(rows, None), slice(0, rows))
+
+
+def _parts_of(dataset, training_rows, validation_rows):
+    """(training part, validation part) of `dataset`, each knowing how many rows it was split from."""
+    parts = dataset.subset(training_rows), dataset.subset(validation_rows)
+    for part in parts:
+        part.split_from_rows = len(dataset)
+    return parts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,7 +264,9 @@ def held_out_rows(model_path):
     rows, training_rows = settings.get("validation_rows"), settings.get("training_rows")
     if rows is None or training_rows is None:
         return None
-    return HeldOutRows(rows, rows + training_rows, settings.get("folds"), settings.get("fold"))
+    # the data's rows; settings written before "data_rows" was kept hold the data's training rows
+    total_rows = settings.get("data_rows") or rows + training_rows
+    return HeldOutRows(rows, total_rows, settings.get("folds"), settings.get("fold"))
 
 
 def check_not_trained_on(model_paths, role, run_rows):
@@ -360,11 +372,23 @@ def split_labelled(dataset, labeled_ratio, seed=0):
     return dataset.subset(keep), dataset.subset(~keep)
 
 
-def concatenate(first, second, source):
-    """One labelled Dataset holding the rows of both (which share their classes)."""
-    return Dataset(np.concatenate([first.images, second.images]),
-                   np.concatenate([first.labels, second.labels]),
-                   np.concatenate([first.ids, second.ids]), source, class_names=first.class_names)
+def with_model_labelled_rows(dataset, added, source):
+    """One labelled Dataset: the rows of `dataset` followed by those of `added`, faces labelled by a
+    model (self-labels, teachers' answers) in the same classes; it keeps the count of the rows
+    `dataset` was split from and counts the rows a model labelled."""
+    return Dataset(np.concatenate([dataset.images, added.images]),
+                   np.concatenate([dataset.labels, added.labels]),
+                   np.concatenate([dataset.ids, added.ids]), source, class_names=dataset.class_names,
+                   split_from_rows=dataset.split_from_rows,
+                   model_labelled_rows=dataset.model_labelled_rows + len(added))
+
+
+def without_copies_of(dataset, other):
+    """`dataset` less its rows whose pixels are an exact copy of a face of `other`, and how many
+    rows that left out."""
+    others = {image.tobytes() for image in other.images}
+    copied = np.array([image.tobytes() in others for image in dataset.images], dtype=bool)
+    return dataset.subset(~copied), int(copied.sum())
 
 
 def validation_row_count(total_rows, val_size):

@@ -19,7 +19,7 @@ import os
 import keras
 import numpy as np
 
-from common import files
+from common import data, files
 
 
 def cache_key(paths, images, tta):
@@ -82,6 +82,19 @@ def _keep(cache_path, probabilities):
     if cache_path and not os.path.exists(cache_path):  # a list of one teacher: kept as that teacher
         with files.atomic_output(cache_path) as temporary_path, open(temporary_path, "wb") as handle:
             np.save(handle, probabilities)
+
+
+def with_teacher_labelled_faces(train_set, soft_targets, faces, face_targets):
+    """(training rows, their targets) with the unlabelled `faces` added: each labelled with the
+    teachers' most likely class, its distillation target the teachers' probabilities `face_targets`
+    (rows, classes). Prints how many joined, by class."""
+    labels = face_targets.argmax(axis=1)
+    labelled = data.Dataset(faces.images, labels, faces.ids, faces.source, class_names=train_set.class_names)
+    counts = np.bincount(labels, minlength=len(train_set.class_names))
+    print(f"{len(faces)} unlabelled faces of {faces.source} join the {len(train_set)} training rows, labelled "
+          "by the teachers: " + ", ".join(f"{name} {count}" for name, count in zip(train_set.class_names, counts)))
+    return (data.with_model_labelled_rows(train_set, labelled, f"{train_set.source} + {faces.source}"),
+            np.concatenate([soft_targets, face_targets]))
 
 
 def sharpened(probabilities, temperature):

@@ -74,12 +74,14 @@ def recipe_sentence(settings, teachers=()):
 def distillation_words(settings, teachers=()):
     """`distilled from LIST (the averaged probabilities of A and B, ten views of each face)`."""
     views = "ten views of each face" if settings.get("teacher_tta") else "each face and its mirror"
+    faces = (f", on the training rows and the unlabelled faces of {settings['unlabelled']}"
+             if settings.get("unlabelled") else "")
     if len(teachers) < 2:
-        return f"distilled from {settings['teacher']} ({views})"
+        return f"distilled from {settings['teacher']} ({views}){faces}"
     equal = len({weight for weight, _ in teachers}) == 1
     names = [f"`{path}`" if equal else f"`{path}` (weight {weight:g})" for weight, path in teachers]
     members = ", ".join(names[:-1]) + " and " + names[-1]
-    return f"distilled from {settings['teacher']} (the averaged probabilities of {members}, {views})"
+    return f"distilled from {settings['teacher']} (the averaged probabilities of {members}, {views}){faces}"
 
 
 def augmentation_words(augment):
@@ -93,12 +95,15 @@ def augmentation_words(augment):
 
 
 def validation_sentence(settings):
-    """Which rows validated the run."""
+    """Which rows validated the run, and which trained it."""
+    labelled_by_model = settings.get("model_labelled_rows") or 0
+    training = f"the other {settings['training_rows'] - labelled_by_model:,}"
+    if labelled_by_model:
+        training += f" and {labelled_by_model:,} faces labelled by a model"
     if settings.get("folds"):
         return (f"block {settings['fold']} of {settings['folds']} equal blocks of its rows "
-                f"({settings['validation_rows']:,} rows); training: the other {settings['training_rows']:,}")
-    return (f"its first {settings['validation_rows']:,} rows; training: the other "
-            f"{settings['training_rows']:,}")
+                f"({settings['validation_rows']:,} rows); training: {training}")
+    return f"its first {settings['validation_rows']:,} rows; training: {training}"
 
 
 def per_class_table(counts, class_names):

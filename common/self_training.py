@@ -50,4 +50,4 @@ def self_labelled_training_set(train_set, test_data, predictor_path, labeled_rat
         correct = int((labels[on_hidden] == hidden.labels[rows[on_hidden]]).sum())
         print(f"self-labels on hidden-label training rows: {correct} of {int(on_hidden.sum())} "
               f"correct ({correct / on_hidden.sum():.1%})")
-    return data.concatenate(labelled, self_labelled, f"{train_set.source} + self-labelled")
+    return data.with_model_labelled_rows(labelled, self_labelled, f"{train_set.source} + self-labelled")

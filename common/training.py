@@ -496,6 +496,8 @@ def run_settings(config, run, model, train_set, val_set, summary):
         "class_names": list(train_set.class_names),
         "trainable_parameters": models.trainable_parameter_count(model),
         "training_rows": len(train_set), "validation_rows": len(val_set),
+        "data_rows": train_set.split_from_rows,  # training rows may be fewer or have rows added
+        "model_labelled_rows": train_set.model_labelled_rows,  # of the training rows
         "dtype_policy": next(layer for layer in model.layers if layer.weights).dtype_policy.name,
         "devices": [device.name for device in tf.config.list_logical_devices()],
         "keras_version": keras.__version__, "tensorflow_version": tf.__version__,

@@ -116,6 +116,11 @@ def test_a_broken_model_file_is_refused_in_one_short_line(tmp_path, test_csv):
      "a teacher must not have trained on the rows the run is scored on"),
     (["semi_train.py", "{train_csv}", "{test_csv}", "{model}", "--val-size", "32", "--out-dir", "{out}"],
      "a predictor must not have trained on the rows the run is scored on"),
+    (["train.py", "{train_csv}", "--unlabelled", "{test_csv}", "--out-dir", "{out}"],
+     "--unlabelled faces are labelled by the teachers: give --teacher"),
+    (["train.py", "{train_csv}", "--val-size", "64", "--teacher", "{model}", "--unlabelled", "{missing_data}",
+      "--out-dir", "{out}"],
+     "{missing_data}: no such file or folder"),
 ], ids=lambda value: value[0] if isinstance(value, list) else "")
 def test_every_script_checks_its_input_before_tensorflow_loads(tmp_path, train_csv, test_csv, trained_model,
                                                                arguments, message):

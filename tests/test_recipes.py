@@ -200,6 +200,41 @@ def test_a_students_teacher_targets_are_the_mirror_averaged_probabilities_comput
     assert "teacher probabilities from" in second.stdout  # labelled once
 
 
+def test_unlabelled_faces_join_a_student_labelled_by_its_teacher(tmp_path, train_csv, test_csv, trained_model):
+    result = run_script("train.py", train_csv, "--epochs", 1, "--val-size", 64, "--batch-size", 64,
+                        "--teacher", trained_model, "--unlabelled", test_csv, "--out-dir", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert f"40 unlabelled faces of {test_csv} join the 256 training rows, labelled by the teachers" in result.stdout
+    settings = json.load(open(files.settings_path(result.last_line)))
+    assert settings["unlabelled"] == str(test_csv)
+    assert (settings["training_rows"], settings["model_labelled_rows"], settings["data_rows"]) == (296, 40, 320)
+    # its validation rows are still those of the 320-row file: it may teach or join runs validated on them
+    assert data.held_out_rows(result.last_line) == data.HeldOutRows(64, 320)
+    faces_key = distillation_cache_key(trained_model, data.load_dataset(str(test_csv), part="test").images)
+    teacher = np.load(tmp_path / f".teacher-{faces_key}.npy")  # the teacher's answers for the new faces, kept
+    assert teacher.shape == (40, 7) and np.allclose(teacher.sum(axis=1), 1, atol=1e-3)
+
+
+def test_unlabelled_copies_of_validation_faces_are_left_out(tmp_path, train_csv, test_csv, capsys):
+    train_set, val_set = data.split_validation(data.load_dataset(str(train_csv)), 64)
+    test_images = data.load_dataset(str(test_csv)).images
+    mixed = tmp_path / "mixed.csv"
+    data.write_csv_dataset(str(mixed), np.concatenate([test_images[:10], val_set.images[:3]]))
+    faces = cli.load_unlabelled_faces(str(mixed), val_set, "--unlabelled")
+    assert len(faces) == 10 and faces.labels is None
+    assert f"3 of the faces of {mixed} are exact copies of validation faces" in capsys.readouterr().err
+    copies_only = tmp_path / "copies.csv"
+    data.write_csv_dataset(str(copies_only), val_set.images[:3])
+    with pytest.raises(cli.UsageError, match="every face is a copy of a validation face"):
+        cli.load_unlabelled_faces(str(copies_only), val_set, "--unlabelled")
+
+
+def distillation_cache_key(model_path, images):
+    from common import distillation
+
+    return distillation.cache_key([str(model_path)], images, False)
+
+
 def test_each_teacher_of_a_list_is_kept_so_an_interrupted_labelling_resumes_after_it(tmp_path, trained_model):
     from common import distillation
 

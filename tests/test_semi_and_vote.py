@@ -180,6 +180,9 @@ def test_semi_supervised_training_and_retraining(tmp_path, train_csv, test_csv, 
     assert "self-labels on hidden-label training rows: " in result.stdout
     model_path = result.last_line
     assert os.path.basename(model_path).startswith("semi_0.")
+    settings = files.read_json(files.settings_path(model_path))
+    assert settings["model_labelled_rows"] == 168 and settings["training_rows"] == 168 + 128
+    assert data.held_out_rows(model_path) == data.HeldOutRows(64, 320)  # the file's rows, not the trained ones
     again = run_script("semi_retrain.py", train_csv, test_csv, trained_model, model_path, 1, 2,
                        "--labeled-ratio", 0.5, "--threshold", 0.9)
     assert again.exit_code == 0, again.stderr

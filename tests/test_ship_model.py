@@ -126,3 +126,11 @@ def test_the_card_names_the_members_of_a_distilled_model_s_teacher_list(tmp_path
     _, teachers = shipping.model_origins({"teacher": "models/a.h5"})
     assert model_card.distillation_words({"teacher": "models/a.h5"}, teachers) == (
         "distilled from models/a.h5 (each face and its mirror)")
+    # with unlabelled faces labelled by the teacher: the card says which, and counts them apart
+    settings = {"teacher": "models/a.h5", "unlabelled": "data/test.csv", "validation_rows": 2400,
+                "training_rows": 33487, "model_labelled_rows": 7178}
+    assert model_card.distillation_words(settings, teachers) == (
+        "distilled from models/a.h5 (each face and its mirror), on the training rows and the unlabelled faces "
+        "of data/test.csv")
+    assert model_card.validation_sentence(settings) == (
+        "its first 2,400 rows; training: the other 26,309 and 7,178 faces labelled by a model")
