@@ -40,10 +40,11 @@ def main():
     parser.add_argument("--teacher-tta", action="store_true",
                         help="teachers average 10 views of each face instead of the face and its mirror")
     parser.add_argument("--unlabelled", metavar="FACES",
-                        help="with --teacher: unlabelled faces (the course's test.csv, the test part of an "
-                             ".npz) that join the training rows, labelled by the teachers (their most "
-                             "likely class as the label, their probabilities as the distillation target); "
-                             "faces that are exact copies of validation faces are left out")
+                        help="with --teacher: unlabelled faces (a folder of images, the course's test.csv, "
+                             "the test part of an .npz) that join the training rows, labelled by the "
+                             "teachers (their most likely class as the label, their probabilities as the "
+                             "distillation target); faces that are exact copies of validation faces are "
+                             "left out")
     parser.add_argument("--temperature", type=cli.positive_float, default=2.0,
                         help="distillation temperature T of teacher and student distributions")
     parser.add_argument("--distill-weight", type=cli.fraction, default=0.7,

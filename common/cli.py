@@ -77,20 +77,19 @@ def load_training_data(options, fallback=2400, class_names=None):
 
 
 def load_unlabelled_faces(path, val_set, flag):
-    """The faces of `path` (its test part) for a run that validates on `val_set`, less those that
-    are exact copies of validation faces (a note says how many): a run learns nothing about its
-    validation faces from them. Their labels, if any, are dropped."""
+    """The unlabelled faces of `path` (`data.load_unlabelled_faces`) for a run that validates on
+    `val_set`, less those that are exact copies of validation faces (a note says how many): a run
+    learns nothing about its validation faces from them."""
     from common import data
 
     with naming(flag, path):
-        faces = data.load_dataset(path, part="test", class_names=val_set.class_names)
+        faces = data.load_unlabelled_faces(path)
     faces, copies = data.without_copies_of(faces, val_set)
     if copies:
         print(f"note: {copies} of the faces of {path} are exact copies of validation faces; they are "
               f"left out", file=sys.stderr)
     if not len(faces):
         raise UsageError(f"{flag} {path}: every face is a copy of a validation face")
-    faces.labels = None
     return faces
 
 

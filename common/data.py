@@ -113,6 +113,20 @@ def load_dataset(path, part="train", require_labels=False, detector=None, class_
 FOLDER_VALIDATION_SHARE = 0.1  # a folder's default validation rows: this share of its images
 
 
+def load_unlabelled_faces(path):
+    """Faces whose labels, if they have any, go unused: a folder of images (one face each, cut as a
+    training folder's are), or the test part of any data `load_dataset` reads; labels None."""
+    from common import image_folders
+
+    if os.path.isdir(path) and image_folders.holds_images(path):
+        found = image_folders.read_unlabelled_folder(path)
+        print("\n".join(image_folders.describe_counts(path, "unlabelled", found)))
+        return Dataset(found.images, None, found.ids, path)
+    faces = load_dataset(path, part="test")
+    faces.labels = None
+    return faces
+
+
 def _load_image_folder(path, part, detector, class_names):
     """A Dataset of the images of `part` of an image-folder dataset, with per-class counts printed."""
     from common import image_folders

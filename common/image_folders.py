@@ -89,10 +89,9 @@ def class_folders(folder, class_names, part):
     return sorted(listed)
 
 
-def image_files(folder, class_name):
-    """The image files of one class folder (sorted) as paths, and what else it holds that is not
-    read: {"not_images": other files, "subfolders_not_read": folders}."""
-    class_path = os.path.join(folder, class_name)
+def image_files(class_path):
+    """The image files of one folder (sorted) as paths, and what else it holds that is not read:
+    {"not_images": other files, "subfolders_not_read": folders}."""
     entries = sorted(name for name in os.listdir(class_path) if not name.startswith("."))
     names = [name for name in entries if os.path.isfile(os.path.join(class_path, name))]
     subfolders = [name for name in entries if os.path.isdir(os.path.join(class_path, name))]
@@ -130,7 +129,7 @@ class FolderFaces:
     """The faces read from one part of an image-folder dataset."""
 
     images: np.ndarray  # (rows, 48, 48) uint8
-    labels: np.ndarray  # (rows,) int64 indices into class_names
+    labels: np.ndarray | None  # (rows,) int64 indices into class_names; None: an unlabelled folder
     ids: np.ndarray  # (rows,) str: each image's path relative to the part's folder
     class_names: tuple
     detector: str  # the detector name the faces were cut with
@@ -142,13 +141,10 @@ def read_image_folder(path, part="train", detector=None, class_names=None):
     `class_names` (None: `dataset_classes`)."""
     class_names = class_names or dataset_classes(path)
     folder = part_folder(path, part)
-    listed = [(label, name, image_files(folder, name)) for label, name in class_folders(folder, class_names, part)]
+    listed = [(label, name, image_files(os.path.join(folder, name)))
+              for label, name in class_folders(folder, class_names, part)]
     paths = [file for _, _, (class_files, _) in listed for file in class_files]
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        sizes = list(pool.map(image_size, paths))
-    detector_name = choose_detector(sizes, detector)
-    finder = faces.make_detector(detector_name)
-    crops = _cut_faces(paths, finder, parallel=detector_name == "none")
+    detector_name, crops = _faces_of(paths, detector)
     images, labels, ids, counts = [], [], [], {}
     crop_iterator = iter(crops)
     for label, name, (class_files, skipped) in listed:
@@ -166,6 +162,38 @@ def read_image_folder(path, part="train", detector=None, class_names=None):
     order = np.random.default_rng(0).permutation(len(images))  # validation rows come from every class
     return FolderFaces(np.stack(images)[order], np.array(labels, dtype=np.int64)[order],
                        np.array(ids)[order], tuple(class_names), detector_name, counts)
+
+
+def holds_images(path):
+    """Whether the folder at `path` has image files directly in it (not in class folders)."""
+    return any(name.lower().endswith(faces.IMAGE_SUFFIXES) and os.path.isfile(os.path.join(path, name))
+               for name in os.listdir(path) if not name.startswith("."))
+
+
+def read_unlabelled_folder(path, detector=None):
+    """The faces of the images directly in the folder at `path`, without labels (a FolderFaces with
+    `labels` None and no classes), cut as a training folder's are; skips are counted."""
+    paths, skipped = image_files(path)
+    detector_name, crops = _faces_of(paths, detector)
+    tally = collections.Counter(kept=0, **skipped)
+    kept = []
+    for file, (crop, outcome) in zip(paths, crops):
+        tally[outcome] += 1
+        if crop is not None:
+            kept.append((crop, files.printable_path(os.path.relpath(file, path))))
+    if not kept:
+        raise UsageError(f"{path}: no face could be read from its {len(paths)} images")
+    return FolderFaces(np.stack([crop for crop, _ in kept]), None, np.array([name for _, name in kept]), (),
+                       detector_name, {"(unlabelled)": dict(tally)})
+
+
+def _faces_of(paths, detector):
+    """(the detector's name, (48x48 crop or None, outcome) of each image): `detector`, or chosen by
+    the images' sizes."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        sizes = list(pool.map(image_size, paths))
+    detector_name = choose_detector(sizes, detector)
+    return detector_name, _cut_faces(paths, faces.make_detector(detector_name), parallel=detector_name == "none")
 
 
 def _cut_faces(paths, detector, parallel):
@@ -187,8 +215,10 @@ def _cut_faces(paths, detector, parallel):
 
 
 def describe_counts(folder, part, found):
-    """One line per class: images kept and skipped, and how faces were cut."""
-    lines = [f"{folder} ({part}): {len(found.class_names)} classes, faces cut with --detector {found.detector}"]
+    """One line per class (or one for an unlabelled folder): images kept and skipped, and how faces
+    were cut."""
+    classes_found = f"{len(found.class_names)} classes" if found.class_names else "no classes"
+    lines = [f"{folder} ({part}): {classes_found}, faces cut with --detector {found.detector}"]
     for name, tally in found.counts.items():
         skipped = [f"{count} {what.replace('_', ' ')}" for what, count in tally.items() if what != "kept" and count]
         lines.append(f"  {name}: {tally.get('kept', 0)} images" + (f" (skipped: {', '.join(skipped)})" if skipped else ""))

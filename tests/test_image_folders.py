@@ -147,3 +147,19 @@ def test_a_file_name_that_is_not_utf8_becomes_a_printable_id(tmp_path, faces_tre
     assert result.exit_code == 0, result.stderr
     ids = data.load_dataset(str(tmp_path / "tree.npz"), part="test").ids.tolist()
     assert f"Happy/caf\\xe9{first}" in ids and len(ids) == 14
+
+
+def test_a_folder_of_images_without_classes_gives_unlabelled_faces(tmp_path, faces_tree, capsys):
+    _, images, _ = faces_tree
+    folder = tmp_path / "unlabelled"
+    folder.mkdir()
+    for number, image in enumerate(images[:5]):
+        cv2.imwrite(str(folder / f"face{number}.png"), image)
+    (folder / "notes.txt").write_text("not an image")
+    faces = data.load_unlabelled_faces(str(folder))
+    assert faces.labels is None and sorted(faces.ids) == [f"face{number}.png" for number in range(5)]
+    np.testing.assert_array_equal(faces.images[list(faces.ids).index("face3.png")], images[3])  # crops resized whole
+    assert "no classes, faces cut with --detector none" in capsys.readouterr().out
+    # a tree of class folders: its faces, the labels unused
+    tree = data.load_unlabelled_faces(str(faces_tree[0]))
+    assert tree.labels is None and len(tree) == 14  # the test part
