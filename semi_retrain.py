@@ -16,7 +16,7 @@ from common import cli, self_training
 def main():
     parser = cli.ArgumentParser(__doc__)
     parser.add_argument("train_data", help="labelled data (.csv, .csv.gz or .npz)")
-    parser.add_argument("test_data", help="unlabelled test data")
+    parser.add_argument("test_data", help="the unlabelled faces the model was trained with (as semi_train.py)")
     parser.add_argument("predictor", metavar="PREDICTOR.h5", help="the .h5 model that labels the unlabelled faces")
     parser.add_argument("model", metavar="MODEL.h5", help="the .h5 model to continue")
     parser.add_argument("finished_epochs", metavar="FINISHED_EPOCHS", type=cli.non_negative_int,
@@ -29,7 +29,7 @@ def main():
     train_set, val_set = cli.load_training_data(options)
     cli.check_learned_from([options.predictor], "predictor", train_set, val_set, options, "predictor")
     cli.check_same_validation_rows(options, train_set, val_set)
-    combined = self_training.self_labelled_training_set(train_set, **cli.self_training_arguments(options))
+    combined = self_training.self_labelled_training_set(train_set, **cli.self_training_arguments(options, val_set))
     training_config, run_options = cli.training_run(options)
     cli.lock_run(training_config, run_options)  # a second live run of this command stops here
     from common import training

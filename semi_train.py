@@ -20,7 +20,8 @@ from common import cli, self_training
 def main():
     parser = cli.ArgumentParser(__doc__)
     parser.add_argument("train_data", help="labelled data (.csv, .csv.gz or .npz)")
-    parser.add_argument("test_data", help="unlabelled test data (.csv, .csv.gz or the test part of an .npz)")
+    parser.add_argument("test_data", help="unlabelled faces: a folder of images, .csv, .csv.gz or the test "
+                                          "part of an .npz (copies of validation faces are left out)")
     parser.add_argument("predictor", help="the .h5 model that labels the unlabelled faces")
     cli.add_self_training_options(parser)
     cli.add_training_options(parser, recipes=True)
@@ -28,7 +29,7 @@ def main():
 
     train_set, val_set = cli.load_training_data(options)
     cli.check_learned_from([options.predictor], "predictor", train_set, val_set, options, "predictor")
-    combined = self_training.self_labelled_training_set(train_set, **cli.self_training_arguments(options))
+    combined = self_training.self_labelled_training_set(train_set, **cli.self_training_arguments(options, val_set))
     training_config, run_options = cli.training_run(options)
     cli.lock_run(training_config, run_options)  # a second live run of this command stops here
     from common import models, training

@@ -516,10 +516,11 @@ def add_self_training_options(parser, from_model=False):
                              ">= this" + saved)
 
 
-def self_training_arguments(options):
+def self_training_arguments(options, val_set):
     """The keyword arguments of `self_training.self_labelled_training_set` that a semi-supervised script's
-    parsed options give."""
-    return dict(test_data=options.test_data, predictor_path=options.predictor, labeled_ratio=options.labeled_ratio,
+    parsed options give; its unlabelled faces are read here, less copies of the `val_set` faces."""
+    return dict(unlabelled=load_unlabelled_faces(options.test_data, val_set, "test_data"),
+                predictor_path=options.predictor, labeled_ratio=options.labeled_ratio,
                 threshold=options.threshold, seed=options.seed, start_strategy=lambda: start_strategy(options))
 
 

@@ -12,21 +12,20 @@ def confident_rows(probabilities, threshold):
     return confident, probabilities[confident].argmax(axis=1)
 
 
-def self_labelled_training_set(train_set, test_data, predictor_path, labeled_ratio, threshold, seed,
+def self_labelled_training_set(train_set, unlabelled, predictor_path, labeled_ratio, threshold, seed,
                                start_strategy=None):
     """The training set of semi_train.py and semi_retrain.py: labelled plus confidently self-labelled
     rows.
 
     The rows of a `labeled_ratio` share of `train_set` (chosen with `seed`) keep their labels; the
     model at `predictor_path` (whose classes must be the data's) labels the other training rows and
-    every face of `test_data`, and those labelled with a highest probability >= `threshold` join the
+    every face of `unlabelled` (a Dataset), and those labelled with a highest probability >= `threshold` join the
     training set. Prints how many rows were self-labelled per class, and how many self-labels on
     the rows whose labels were hidden are correct. `start_strategy()` starts the run's distribution
     strategy (TensorFlow loads then), after the data checked out and before the predictor runs.
     """
-    test_set = data.load_dataset(test_data, part="test", class_names=train_set.class_names)
     labelled, hidden = data.split_labelled(train_set, labeled_ratio, seed)
-    unlabelled_images = np.concatenate([hidden.images, test_set.images])
+    unlabelled_images = np.concatenate([hidden.images, unlabelled.images])
 
     if start_strategy is not None:
         start_strategy()  # a multi-worker strategy precedes TensorFlow's work
@@ -42,7 +41,7 @@ def self_labelled_training_set(train_set, test_data, predictor_path, labeled_rat
     counts = np.bincount(labels, minlength=len(train_set.class_names))
     print(f"{len(labelled)} labelled training rows ({labeled_ratio:g} of {len(train_set)}); "
           f"{len(unlabelled_images)} unlabelled ({len(hidden)} training rows with hidden labels "
-          f"+ {len(test_set)} test rows)")
+          f"+ {len(unlabelled)} of {unlabelled.source})")
     print(f"self-labelled {len(rows)} rows with max probability >= {threshold:g}: "
           + ", ".join(f"{name} {count}" for name, count in zip(train_set.class_names, counts)))
     on_hidden = rows < len(hidden)
