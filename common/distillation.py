@@ -93,7 +93,7 @@ def with_teacher_labelled_faces(train_set, soft_targets, faces, face_targets):
     counts = np.bincount(labels, minlength=len(train_set.class_names))
     print(f"{len(faces)} unlabelled faces of {faces.source} join the {len(train_set)} training rows, labelled "
           "by the teachers: " + ", ".join(f"{name} {count}" for name, count in zip(train_set.class_names, counts)))
-    return (data.with_model_labelled_rows(train_set, labelled, f"{train_set.source} + {faces.source}"),
+    return (data.with_model_labelled_rows(train_set, labelled, f"{train_set.source} + unlabelled {faces.source}"),
             np.concatenate([soft_targets, face_targets]))
 
 
