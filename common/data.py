@@ -353,9 +353,7 @@ def repeated_rows(dataset):
 def exact_copies(val_set, train_set):
     """Which validation rows have an exact pixel copy among the training rows (a boolean mask), and
     which of those copies carry another label than the validation row (a second mask)."""
-    labels_by_pixels = {}
-    for image, label in zip(train_set.images, train_set.labels):
-        labels_by_pixels.setdefault(image.tobytes(), set()).add(int(label))
+    labels_by_pixels = _labels_by_pixels(train_set)
     copied = np.zeros(len(val_set), dtype=bool)
     relabelled = np.zeros(len(val_set), dtype=bool)
     for row, (image, label) in enumerate(zip(val_set.images, val_set.labels)):
@@ -400,9 +398,19 @@ def with_model_labelled_rows(dataset, added, source):
 def without_copies_of(dataset, other):
     """`dataset` less its rows whose pixels are an exact copy of a face of `other`, and how many
     rows that left out."""
-    others = {image.tobytes() for image in other.images}
+    others = _labels_by_pixels(other)
     copied = np.array([image.tobytes() in others for image in dataset.images], dtype=bool)
     return dataset.subset(~copied), int(copied.sum())
+
+
+def _labels_by_pixels(dataset):
+    """Each face of `dataset` as its pixel bytes, mapped to the labels its copies carry (an empty set
+    for unlabelled faces)."""
+    labels = dataset.labels if dataset.labels is not None else [None] * len(dataset)
+    labels_by_pixels = {}
+    for image, label in zip(dataset.images, labels):
+        labels_by_pixels.setdefault(image.tobytes(), set()).update(() if label is None else (int(label),))
+    return labels_by_pixels
 
 
 def validation_row_count(total_rows, val_size):

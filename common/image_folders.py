@@ -146,17 +146,13 @@ def read_image_folder(path, part="train", detector=None, class_names=None):
     paths = [file for _, _, (class_files, _) in listed for file in class_files]
     detector_name, crops = _faces_of(paths, detector)
     images, labels, ids, counts = [], [], [], {}
-    crop_iterator = iter(crops)
+    first = 0
     for label, name, (class_files, skipped) in listed:
-        tally = collections.Counter(kept=0, **skipped)
-        for file in class_files:
-            crop, outcome = next(crop_iterator)
-            tally[outcome] += 1
-            if crop is not None:
-                images.append(crop)
-                labels.append(label)
-                ids.append(files.printable_path(os.path.relpath(file, folder)))
-        counts[name] = dict(tally)
+        kept, kept_ids, counts[name] = _kept_faces(class_files, crops[first:first + len(class_files)], skipped, folder)
+        first += len(class_files)
+        images += kept
+        labels += [label] * len(kept)
+        ids += kept_ids
     if not images:
         raise UsageError(f"{folder}: no face could be read from its {len(paths)} images")
     order = np.random.default_rng(0).permutation(len(images))  # validation rows come from every class
@@ -175,16 +171,23 @@ def read_unlabelled_folder(path, detector=None):
     `labels` None and no classes), cut as a training folder's are; skips are counted."""
     paths, skipped = image_files(path)
     detector_name, crops = _faces_of(paths, detector)
+    kept, ids, tally = _kept_faces(paths, crops, skipped, path)
+    if not kept:
+        raise UsageError(f"{path}: no face could be read from its {len(paths)} images")
+    return FolderFaces(np.stack(kept), None, np.array(ids), (), detector_name, {"(unlabelled)": tally})
+
+
+def _kept_faces(paths, crops, skipped, folder):
+    """The crops kept from one folder's images, their ids (paths relative to `folder`) and the tally
+    of the folder: images kept, and each reason for a skip (`skipped` counts what was not read)."""
     tally = collections.Counter(kept=0, **skipped)
-    kept = []
+    kept, ids = [], []
     for file, (crop, outcome) in zip(paths, crops):
         tally[outcome] += 1
         if crop is not None:
-            kept.append((crop, files.printable_path(os.path.relpath(file, path))))
-    if not kept:
-        raise UsageError(f"{path}: no face could be read from its {len(paths)} images")
-    return FolderFaces(np.stack([crop for crop, _ in kept]), None, np.array([name for _, name in kept]), (),
-                       detector_name, {"(unlabelled)": dict(tally)})
+            kept.append(crop)
+            ids.append(files.printable_path(os.path.relpath(file, folder)))
+    return kept, ids, dict(tally)
 
 
 def _faces_of(paths, detector):
