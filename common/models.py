@@ -89,7 +89,7 @@ def build_vgg_cnn(dropout_rate=0.4, num_classes=len(FER2013_CLASSES)):
 def build_wide_vgg_cnn(dropout_rate=0.4, num_classes=len(FER2013_CLASSES)):
     """The VGG-style layout at twice the width (64/128/256/512 filters, Dense 512), as wide as the
     VGG networks published on FER2013: about 4x the VGG-style CNN's multiply-adds and parameters, a
-    teacher and ensemble member rather than a model to ship (its float32 file is about 32 MB)."""
+    teacher and ensemble member rather than a model to ship (its weights alone take 32 MB in float32)."""
     return _vgg_style_cnn("wide_vgg_cnn", (64, 128, 256, 512), dropout_rate, num_classes)
 
 
