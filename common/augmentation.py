@@ -10,6 +10,8 @@
 - "none": the faces as they are.
 
 `zoomed` is the warp's zoom alone, fixed: the test-time views (`prediction.tta_views`).
+
+`make_mixer` blends the augmented faces in pairs, with their targets (mixup, `--mixup ALPHA`).
 """
 
 from common import backend  # noqa: F401  (TensorFlow loads quietly, before Keras)
@@ -35,6 +37,31 @@ def make_augmenter(augment, seed):
         return lambda images: random_erasing(random_affine(images, generator, shift=reach, zoom=reach),
                                              generator)
     return lambda images: images
+
+
+def make_mixer(alpha, seed):
+    """A function from a batch of faces and their targets to the batch blended in pairs (mixup):
+    face i becomes w_i x face i + (1 - w_i) x face j, and its target alike, where j is face i's
+    mirror position in the (shuffled) batch and w_i ~ Beta(alpha, alpha) is drawn anew for every
+    face, seeded by `seed`. Targets are any per-class columns (one-hot labels, then a teacher's
+    probabilities when distilling): each stays a distribution. `alpha` 0: the batch as it is."""
+    if not alpha:
+        return lambda images, targets: (images, targets)
+    generator = tf.random.Generator.from_seed(seed + 1)  # apart from the augmentation's draws
+
+    def mix(images, targets):
+        batch = tf.shape(images)[0]
+        seeds = generator.make_seeds(2)
+        first = tf.random.stateless_gamma([batch], seed=seeds[:, 0], alpha=alpha)
+        second = tf.random.stateless_gamma([batch], seed=seeds[:, 1], alpha=alpha)
+        weights = first / tf.maximum(first + second, 1e-12)  # (batch,) ~ Beta(alpha, alpha)
+        image_weights = tf.reshape(weights, [-1] + [1] * (len(images.shape) - 1))  # (batch, 1, ...)
+        partner_images, partner_targets = tf.reverse(images, [0]), tf.reverse(targets, [0])
+        mixed_images = image_weights * images + (1.0 - image_weights) * partner_images
+        mixed_targets = weights[:, tf.newaxis] * targets + (1.0 - weights[:, tf.newaxis]) * partner_targets
+        return mixed_images, mixed_targets
+
+    return mix
 
 
 def random_affine(images, generator, shift=0.1, zoom=0.1, degrees=10.0):

@@ -314,6 +314,10 @@ TRAINING_OPTIONS = (
      "'report': random shift within 0.1 and horizontal flip; 'strong': shift, zoom and rotation within "
      "10%%/10%%/10 degrees, flip, and random erasing; 'long': the same with shift and zoom within 20%%; "
      "'none'"),
+    ("--mixup", dict(type=non_negative_float, metavar="ALPHA"),
+     "mixup: blend each training face with another face of its batch, and their targets alike, by a "
+     "weight drawn from Beta(ALPHA, ALPHA) for every face (e.g. 0.2); with --teacher the teachers' "
+     "probabilities blend too. 0: off"),
     ("--class-weight", dict(choices=config.CLASS_WEIGHTS),
      "'balanced' weighs each class's rows by rows / (classes x class rows), lifting rare classes such as "
      "FER2013's Disgust; "

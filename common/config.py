@@ -93,6 +93,7 @@ class TrainingConfig:
     label_smoothing: float = 0.0
     weight_decay: float = 0.0
     augment: str = "report"              # AUGMENTATIONS
+    mixup: float = 0.0                   # mixup's Beta(alpha, alpha) blending of face pairs; 0: off
     class_weight: str = "none"           # CLASS_WEIGHTS
     ema: float = 0.0                     # decay of the weights' moving average; 0: off
     keep: str = "best"                   # KEEP_CHOICES
@@ -179,7 +180,7 @@ RECIPES = {
                                label_smoothing=0.1, augment="strong", keep="last"),
 }
 RECIPE_OPTIONS = ("arch", "epochs", "batch_size", "seed", "optimizer", "learning_rate", "schedule",
-                  "warmup_epochs", "label_smoothing", "weight_decay", "augment", "class_weight", "ema",
+                  "warmup_epochs", "label_smoothing", "weight_decay", "augment", "mixup", "class_weight", "ema",
                   "keep", "precision", "val_size", "folds", "fold")  # the fields a recipe sets
 
 

@@ -78,12 +78,13 @@ def balanced_class_weights(labels, class_count):
 
 
 def make_dataset(images, labels, model_input_shape, class_count, batch_size, augment="none",
-                 shuffle=False, seed=0, soft_targets=None):
+                 shuffle=False, seed=0, soft_targets=None, mixup=0.0):
     """A tf.data pipeline of (pixels shaped for the model, one-hot labels of `class_count` classes)
     batches; with `soft_targets` (rows, classes) the targets are the one-hot labels followed by those (distillation).
 
     `augment` names the training-time augmentation (a name in `config.AUGMENTATIONS`; see
-    `common.augmentation`), drawn anew for every batch, seeded by `seed`.
+    `common.augmentation`), drawn anew for every batch, seeded by `seed`; `mixup` > 0 then blends
+    the batch's faces in pairs, targets alike (`augmentation.make_mixer`).
     """
     extra = () if soft_targets is None else (soft_targets.astype(np.float32),)
     dataset = tf.data.Dataset.from_tensor_slices((images, labels, *extra))  # (48, 48) uint8, int64
@@ -91,6 +92,7 @@ def make_dataset(images, labels, model_input_shape, class_count, batch_size, aug
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
     augment_batch = augmentation.make_augmenter(augment, seed)
+    mix_batch = augmentation.make_mixer(mixup, seed)
 
     def prepare(batch_images, batch_labels, *batch_soft_targets):
         batch_images = augment_batch(tf.cast(batch_images, tf.float32)[..., tf.newaxis])  # (b, 48, 48, 1)
@@ -98,7 +100,7 @@ def make_dataset(images, labels, model_input_shape, class_count, batch_size, aug
         targets = tf.one_hot(batch_labels, class_count)  # (batch, classes)
         if batch_soft_targets:
             targets = tf.concat([targets, batch_soft_targets[0]], axis=1)  # (batch, 2 x classes)
-        return batch_images, targets
+        return mix_batch(batch_images, targets)
 
     dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     sharding = tf.data.Options()  # several workers given this pipeline each keep every n-th batch
@@ -189,7 +191,8 @@ def _training_pipeline(model, train_set, config, soft_targets, strategy):
         rows = distribution.shard_rows(np.arange(len(train_set)), shard_count, shard_index)
         return make_dataset(train_set.images[rows], train_set.labels[rows], input_shape, class_count,
                             batch_size, config.augment, shuffle=True, seed=config.seed + shard_index,
-                            soft_targets=None if soft_targets is None else soft_targets[rows])
+                            soft_targets=None if soft_targets is None else soft_targets[rows],
+                            mixup=config.mixup)
 
     if distribution.is_multi_worker(strategy):
         return strategy.distribute_datasets_from_function(

@@ -98,6 +98,7 @@ def test_corrupt_gzip_is_refused(tmp_path):
     (["--batch-size", "1.5"], "argument --batch-size"),
     (["--label-smoothing", "1.5"], "argument --label-smoothing: expected a number between 0 and 1, got '1.5'"),
     (["--weight-decay", "-1"], "argument --weight-decay: expected a finite number >= 0, got '-1'"),
+    (["--mixup", "-0.2"], "argument --mixup: expected a finite number >= 0, got '-0.2'"),
     (["--recipe", "fancy"], "argument --recipe: 'fancy' is neither a recipe (report, strong, long, finetune)"),
     (["--recipe", "strong", "--epochs", "2"],
      "--warmup-epochs 2 leaves no epoch for the cosine decay of --epochs 2; use fewer warm-up epochs"),

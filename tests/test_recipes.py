@@ -35,6 +35,32 @@ def test_random_erasing_paints_one_grey_rectangle_on_about_half_the_faces():
             assert mask.mean() <= 0.13
 
 
+def test_mixup_blends_each_face_with_its_mirror_position_and_the_targets_alike():
+    faces = np.repeat(np.arange(0, 160, 20, dtype=np.uint8), 48 * 48).reshape(8, 48, 48)  # face i: 20 i
+    labels = np.arange(8) % 7
+    teacher = np.random.default_rng(0).dirichlet(np.ones(7), 8).astype("float32")
+    batches = [training.make_dataset(faces, labels, (48, 48, 1), 7, 8, soft_targets=teacher, mixup=mixup)
+               for mixup in (0.0, 0.4)]
+    plain_images, plain_targets = (tensor.numpy() for tensor in next(iter(batches[0])))
+    mixed_images, mixed_targets = (tensor.numpy() for tensor in next(iter(batches[1])))
+    np.testing.assert_array_equal(plain_images[..., 0], faces)  # mixup 0: the batch as it is
+    weights = []
+    for index in range(8):
+        partner = 7 - index
+        image = mixed_images[index, ..., 0]
+        assert np.ptp(image) < 1e-3  # a blend of two flat faces is flat
+        if faces[index, 0, 0] == faces[partner, 0, 0]:
+            continue
+        weight = (image[0, 0] - faces[partner, 0, 0]) / (float(faces[index, 0, 0]) - faces[partner, 0, 0])
+        assert 0.0 <= weight <= 1.0
+        expected = weight * plain_targets[index] + (1 - weight) * plain_targets[partner]
+        np.testing.assert_allclose(mixed_targets[index], expected, atol=1e-4)  # labels and teacher alike
+        weights.append(weight)
+    np.testing.assert_allclose(mixed_targets[:, :7].sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(mixed_targets[:, 7:].sum(axis=1), 1.0, atol=1e-5)
+    assert len(set(np.round(weights, 4))) == len(weights)  # a weight drawn for every face
+
+
 def test_balanced_class_weights_equalise_the_classes():
     labels = np.array([0] * 60 + [1] * 6 + [3] * 134)
     weights = training.balanced_class_weights(labels, 7)
@@ -132,7 +158,7 @@ def test_help_shows_the_chosen_recipes_defaults():
 
 def test_strong_recipe_trains_and_records_how_the_model_was_made(tmp_path, train_csv):
     result = run_script("train.py", train_csv, "--recipe", "strong", "--epochs", 2, "--warmup-epochs", 1,
-                        "--val-size", 64, "--class-weight", "balanced", "--keep", "last",
+                        "--val-size", 64, "--class-weight", "balanced", "--keep", "last", "--mixup", 0.2,
                         "--out-dir", tmp_path)
     assert result.exit_code == 0, result.stderr
     settings = json.load(open(files.settings_path(result.last_line)))
@@ -140,7 +166,7 @@ def test_strong_recipe_trains_and_records_how_the_model_was_made(tmp_path, train
     assert (settings["optimizer"], settings["schedule"], settings["augment"]) == ("adamw", "cosine", "strong")
     assert settings["label_smoothing"] == 0.1 and settings["weight_decay"] == 0.05
     assert settings["class_weight"] == "balanced" and settings["kept_epoch"] == 2
-    assert settings["warmup_epochs"] == 1
+    assert settings["warmup_epochs"] == 1 and settings["mixup"] == 0.2
     assert result.last_line.endswith(files.model_stem(settings["last_val_accuracy"]) + ".h5")
 
 
