@@ -98,7 +98,7 @@ def test_a_recipe_sets_the_defaults_and_explicit_flags_win(tmp_path):
     report = parse_training_command(tmp_path)  # the report's own recipe, written out
     assert vars(report) == dict(arch="seed", epochs=20, batch_size=128, seed=0, optimizer="adam", learning_rate=1e-3,
                                 schedule="constant", warmup_epochs=0, label_smoothing=0.0, weight_decay=0.0,
-                                augment="report", class_weight="none", ema=0.0, keep="best", precision="bf16",
+                                augment="report", mixup=0.0, class_weight="none", ema=0.0, keep="best", precision="bf16",
                                 val_size=None, folds=None, fold=None, recipe="report", out_dir=str(tmp_path),
                                 strategy="default", restart=False, deterministic=False, classes=None)
 
