@@ -128,9 +128,23 @@ class TrainingConfig:
         return {**fields, **self.script_options}
 
     def digest(self, *also):
-        """A sha256 hash object of every setting and of the plain values `also`: the same command
-        gives the same digest."""
-        return hashlib.sha256(json.dumps([*also, self.as_settings()], sort_keys=True, default=str).encode())
+        """A sha256 hash object of the settings that are on and of the plain values `also`: the same
+        command gives the same digest, also under a later version of the toolkit with more options,
+        as long as those are off (`settings_that_are_on`)."""
+        return hashlib.sha256(json.dumps([*also, self.settings_that_are_on()], sort_keys=True,
+                                         default=str).encode())
+
+    def settings_that_are_on(self):
+        """The settings less the fields at their defaults and the script's options that are None or
+        False: what names a run. An option added later, left off, leaves a run's name as it was, so
+        an interrupted run still continues by the same command."""
+        defaults = {field.name: field.default for field in dataclasses.fields(self)
+                    if field.name != "script_options"}
+        fields = {name: getattr(self, name) for name, default in defaults.items()
+                  if getattr(self, name) != default}
+        options = {name: value for name, value in self.script_options.items()
+                   if value is not None and value is not False}
+        return {**fields, **options}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Runs that survive interruption, refuse to start where they could not finish, and stop on NaN."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -72,6 +73,25 @@ def test_an_interrupted_and_a_killed_run_continue_and_end_like_an_uninterrupted_
     assert all(seconds > 0 for seconds in epoch_seconds) and settings["timed_epochs"] == 7
     assert settings["wall_seconds"] >= sum(epoch_seconds) - 0.1
     assert not [name for name in os.listdir(out_dir) if name.startswith(".run-")]  # backup and lock removed
+
+
+def test_a_run_keeps_its_state_folder_when_options_added_later_stay_off(tmp_path):
+    from common import config
+
+    run = config.RunOptions(out_dir=str(tmp_path))
+    strong = config.RECIPES["strong"]
+    with_script_options = dataclasses.replace(strong, script_options={"data": "train.csv", "teacher_tta": False})
+    later = dataclasses.replace(with_script_options, script_options={"data": "train.csv", "teacher_tta": False,
+                                                                     "new_path_option": None})
+    assert run.run_folder(later) == run.run_folder(with_script_options)
+    assert "mixup" not in strong.settings_that_are_on()  # off: the name a run had before --mixup existed
+    assert strong.settings_that_are_on()["arch"] == "vgg"
+    for changed in (dataclasses.replace(strong, mixup=0.2), dataclasses.replace(strong, seed=1),
+                    dataclasses.replace(strong, arch="seed")):  # the field's default, not the recipe's
+        assert run.run_folder(changed) != run.run_folder(strong)
+    other_data = dataclasses.replace(with_script_options, script_options={"data": "other.csv", "teacher_tta": False})
+    assert run.run_folder(other_data) != run.run_folder(with_script_options)
+    assert run.run_folder(dataclasses.replace(strong, val_size=0)) != run.run_folder(strong)  # 0 is not off
 
 
 def test_a_nan_loss_stops_the_run_and_saves_nothing(tmp_path, train_csv):
