@@ -35,7 +35,7 @@ ARCHITECTURES = {
     "seed": Architecture("build_seed_cnn", 1_703_047, "the report's CNN"),
     "vgg": Architecture("build_vgg_cnn", 1_978_279, "a VGG-style CNN"),
     "small": Architecture("build_small_cnn", 495_831, "the VGG-style layout at half width (about 4x faster)"),
-    "wide": Architecture("build_wide_vgg_cnn", 7_903_047, "the VGG-style CNN at twice the width (about 4x slower)"),
+    "wide": Architecture("build_wide_vgg_cnn", 7_903_047, "the VGG-style CNN at twice the width (4x the multiply-adds)"),
     "resnet": Architecture("build_resnet_cnn", 2_694_439, "a ResNet-style CNN"),
     "dnn": Architecture("build_dnn", 1_838_599, "the report's DNN", takes_images=False),
 }
