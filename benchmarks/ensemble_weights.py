@@ -6,8 +6,10 @@ Usage:
 
 Compared with the equal-weight soft vote on the same half: member weights (the weighted average of
 probabilities with the lowest log-loss on the fitting half), a bias per class added to the equal
-vote's log-probabilities (the same fit), and a logistic regression on every member's
-log-probabilities (stacking) at three regularisation strengths. Every model predicts the validation
+vote's log-probabilities (the same fit), members chosen greedily (ensemble selection: the member
+that most lowers the fitting half's log-loss is added, again and again, repeats allowed, each
+addition one more vote), and a logistic regression on every member's log-probabilities (stacking) at
+three regularisation strengths. Every model predicts the validation
 rows once (those the models validated on, read from their settings, or the first --val-size rows).
 """
 
@@ -22,6 +24,7 @@ from common import cli  # noqa: E402  (needs the repo on sys.path)
 from ensemble_size import add_ensemble_arguments, validation_probabilities  # noqa: E402
 
 STACKING_STRENGTHS = (0.01, 0.1, 1.0)  # C of scikit-learn's LogisticRegression
+SELECTION_ROUNDS = 20  # additions of ensemble selection
 
 
 def fitted_weights(probabilities, labels):
@@ -31,12 +34,30 @@ def fitted_weights(probabilities, labels):
 
     def log_loss(logits):
         weights = np.exp(logits) / np.exp(logits).sum()
-        averaged = np.tensordot(weights, probabilities, axes=1)  # (rows, classes)
-        return -np.log(averaged[np.arange(len(labels)), labels] + 1e-9).mean()
+        return log_loss_of(np.tensordot(weights, probabilities, axes=1), labels)
 
     logits = minimize(log_loss, np.zeros(len(probabilities)), method="Nelder-Mead",
                       options={"maxiter": 4000}).x
     return np.exp(logits) / np.exp(logits).sum()
+
+
+def log_loss_of(averaged, labels):
+    """Mean negative log-probability of the labels under averaged (rows, classes) probabilities."""
+    return -np.log(averaged[np.arange(len(labels)), labels] + 1e-9).mean()
+
+
+def selected_weights(probabilities, labels, rounds=SELECTION_ROUNDS):
+    """Member weights (summing to 1) by ensemble selection: `rounds` times, the member whose one more
+    vote gives the labels the lowest log-loss is added (repeats allowed); a weight is its share of
+    the votes."""
+    votes = np.zeros(len(probabilities))
+    vote_sum = np.zeros(probabilities.shape[1:])  # (rows, classes)
+    for _ in range(rounds):
+        losses = [log_loss_of((vote_sum + member) / (votes.sum() + 1), labels) for member in probabilities]
+        best = int(np.argmin(losses))
+        votes[best] += 1
+        vote_sum += probabilities[best]
+    return votes / votes.sum()
 
 
 def fitted_class_bias(log_probabilities, labels):
@@ -58,6 +79,10 @@ def combiner_accuracies(probabilities, labels, fit_rows, score_rows):
     right = {"equal weights": equal.argmax(axis=1) == labels}
     weights = fitted_weights(probabilities[:, fit_rows], labels[fit_rows])
     right["fitted weights"] = np.tensordot(weights, probabilities, axes=1).argmax(axis=1) == labels
+    selected = selected_weights(probabilities[:, fit_rows], labels[fit_rows])
+    right["ensemble selection"] = np.tensordot(selected, probabilities, axes=1).argmax(axis=1) == labels
+    print(f"ensemble selection on rows {fit_rows[0]}..{fit_rows[-1]}: weights "
+          f"{' '.join(f'{weight:.2f}' for weight in selected)}", flush=True)
     bias = fitted_class_bias(np.log(equal[fit_rows] + 1e-9), labels[fit_rows])
     right["equal weights + class bias"] = (np.log(equal + 1e-9) + bias).argmax(axis=1) == labels
     features = np.log(probabilities + 1e-7).transpose(1, 0, 2).reshape(len(labels), -1)  # (rows, members * classes)
