@@ -8,9 +8,9 @@ Compared with the equal-weight soft vote on the same half: member weights (the w
 probabilities with the lowest log-loss on the fitting half), a bias per class added to the equal
 vote's log-probabilities (the same fit), members chosen greedily (ensemble selection: the member
 that most lowers the fitting half's log-loss is added, again and again, repeats allowed, each
-addition one more vote), and a logistic regression on every member's log-probabilities (stacking) at
-three regularisation strengths. Every model predicts the validation
-rows once (those the models validated on, read from their settings, or the first --val-size rows).
+addition one more vote), and a logistic regression on every member's log-probabilities (stacking)
+at three regularisation strengths. Every model predicts the validation rows once (those the models
+validated on, read from their settings, or the first --val-size rows).
 """
 
 import os
@@ -72,7 +72,8 @@ def fitted_class_bias(log_probabilities, labels):
 
 
 def combiner_accuracies(probabilities, labels, fit_rows, score_rows):
-    """{combiner name: accuracy on score_rows} for combiners fitted on fit_rows."""
+    """({combiner name: accuracy on score_rows}, ensemble selection's member weights) for combiners
+    fitted on fit_rows."""
     from sklearn.linear_model import LogisticRegression
 
     equal = probabilities.mean(axis=0)  # (rows, classes)
@@ -81,15 +82,13 @@ def combiner_accuracies(probabilities, labels, fit_rows, score_rows):
     right["fitted weights"] = np.tensordot(weights, probabilities, axes=1).argmax(axis=1) == labels
     selected = selected_weights(probabilities[:, fit_rows], labels[fit_rows])
     right["ensemble selection"] = np.tensordot(selected, probabilities, axes=1).argmax(axis=1) == labels
-    print(f"ensemble selection on rows {fit_rows[0]}..{fit_rows[-1]}: weights "
-          f"{' '.join(f'{weight:.2f}' for weight in selected)}", flush=True)
     bias = fitted_class_bias(np.log(equal[fit_rows] + 1e-9), labels[fit_rows])
     right["equal weights + class bias"] = (np.log(equal + 1e-9) + bias).argmax(axis=1) == labels
     features = np.log(probabilities + 1e-7).transpose(1, 0, 2).reshape(len(labels), -1)  # (rows, members * classes)
     for strength in STACKING_STRENGTHS:
         stacker = LogisticRegression(C=strength, max_iter=2000).fit(features[fit_rows], labels[fit_rows])
         right[f"stacking, C={strength:g}"] = stacker.predict(features) == labels
-    return {name: float(hits[score_rows].mean()) for name, hits in right.items()}
+    return {name: float(hits[score_rows].mean()) for name, hits in right.items()}, selected
 
 
 def main():
@@ -103,8 +102,11 @@ def main():
     first, second = np.arange(half), np.arange(half, len(labels))
     print(f"{len(labels)} validation rows, {len(probabilities)} models"
           f"{', --tta views each' if options.tta else ''}; fitted on one half, scored on the other")
-    forward = combiner_accuracies(probabilities, labels, first, second)
-    backward = combiner_accuracies(probabilities, labels, second, first)
+    forward, forward_selection = combiner_accuracies(probabilities, labels, first, second)
+    backward, backward_selection = combiner_accuracies(probabilities, labels, second, first)
+    for rows, selected in ((first, forward_selection), (second, backward_selection)):
+        print(f"ensemble selection on rows {rows[0]}..{rows[-1]}: weights "
+              f"{' '.join(f'{weight:.2f}' for weight in selected)}")
     print(f"combiner | fitted on rows 0..{half - 1}, scored on {half}..{len(labels) - 1} | the reverse | mean")
     for name in forward:
         print(f"{name} | {forward[name]:.2%} | {backward[name]:.2%} | {(forward[name] + backward[name]) / 2:.2%}")
