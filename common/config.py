@@ -138,10 +138,8 @@ class TrainingConfig:
         """The settings less the fields at their defaults and the script's options that are None or
         False: what names a run. An option added later, left off, leaves a run's name as it was, so
         an interrupted run still continues by the same command."""
-        defaults = {field.name: field.default for field in dataclasses.fields(self)
-                    if field.name != "script_options"}
-        fields = {name: getattr(self, name) for name, default in defaults.items()
-                  if getattr(self, name) != default}
+        fields = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
+                  if field.name != "script_options" and getattr(self, field.name) != field.default}
         options = {name: value for name, value in self.script_options.items()
                    if value is not None and value is not False}
         return {**fields, **options}
