@@ -85,14 +85,14 @@ def main():
     cli.lock_run(training_config, run_options)  # a second live run of this command stops here
     strategy = cli.start_strategy(options)  # TensorFlow loads only after the input checked out
     from common import distribution, models, training
-    soft_targets = None
+    soft_targets = val_soft_targets = None
     if teachers:
         from common import distillation
 
         with cli.naming("--teacher", options.teacher):
             cache_folder = options.out_dir if distribution.is_chief(strategy) else None
-            soft_targets = distillation.teacher_probabilities(teachers, train_set.class_names, train_set.images,
-                                                              options.teacher_tta, cache_folder)
+            soft_targets, val_soft_targets = distillation.teacher_targets(teachers, train_set, val_set,
+                                                                          options.teacher_tta, cache_folder)
             if unlabelled:
                 train_set, soft_targets = distillation.with_teacher_labelled_faces(
                     train_set, soft_targets, unlabelled,
@@ -109,7 +109,7 @@ def main():
                                          options.freeze_until, options.new_head, options.seed, options.head_init,
                                          (train_set.images, train_set.labels))
     model_path = training.train_new_model(build_model, train_set, val_set, training_config, run_options,
-                                          soft_targets=soft_targets)
+                                          soft_targets=soft_targets, val_soft_targets=val_soft_targets)
     cli.print_model_path(model_path)
 
 

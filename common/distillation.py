@@ -56,6 +56,19 @@ def teacher_probabilities(teachers, class_names, images, tta, cache_folder):
     return probabilities
 
 
+def teacher_targets(teachers, train_set, val_set, tta, cache_folder):
+    """The teachers' probabilities of the training faces, the student's targets, and of the
+    validation faces (None without validation rows), with which the validation loss is the training
+    loss on those rows; prints the teachers' accuracy on the validation rows."""
+    train_targets = teacher_probabilities(teachers, train_set.class_names, train_set.images, tta, cache_folder)
+    if not len(val_set):
+        return train_targets, None
+    val_targets = teacher_probabilities(teachers, val_set.class_names, val_set.images, tta, cache_folder)
+    accuracy = float((val_targets.argmax(axis=1) == val_set.labels).mean())
+    print(f"the teachers on the {len(val_set)} validation rows: accuracy {accuracy:.4f}")
+    return train_targets, val_targets
+
+
 def _one_teacher(listed, class_names, images, tta, cache_folder):
     """One teacher's (rows, classes) probabilities of `images`, from its own cache when kept."""
     from common import classes, prediction

@@ -109,13 +109,14 @@ def make_dataset(images, labels, model_input_shape, class_count, batch_size, aug
 
 
 def fit(model, train_set, val_set, config, finished_epochs=0, backup=None, best_so_far=None,
-        soft_targets=None, strategy=None):
+        soft_targets=None, val_soft_targets=None, strategy=None):
     """Trains `model`, which has `finished_epochs`, up to `config.epochs` and returns the history rows of
     those epochs, a summary of the run, and the last epoch's weights when the model is left with
     other (kept) ones, else None.
 
     `best_so_far` (validation accuracy, epoch, weights) is the record a continued run must beat.
-    `soft_targets` (training rows, classes): the teachers' probabilities, for distillation.
+    `soft_targets` (training rows, classes): the teachers' probabilities, for distillation;
+    `val_soft_targets` (validation rows, classes) theirs of the validation faces, needed with them.
     `backup` (a `resume.RunBackup`) keeps the training state after every epoch and, when an earlier
     attempt of the same run was interrupted, continues after its last finished epoch.
     `strategy` (see `common.distribution`): with several workers each trains on its share of the rows.
@@ -125,11 +126,13 @@ def fit(model, train_set, val_set, config, finished_epochs=0, backup=None, best_
     once per epoch (`Validation`), which gives every validation figure.
     """
     strategy = strategy or tf.distribute.get_strategy()
+    if soft_targets is not None and len(val_set) and val_soft_targets is None:
+        raise ValueError("distillation needs the teachers' probabilities of the validation faces too")
     train_data = _training_pipeline(model, train_set, config, soft_targets, strategy)
     target_width = model.output_shape[-1] * (1 if soft_targets is None else 2)
     distribution.prepare_for_workers(model, strategy, ((1, *model.input_shape[1:]), (1, target_width)))
     copied, relabelled = data.exact_copies(val_set, train_set)  # (validation rows,) masks each
-    validation = Validation(val_set, copied, distilling=soft_targets is not None)
+    validation = Validation(val_set, copied, val_soft_targets)
     best_weights, rows = BestWeights(*(best_so_far or ())), []
     callbacks = [validation, best_weights, HistoryRows(rows), StopOnNonFiniteLoss()]
     resumed_epochs = _resume(backup, finished_epochs, config.epochs, best_weights, rows, callbacks)
@@ -268,13 +271,14 @@ def recompute_batch_norm_statistics(model, train_data, batches=100):
 
 class Validation(keras.callbacks.Callback):
     """Predicts the validation rows once per epoch and adds every validation figure to the epoch's
-    logs: `val_loss` (the training loss on them), `val_accuracy`, and `val_unseen_accuracy` on the
+    logs: `val_loss` (the training loss on them; when distilling, with `teacher_probabilities`
+    (rows, classes), the teachers' of these faces), `val_accuracy`, and `val_unseen_accuracy` on the
     rows without an exact pixel copy among the training rows (`copied` marks the others). Nothing is
     added when there are no validation rows."""
 
-    def __init__(self, val_set, copied, distilling=False):
+    def __init__(self, val_set, copied, teacher_probabilities=None):
         super().__init__()
-        self.val_set, self.copied, self.distilling = val_set, copied, distilling
+        self.val_set, self.copied, self.teacher_probabilities = val_set, copied, teacher_probabilities
         self.rows = len(val_set)
         self.predictor = None
 
@@ -288,8 +292,8 @@ class Validation(keras.callbacks.Callback):
             self.predictor = prediction.ModelPredictor(self.model)
         probabilities = self.predictor.probabilities(self.val_set.images)  # (rows, classes)
         targets = np.eye(probabilities.shape[1], dtype=np.float32)[self.val_set.labels]
-        if self.distilling:  # the teacher part of a distillation target: the label itself
-            targets = np.concatenate([targets, targets], axis=1)
+        if self.teacher_probabilities is not None:  # a distillation target: label, then teachers
+            targets = np.concatenate([targets, self.teacher_probabilities], axis=1)  # (rows, 2 x classes)
         correct = probabilities.argmax(axis=1) == self.val_set.labels
         unseen = correct[~self.copied]
         return {"val_loss": float(keras.ops.convert_to_numpy(self.model.loss(targets, probabilities))),
@@ -376,12 +380,14 @@ def _save(model, model_path, history_rows, settings, last_weights=None):
     return model_path
 
 
-def train_new_model(build_model, train_set, val_set, config, run, prefix="", soft_targets=None):
+def train_new_model(build_model, train_set, val_set, config, run, prefix="", soft_targets=None,
+                    val_soft_targets=None):
     """Seeds, sets the precision, builds, compiles, trains and saves a model; returns its path (None
     on a worker other than the chief, which saves nothing).
 
     `config` is the run's `config.TrainingConfig`, `run` its `config.RunOptions`; every setting and
-    the command line are saved in the settings file beside the model.
+    the command line are saved in the settings file beside the model. `soft_targets` and
+    `val_soft_targets`: the teachers' probabilities, as `fit` takes them.
     """
     strategy = start_strategy(config, run)
     seed_everything(config.seed, config.deterministic)
@@ -394,7 +400,8 @@ def train_new_model(build_model, train_set, val_set, config, run, prefix="", sof
           f"{len(val_set)} validation rows from {train_set.source}")
     backup = make_backup(config, run, strategy, 0, train_set, val_set)
     rows, summary, last_weights = fit(model, train_set, val_set, config, backup=backup,
-                                      soft_targets=soft_targets, strategy=strategy)
+                                      soft_targets=soft_targets, val_soft_targets=val_soft_targets,
+                                      strategy=strategy)
     model_path = None
     if distribution.is_chief(strategy):
         settings = run_settings(config, run, model, train_set, val_set, summary)

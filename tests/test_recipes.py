@@ -214,16 +214,37 @@ def test_a_students_teacher_targets_are_the_mirror_averaged_probabilities_comput
     assert first.exit_code == 0, first.stderr
     settings = json.load(open(files.settings_path(first.last_line)))
     assert settings["teacher"] == str(trained_model) and settings["distill_weight"] == 0.7
-    cached = [name for name in os.listdir(tmp_path) if name.startswith(".teacher-")]
-    assert len(cached) == 1
-    teacher = np.load(tmp_path / cached[0])
-    images = data.load_dataset(str(train_csv)).images[64:]  # the training rows, in order
+    assert len([name for name in os.listdir(tmp_path) if name.startswith(".teacher-")]) == 2
+    images = data.load_dataset(str(train_csv)).images
+    val_images, train_images = images[:64], images[64:]  # the validation rows, then the training rows
     teacher_model = model_files.load_model(trained_model)
-    mirrored = (prediction.predict_probabilities(teacher_model, images)
-                + prediction.predict_probabilities(teacher_model, images[:, :, ::-1])) / 2
-    np.testing.assert_allclose(teacher, mirrored, atol=2e-3)  # each face and its mirror, averaged
+    for faces in (train_images, val_images):
+        teacher = np.load(tmp_path / f".teacher-{distillation_cache_key(trained_model, faces)}.npy")
+        mirrored = (prediction.predict_probabilities(teacher_model, faces)
+                    + prediction.predict_probabilities(teacher_model, faces[:, :, ::-1])) / 2
+        np.testing.assert_allclose(teacher, mirrored, atol=2e-3)  # each face and its mirror, averaged
+    labels = data.load_dataset(str(train_csv)).labels[:64]
+    assert f"the teachers on the 64 validation rows: accuracy {(teacher.argmax(axis=1) == labels).mean():.4f}" in first.stdout
     second = run_script(*arguments)
-    assert "teacher probabilities from" in second.stdout  # labelled once
+    assert second.stdout.count("teacher probabilities from") == 2  # labelled once
+
+
+def test_a_students_validation_loss_is_its_training_loss_on_the_validation_faces(tmp_path, train_csv, trained_model):
+    from common import distillation
+
+    result = run_script("train.py", train_csv, "--epochs", 1, "--val-size", 64, "--batch-size", 64,
+                        "--teacher", trained_model, "--precision", "fp32", "--out-dir", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    val_set = data.split_validation(data.load_dataset(str(train_csv)), 64)[1]
+    teacher = np.load(tmp_path / f".teacher-{distillation_cache_key(trained_model, val_set.images)}.npy")
+    student = prediction.predict_probabilities(model_files.load_model(result.last_line), val_set.images)
+    labels = np.eye(7, dtype=np.float32)[val_set.labels]
+    loss = distillation.DistillationLoss(0.7, 2.0)
+    with_teachers = float(loss(np.concatenate([labels, teacher], axis=1), student))
+    with_labels_as_teachers = float(loss(np.concatenate([labels, labels], axis=1), student))
+    history_loss = files.read_history(result.last_line)[-1][files.HISTORY_COLUMNS.index("val_loss")]
+    assert abs(history_loss - with_teachers) < 0.02 * with_teachers
+    assert abs(history_loss - with_labels_as_teachers) > 0.1 * with_teachers
 
 
 def test_unlabelled_faces_join_a_student_labelled_by_its_teacher(tmp_path, train_csv, test_csv, trained_model):
