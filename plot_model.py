@@ -95,7 +95,8 @@ def draw_plots(model, model_path, val_set, chosen, chosen_rows, saliency, stem):
     started = time.perf_counter()
     history = files.read_history(model_path)
     if history:
-        path = plots.history(history, stem + "_his.png", f"{os.path.basename(model_path)}: training")
+        path = plots.history(history, stem + "_his.png", f"{os.path.basename(model_path)}: training",
+                             plots.validation_loss_name(files.read_json(files.settings_path(model_path)) or {}))
         print(f"training curves: {path} [{time.perf_counter() - started:.1f} s]")
     else:
         print(f"training curves: skipped, no history file {files.history_path(model_path)}")

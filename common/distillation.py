@@ -64,9 +64,14 @@ def teacher_targets(teachers, train_set, val_set, tta, cache_folder):
     if not len(val_set):
         return train_targets, None
     val_targets = teacher_probabilities(teachers, val_set.class_names, val_set.images, tta, cache_folder)
-    accuracy = float((val_targets.argmax(axis=1) == val_set.labels).mean())
-    print(f"the teachers on the {len(val_set)} validation rows: accuracy {accuracy:.4f}")
+    print(f"the teachers on the {len(val_set)} validation rows: accuracy "
+          f"{teachers_accuracy(val_targets, val_set.labels):.4f}")
     return train_targets, val_targets
+
+
+def teachers_accuracy(probabilities, labels):
+    """How often the teachers' most likely class, of their (rows, classes) probabilities, is the label."""
+    return float((probabilities.argmax(axis=1) == labels).mean())
 
 
 def _one_teacher(listed, class_names, images, tta, cache_folder):

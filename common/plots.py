@@ -99,14 +99,16 @@ def reliability(found, path, title):
     return save_figure(figure, path)
 
 
-def history(rows, path, title):
-    """Loss and accuracy per epoch, training and validation, side by side."""
+def history(rows, path, title, validation_loss_name="validation loss"):
+    """Loss and accuracy per epoch, training and validation, side by side; the validation loss's
+    line is named `validation_loss_name`."""
     table = np.asarray(rows, dtype=np.float64)
     epochs = table[:, 0]
     figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(11, 4))
     for axes, column, name in ((loss_axes, 1, "loss"), (accuracy_axes, 2, "accuracy")):
         axes.plot(epochs, table[:, column], marker="o", markersize=3, label=f"training {name}")
-        axes.plot(epochs, table[:, column + 2], marker="o", markersize=3, label=f"validation {name}")
+        axes.plot(epochs, table[:, column + 2], marker="o", markersize=3,
+                  label=validation_loss_name if name == "loss" else f"validation {name}")
         axes.set_xlabel("epoch")
         axes.set_ylabel(name)
         axes.grid(alpha=0.3)
@@ -116,6 +118,15 @@ def history(rows, path, title):
                            textcoords="offset points", xytext=(-30, 10))
     figure.suptitle(title)
     return save_figure(figure, path)
+
+
+def validation_loss_name(settings):
+    """The name of a history's validation loss, by its run's `settings`: a student whose teachers did
+    not label the validation faces (trained before they did) measured it with the labels in the
+    teachers' place, a loss not comparable with its training loss."""
+    if settings.get("teacher") and "teachers_val_accuracy" not in settings:
+        return "validation loss (labels in the teachers' place)"
+    return "validation loss"
 
 
 def emotion_timeline(seconds, probabilities, class_names, path, title):

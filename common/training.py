@@ -154,6 +154,8 @@ def fit(model, train_set, val_set, config, finished_epochs=0, backup=None, best_
                "last_val_accuracy": _or_none(rows[-1][VAL_ACCURACY]),
                "kept_epoch": kept_epoch, "kept_val_accuracy": kept_accuracy,
                **validation.unseen_summary(relabelled)}
+    if val_soft_targets is not None:  # the validation loss was measured with the teachers' probabilities
+        summary["teachers_val_accuracy"] = distillation.teachers_accuracy(val_soft_targets, val_set.labels)
     print(describe_run(summary))
     return rows, summary, last_weights
 

@@ -49,6 +49,15 @@ def test_missing_history_is_reported_and_skipped(tmp_path, train_csv, trained_mo
     assert_png(tmp_path / "copy_sm.png")
 
 
+def test_a_students_validation_loss_is_named_for_how_it_was_measured():
+    from common import plots
+
+    assert plots.validation_loss_name({"teacher": None}) == "validation loss"
+    assert plots.validation_loss_name({"teacher": "list.txt", "teachers_val_accuracy": 0.7}) == "validation loss"
+    # a student whose teachers did not label its validation faces: its loss is not the training loss
+    assert plots.validation_loss_name({"teacher": "list.txt"}) == "validation loss (labels in the teachers' place)"
+
+
 def test_grad_cam_is_refused_for_a_dnn(train_csv, trained_dnn):
     assert_refused(run_script("plot_model.py", train_csv, trained_dnn, "--images", "1", "--saliency", "gradcam"),
                    "has no convolution layer")

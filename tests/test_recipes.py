@@ -224,7 +224,9 @@ def test_a_students_teacher_targets_are_the_mirror_averaged_probabilities_comput
                     + prediction.predict_probabilities(teacher_model, faces[:, :, ::-1])) / 2
         np.testing.assert_allclose(teacher, mirrored, atol=2e-3)  # each face and its mirror, averaged
     labels = data.load_dataset(str(train_csv)).labels[:64]
-    assert f"the teachers on the 64 validation rows: accuracy {(teacher.argmax(axis=1) == labels).mean():.4f}" in first.stdout
+    accuracy = (teacher.argmax(axis=1) == labels).mean()
+    assert f"the teachers on the 64 validation rows: accuracy {accuracy:.4f}" in first.stdout
+    assert settings["teachers_val_accuracy"] == accuracy
     second = run_script(*arguments)
     assert second.stdout.count("teacher probabilities from") == 2  # labelled once
 
