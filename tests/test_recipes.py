@@ -223,8 +223,8 @@ def test_a_students_teacher_targets_are_the_mirror_averaged_probabilities_comput
         mirrored = (prediction.predict_probabilities(teacher_model, faces)
                     + prediction.predict_probabilities(teacher_model, faces[:, :, ::-1])) / 2
         np.testing.assert_allclose(teacher, mirrored, atol=2e-3)  # each face and its mirror, averaged
-    labels = data.load_dataset(str(train_csv)).labels[:64]
-    accuracy = (teacher.argmax(axis=1) == labels).mean()
+    val_teacher = np.load(tmp_path / f".teacher-{distillation_cache_key(trained_model, val_images)}.npy")
+    accuracy = (val_teacher.argmax(axis=1) == data.load_dataset(str(train_csv)).labels[:64]).mean()
     assert f"the teachers on the 64 validation rows: accuracy {accuracy:.4f}" in first.stdout
     assert settings["teachers_val_accuracy"] == accuracy
     second = run_script(*arguments)
