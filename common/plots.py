@@ -121,9 +121,9 @@ def history(rows, path, title, validation_loss_name="validation loss"):
 
 
 def validation_loss_name(settings):
-    """The name of a history's validation loss, by its run's `settings`: a student whose teachers did
-    not label the validation faces (trained before they did) measured it with the labels in the
-    teachers' place, a loss not comparable with its training loss."""
+    """The name of a history's validation loss, by its run's `settings`: a student whose settings
+    lack its teachers' validation accuracy measured it with the labels in the teachers' place, a
+    loss not comparable with its training loss."""
     if settings.get("teacher") and "teachers_val_accuracy" not in settings:
         return "validation loss (labels in the teachers' place)"
     return "validation loss"
