@@ -59,19 +59,11 @@ def teacher_probabilities(teachers, class_names, images, tta, cache_folder):
 def teacher_targets(teachers, train_set, val_set, tta, cache_folder):
     """The teachers' probabilities of the training faces, the student's targets, and of the
     validation faces (None without validation rows), with which the validation loss is the training
-    loss on those rows; prints the teachers' accuracy on the validation rows."""
+    loss on those rows."""
     train_targets = teacher_probabilities(teachers, train_set.class_names, train_set.images, tta, cache_folder)
     if not len(val_set):
         return train_targets, None
-    val_targets = teacher_probabilities(teachers, val_set.class_names, val_set.images, tta, cache_folder)
-    print(f"the teachers on the {len(val_set)} validation rows: accuracy "
-          f"{teachers_accuracy(val_targets, val_set.labels):.4f}")
-    return train_targets, val_targets
-
-
-def teachers_accuracy(probabilities, labels):
-    """How often the teachers' most likely class, of their (rows, classes) probabilities, is the label."""
-    return float((probabilities.argmax(axis=1) == labels).mean())
+    return train_targets, teacher_probabilities(teachers, val_set.class_names, val_set.images, tta, cache_folder)
 
 
 def _one_teacher(listed, class_names, images, tta, cache_folder):

@@ -128,6 +128,10 @@ def fit(model, train_set, val_set, config, finished_epochs=0, backup=None, best_
     strategy = strategy or tf.distribute.get_strategy()
     if soft_targets is not None and len(val_set) and val_soft_targets is None:
         raise ValueError("distillation needs the teachers' probabilities of the validation faces too")
+    teachers_accuracy = None
+    if val_soft_targets is not None:  # the validation loss is then measured with their probabilities
+        teachers_accuracy = float((val_soft_targets.argmax(axis=1) == val_set.labels).mean())
+        print(f"the teachers on the {len(val_set)} validation rows: accuracy {teachers_accuracy:.4f}")
     train_data = _training_pipeline(model, train_set, config, soft_targets, strategy)
     target_width = model.output_shape[-1] * (1 if soft_targets is None else 2)
     distribution.prepare_for_workers(model, strategy, ((1, *model.input_shape[1:]), (1, target_width)))
@@ -154,8 +158,8 @@ def fit(model, train_set, val_set, config, finished_epochs=0, backup=None, best_
                "last_val_accuracy": _or_none(rows[-1][VAL_ACCURACY]),
                "kept_epoch": kept_epoch, "kept_val_accuracy": kept_accuracy,
                **validation.unseen_summary(relabelled)}
-    if val_soft_targets is not None:  # the validation loss was measured with the teachers' probabilities
-        summary["teachers_val_accuracy"] = distillation.teachers_accuracy(val_soft_targets, val_set.labels)
+    if teachers_accuracy is not None:
+        summary["teachers_val_accuracy"] = teachers_accuracy
     print(describe_run(summary))
     return rows, summary, last_weights
 
