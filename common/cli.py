@@ -541,6 +541,34 @@ def add_face_options(parser):
                              "with landmarks)")
 
 
+def add_video_options(parser):
+    """Options of the scripts that follow people through videos: which frames, smoothing, tracking."""
+    parser.add_argument("--every", type=positive_int, default=1,
+                        help="analyse every N-th frame of a video (and write its rows)")
+    parser.add_argument("--detect-every", type=positive_int, default=1,
+                        help="run the face detector on every K-th analysed frame only; the tracker carries "
+                             "each person's box in between (those frames are still classified and written)")
+    parser.add_argument("--smooth", type=non_negative_float, default=config.DEFAULT_SMOOTHING,
+                        metavar="SECONDS",
+                        help="average each person's probabilities over this many seconds (centred on the "
+                             "frame for a file, the past only for a camera); 0: off")
+    parser.add_argument("--start", type=non_negative_float, default=0.0, metavar="SECONDS",
+                        help="analyse a video from this time on")
+    parser.add_argument("--end", type=positive_float, default=None, metavar="SECONDS",
+                        help="analyse a video up to this time; a camera stops there (else at Ctrl-C)")
+
+
+def video_settings(options):
+    """The frozen video settings of parsed video options; a UsageError when --start is not before --end."""
+    if options.end is not None and options.start >= options.end:
+        raise UsageError(f"--start {options.start:g} is not before --end {options.end:g}; give a start "
+                         f"before the end")
+    from common import video  # OpenCV and scipy, no TensorFlow
+
+    return video.VideoSettings(every=options.every, detect_every=options.detect_every, smoothing=options.smooth,
+                               start=options.start, end=options.end)
+
+
 def add_prediction_options(parser):
     """Options of the scripts that predict: test-time augmentation, batch size, precision."""
     parser.add_argument("--tta", action="store_true",

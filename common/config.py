@@ -64,6 +64,7 @@ MODEL_SUFFIXES = (".h5", ".keras")  # what a model file is named; anything else 
 # face detectors: the class of common.faces that implements each
 DETECTORS = {"mtcnn": "MtcnnDetector", "haar": "HaarDetector", "none": "WholeImage"}
 DEFAULT_DETECTOR = "mtcnn"
+DEFAULT_SMOOTHING = 1.0  # seconds each person's probabilities are averaged over in a video (benchmarks/video.py)
 DEFAULT_MIN_FACE = 40  # pixels: FER2013's faces are 48 wide; smaller ones carry too little to read
 
 # export formats: (the function of common.exporting that writes one, the default suffix); the

@@ -1,26 +1,42 @@
-"""The run behind `predict.py`: every face of every image and video frame, classified in batches,
-written as one `predictions.csv` row each, with annotated copies of the images (and, when asked,
-of the videos) and each video's emotions over time.
+"""The run behind `predict.py`: every face of every image and video frame classified, written as one
+`predictions.csv` row each as it comes, with annotated copies of the images (and, when asked, of
+the videos), and for each video its people: `<name>_people.csv` and `<name>_emotions.png`.
+
+Videos go through `video.PeopleFollower`: each face gets its person's id, its frame's time, and
+probabilities smoothed over the person's recent and coming frames. Nothing per frame is kept once
+it is written, so a long video needs no more memory than a short one.
 """
 
+import contextlib
+import csv
 import dataclasses
 import os
 import sys
+import time as clock
 
 import cv2
 import numpy as np
-import pandas as pd
 
-from common import faces, files
+from common import faces, files, tracking, video
 from common.errors import UsageError
 
 PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 
 
 def prediction_columns(class_names):
-    """The columns of predictions.csv: one probability column per class of the model, named by it."""
+    """The columns of predictions.csv: one probability column per class of the model, named by it;
+    `time` (seconds from the video's start) and `person` are empty for still images."""
     return ("source", "frame", "face", "x", "y", "width", "height", "label", "emotion", *class_names,
-            "detector_score", "annotated")
+            "detector_score", "annotated", "time", "person")
+
+
+@dataclasses.dataclass
+class VideoPeople:
+    """What a run says of one video: its path, its people's table, and how many frames it analysed."""
+
+    path: str
+    people: object  # a DataFrame, `video.PeopleTally.table()`
+    frames: int
 
 
 @dataclasses.dataclass
@@ -33,13 +49,52 @@ class RunSummary:
     skipped: list = dataclasses.field(default_factory=list)  # found in a folder, could not be read
     written: list = dataclasses.field(default_factory=list)  # predictions.csv, then the annotated copies
     timelines: list = dataclasses.field(default_factory=list)  # each video's emotions over time
-    video_emotions: list = dataclasses.field(default_factory=list)  # (path, [(emotion, frames)], frames)
+    people_files: list = dataclasses.field(default_factory=list)  # each video's <name>_people.csv
+    videos_people: list = dataclasses.field(default_factory=list)  # VideoPeople of each video
+
+
+class RowWriter:
+    """predictions.csv, written row by row: floats to 4 decimals (times to 3), None as empty. A
+    file run writes a hidden temporary file that takes the final name when the run ends well;
+    a live run (`live`) writes the final file directly and flushes every frame, so an
+    interrupted session keeps its rows."""
+
+    def __init__(self, path, class_names, live=False):
+        self.path, self.live = path, live
+        self._stack = contextlib.ExitStack()
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        target = path if live else self._stack.enter_context(files.atomic_output(path))
+        self.handle = self._stack.enter_context(open(target, "w", newline="", encoding="utf-8"))
+        self.writer = csv.writer(self.handle)
+        self.writer.writerow(prediction_columns(class_names))
+
+    def write(self, source, frame, index, box, probabilities, class_names, score, annotated, time=None, person=None):
+        label = int(np.argmax(probabilities))
+        self.writer.writerow([files.printable_path(source), frame, index, *box, label, class_names[label],
+                              *(f"{value:.4f}" for value in probabilities), _number(score, 4),
+                              annotated and files.printable_path(annotated), _number(time, 3),
+                              "" if person is None else person])
+
+    def frame_done(self):
+        if self.live:
+            self.handle.flush()
+
+    def close(self, keep=True):
+        """Ends the file: kept under its name when `keep`, else removed (a file run's failure)."""
+        if keep:
+            self._stack.close()
+        else:
+            self._stack.__exit__(RuntimeError, RuntimeError("abandoned"), None)
+
+
+def _number(value, decimals):
+    return "" if value is None else f"{value:.{decimals}f}"
 
 
 class BatchedClassification:
-    """Collects the faces of many images and frames, classifies them in batches, and hands each
-    image or frame back with its classified faces, in the order they came (`on_classified(item,
-    faces)`). A batch closes at `batch_size` faces or when the images held pass `max_bytes`."""
+    """Collects the faces of many images, classifies them in batches, and hands each image back with
+    its classified faces, in the order they came (`on_classified(item, faces)`). A batch closes at
+    `batch_size` faces or when the images held pass `max_bytes`."""
 
     def __init__(self, classifier, on_classified, batch_size=256, tta=False, max_bytes=256 << 20):
         self.classifier, self.on_classified = classifier, on_classified
@@ -61,21 +116,33 @@ class BatchedClassification:
 
 
 class FacePredictionRun:
-    """Reads sources one after another; faces are classified in batches across them."""
+    """Reads sources one after another: images' faces are classified in batches across images,
+    each video is followed frame by frame (`video.PeopleFollower`). `blur`: annotated copies show
+    each face blurred under its box and label."""
 
     def __init__(self, classifier, detector, out_dir, tta=False, every=1, annotate_images=True,
-                 annotate_videos=False, batch_size=256, align=True):
-        self.detector, self.out_dir, self.every, self.align = detector, out_dir, every, align
+                 annotate_videos=False, batch_size=256, align=True, video_settings=None, blur=False,
+                 show_progress=False):
+        self.classifier, self.detector, self.out_dir, self.align = classifier, detector, out_dir, align
+        self.tta, self.batch_size, self.blur, self.show_progress = tta, batch_size, blur, show_progress
+        self.settings = video_settings or video.VideoSettings(every=every)
         self.annotate_images, self.annotate_videos = annotate_images, annotate_videos
         self.batches = BatchedClassification(classifier, self._on_classified, batch_size, tta)
-        self.rows, self.summary = [], RunSummary()
+        self.summary = RunSummary()
         self.faces_by_source = {}
-        self.timelines = {}  # video path -> [(frame number, its largest face's probabilities)]
+        self.rows = None
+
+    def start(self, live=False):
+        """Opens predictions.csv (a free name in the output folder); `live`: written as it goes."""
+        self.csv_path = files.free_path(os.path.join(self.out_dir, "predictions.csv"))
+        self.rows = RowWriter(self.csv_path, self.classifier.class_names, live)
 
     def add(self, source):
-        """Reads one image or video and queues its faces. A file the user named must be readable
-        (a UsageError otherwise); one found in a folder that cannot be read is skipped with a
-        warning on stderr."""
+        """Reads one image, video or camera and writes its faces' rows. A file the user named must be
+        readable (a UsageError otherwise); one found in a folder that cannot be read is skipped
+        with a warning on stderr."""
+        if self.rows is None:
+            self.start()
         try:
             self._read(source)
         except UsageError as error:
@@ -91,123 +158,140 @@ class FacePredictionRun:
             image = faces.read_image(source.path)
             self.summary.images += 1
             kept = image if self.annotate_images else None  # held until its faces are classified
-            self.batches.add((source, 0, kept, None), faces.find_faces(image, self.detector, self.align), kept)
+            self.batches.add((source, kept), faces.find_faces(image, self.detector, self.align), kept)
         else:
-            self._add_video(source)
-
-    def _add_video(self, source):
-        if not self.annotate_videos:
-            self._queue_frames(source, writer=None)
+            self.batches.flush()  # rows stay in the order of the inputs
+            self._follow_video(source)
             self.summary.videos += 1
-            return
-        out_path = files.free_path(self._output_path(source, "_faces.mp4"))
-        try:
-            with files.atomic_output(out_path) as temporary_path:
-                writer = _VideoWriter(temporary_path, faces.video_rate(source.path) / self.every, out_path)
-                try:
-                    self._queue_frames(source, writer)
-                    self.batches.flush()  # every frame of this video is written before the file closes
-                finally:
-                    writer.release()
-                if writer.frames < 2:
-                    raise _TooShortForAVideo
-        except _TooShortForAVideo:
-            print(f"note: {source.path}: {writer.frames} frame read (--every {self.every}), so no annotated "
-                  f"video was written", file=sys.stderr)
-        else:
-            self.summary.written.append(out_path)
-        self.summary.videos += 1
-    def _queue_frames(self, source, writer):
-        for frame_number, frame in faces.video_frames(source.path, self.every):
-            self.summary.frames += 1
-            kept = frame if writer else None
-            self.batches.add((source, frame_number, kept, writer),
-                             faces.find_faces(frame, self.detector, self.align), kept)
 
     def _on_classified(self, item, found):
-        source, frame_number, image, writer = item
+        source, image = item
         self.summary.faces += len(found)
         self.faces_by_source[source.path] += len(found)
-        annotated = writer.final_path if writer is not None else None
-        if writer is not None:
-            writer.write(faces.annotate(image, found))
-        elif image is not None and found:
+        annotated = None
+        if image is not None and found:
             annotated = files.free_path(self._output_path(source, "_faces.png"))
-            _, encoded = cv2.imencode(".png", faces.annotate(image, found), PNG_FAST)
+            texts = [f"{face.emotion} {face.probabilities[face.label]:.2f}" for face in found]
+            _, encoded = cv2.imencode(".png", faces.annotate(image, found, texts, self.blur), PNG_FAST)
             with files.atomic_output(annotated) as temporary_path, open(temporary_path, "wb") as handle:
                 handle.write(encoded.tobytes())  # written by Python: OpenCV's paths must be UTF-8
             self.summary.written.append(annotated)
-        if source.kind == "video" and found:
-            largest = max(found, key=lambda face: face.box[2] * face.box[3])
-            self.timelines.setdefault(source.path, []).append((frame_number, largest.probabilities))
         for index, face in enumerate(found):
-            x, y, width, height = face.box
-            self.rows.append([files.printable_path(source.path), frame_number, index, x, y, width, height,
-                              face.label, face.emotion, *face.probabilities.tolist(), face.score,
-                              annotated and files.printable_path(annotated)])
+            self.rows.write(source.path, 0, index, face.box, face.probabilities, face.class_names, face.score,
+                            annotated)
+
+    def _follow_video(self, source):
+        settings = self.settings
+        camera = video.camera_index(source.path) if source.kind == "camera" else None
+        reader = video.VideoReader(source.path if camera is None else camera, settings.every, settings.start,
+                                   settings.end)
+        follower = video.PeopleFollower(self.classifier, self.detector, tracking.make_tracker(settings.tracker),
+                                        settings.smoothing, causal=reader.live, detect_every=settings.detect_every,
+                                        tta=self.tta, align=self.align, batch_faces=self.batch_size,
+                                        batch_frames=1 if reader.live else 16)
+        tally = video.PeopleTally(self.classifier.class_names)
+        writer = None
+        if self.annotate_videos:
+            out_path = files.free_path(self._output_path(source, "_faces.mp4"))
+            writer = _VideoWriter(files.temporary_sibling(out_path), reader.rate / settings.every, out_path)
+        progress = ProgressLine(reader.name, reader.expected_frames()) if self.show_progress else None
+        try:
+            for frame in _until_interrupted(follower.follow(reader.frames()), reader.live):
+                self._write_frame(source, frame, writer, tally)
+                if progress:
+                    progress.update()
+        except BaseException:
+            if writer is not None:
+                writer.abandon()
+            raise
+        finally:
+            if progress:
+                progress.close()
+        for note in reader.notes:
+            print(f"note: {note}", file=sys.stderr)
+        self._finish_video(source, tally, writer)
+
+    def _write_frame(self, source, frame, writer, tally):
+        self.summary.frames += 1
+        self.summary.faces += len(frame.people)
+        self.faces_by_source[source.path] += len(frame.people)
+        tally.add(frame)
+        if writer is not None:
+            texts = [f"{person.person}: {person.emotion} {person.smoothed[person.label]:.2f}" for person in frame.people]
+            writer.write(faces.annotate(frame.image, frame.people, texts, self.blur))
+        annotated = writer.final_path if writer is not None else None
+        for index, person in enumerate(frame.people):
+            self.rows.write(source.path, frame.number, index, person.box, person.smoothed, person.class_names,
+                            person.score, annotated, frame.time, person.person)
+        self.rows.frame_done()
+
+    def _finish_video(self, source, tally, writer):
+        if writer is not None:
+            if writer.frames >= 2:
+                writer.finish()
+                self.summary.written.append(writer.final_path)
+            else:
+                writer.abandon()
+                print(f"note: {source.path}: {writer.frames} frame read (--every {self.settings.every}), so no "
+                      f"annotated video was written", file=sys.stderr)
+        if not tally.people:
+            return
+        table = tally.table()
+        self.summary.videos_people.append(VideoPeople(source.path, table, tally.frames))
+        people_path = files.free_path(self._output_path(source, "_people.csv"))
+        with files.atomic_output(people_path) as temporary_path:
+            table.to_csv(temporary_path, index=False)
+        self.summary.people_files.append(people_path)
+        if self.annotate_images and sum(person.frames for person in tally.people.values()) >= 2:
+            self.summary.timelines.append(self._plot_people(source, tally))
+
+    def _plot_people(self, source, tally):
+        """`<name>_emotions.png`: each person's smoothed probabilities over the video's time."""
+        from common import plots  # matplotlib loads only for a video with faces
+
+        ranked = sorted(tally.people.values(), key=lambda person: -person.frames)[:12]
+        shown = []
+        for person in sorted(ranked, key=lambda person: person.person):
+            seconds, probabilities = person.timeline.points()
+            shown.append((person.person, seconds, probabilities, person.dominant(tally.class_names)))
+        smoothing = f"smoothed over {self.settings.smoothing:g} s" if self.settings.smoothing else "not smoothed"
+        title = (f"{files.printable_path(os.path.basename(source.path))}: {len(tally.people)} people, "
+                 f"{tally.frames} frames read (--every {self.settings.every}), {smoothing}")
+        return plots.people_timelines(shown, tally.class_names, self._output_path(source, "_emotions.png"), title)
 
     def _output_path(self, source, suffix):
-        stem = os.path.splitext(os.path.basename(source.path))[0]
+        stem = os.path.splitext(os.path.basename(source.path))[0].replace(":", "")
         return os.path.join(self.out_dir, stem + suffix)
 
     def finish(self):
-        """Classifies what is queued, writes `predictions.csv` (and, unless annotation is off, each
-        video's emotions over time) and returns the run's summary."""
+        """Classifies what is queued, closes `predictions.csv` and returns the run's summary."""
+        if self.rows is None:
+            self.start()
         self.batches.flush()
+        self.rows.close()
         self.summary.without_face = [path for path, count in self.faces_by_source.items() if not count]
-        class_names = self.batches.classifier.class_names
-        table = pd.DataFrame(self.rows, columns=prediction_columns(class_names))
-        csv_path = files.free_path(os.path.join(self.out_dir, "predictions.csv"))
-        with files.atomic_output(csv_path) as temporary_path:
-            table.to_csv(temporary_path, index=False, float_format="%.4f")
-        self.summary.written.insert(0, csv_path)
-        for video_path, points in self.timelines.items():
-            self.summary.video_emotions.append((video_path, emotion_shares(points, class_names), len(points)))
-        if self.annotate_images:
-            for video_path, points in self.timelines.items():
-                if len(points) >= 2:  # a line needs two frames with a face
-                    self.summary.timelines.append(self._plot_timeline(video_path, points, class_names))
+        self.summary.written.insert(0, self.csv_path)
         return self.summary
 
-    def _plot_timeline(self, video_path, points, class_names):
-        """`<name>_emotions.png`: the probabilities of the largest face of each frame read, over time."""
-        from common import plots  # matplotlib loads only for a video with faces
-
-        seconds, probabilities = emotion_timeline(points, self.every, faces.video_rate(video_path))
-        stem = os.path.splitext(os.path.basename(video_path))[0]
-        title = (f"{files.printable_path(os.path.basename(video_path))}: the largest face in each of "
-                 f"{len(points)} frames read with a face (--every {self.every})")
-        return plots.emotion_timeline(seconds, probabilities, class_names,
-                                      os.path.join(self.out_dir, stem + "_emotions.png"), title)
+    def abandon(self):
+        """Ends a run that failed: a file run's predictions.csv is not written; a live run's keeps its rows."""
+        if self.rows is not None:
+            self.rows.close(keep=self.rows.live)
 
 
-def emotion_shares(points, class_names):
-    """[(emotion, frames)] of the frames in `points` ((frame number, probabilities) each) by the
-    emotion of their face, most frequent first, emotions of no frame left out."""
-    counts = np.bincount([probabilities.argmax() for _, probabilities in points], minlength=len(class_names))
-    return [(class_names[label], int(counts[label])) for label in np.argsort(-counts, kind="stable") if counts[label]]
-
-
-def emotion_timeline(points, every, rate):
-    """(seconds, probabilities): the time of each frame read from the first with a face to the last,
-    and the probabilities of its face there ((frames, classes); NaN for a frame read without a face),
-    from `points`, the (frame number, probabilities) of the frames with a face in order, read every
-    `every`-th frame of a video of `rate` frames per second."""
-    first, last = points[0][0], points[-1][0]
-    probabilities = np.full(((last - first) // every + 1, len(points[0][1])), np.nan)
-    for frame_number, face_probabilities in points:
-        probabilities[(frame_number - first) // every] = face_probabilities
-    seconds = (first + every * np.arange(len(probabilities))) / rate
-    return seconds, probabilities
-
-
-class _TooShortForAVideo(Exception):
-    """Fewer than two frames were read: an annotated video is not written."""
+def _until_interrupted(frames, live):
+    """The frames; for a live source, Ctrl-C (or SIGTERM) ends the stream instead of the run."""
+    try:
+        yield from frames
+    except KeyboardInterrupt:
+        if not live:
+            raise
+        print("stopped: the rows so far are kept", file=sys.stderr)
 
 
 class _VideoWriter:
-    """cv2.VideoWriter opened at the first frame, when the frame size is known (MPEG-4 part 2);
-    `final_path` is where the finished video will be."""
+    """cv2.VideoWriter opened at the first frame, when the frame size is known (MPEG-4 part 2), into
+    a temporary file that `finish` moves to `final_path`."""
 
     def __init__(self, path, rate, final_path):
         self.path, self.rate, self.writer, self.final_path = path, max(1.0, rate), None, final_path
@@ -224,24 +308,71 @@ class _VideoWriter:
         self.writer.write(frame)
         self.frames += 1
 
-    def release(self):
+    def finish(self):
+        self.writer.release()
+        os.link(self.path, self.final_path)  # fails, rather than replaces, if the name was taken meanwhile
+        os.unlink(self.path)
+
+    def abandon(self):
         if self.writer is not None:
             self.writer.release()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+class ProgressLine:
+    """One line on stderr, rewritten at most twice a second: frames done (of the total when known),
+    frames/s, time left."""
+
+    def __init__(self, name, total):
+        self.name, self.total, self.done = files.printable_path(name), total, 0
+        self.started = self.shown = clock.monotonic()
+
+    def update(self):
+        self.done += 1
+        now = clock.monotonic()
+        if now - self.shown >= 0.5:
+            self.shown = now
+            print("\r" + self.text(now), end="", file=sys.stderr, flush=True)
+
+    def text(self, now):
+        rate = self.done / max(now - self.started, 1e-9)
+        if self.total:
+            left = max(0, self.total - self.done) / max(rate, 1e-9)
+            return (f"{self.name}: {self.done}/{self.total} frames, {rate:.1f} frames/s, "
+                    f"{int(left // 60)}:{int(left % 60):02d} left ")
+        return f"{self.name}: {self.done} frames, {rate:.1f} frames/s "
+
+    def close(self):
+        if self.done:
+            print("\r" + self.text(clock.monotonic()), file=sys.stderr)
 
 
 def describe(summary, limit=10):
-    """The run's closing lines: what was read and found, and the inputs with no face."""
+    """The run's closing lines: what was read and found, each video's people, and the inputs with no face."""
     lines = [f"read {summary.images} images and {summary.frames} frames of {summary.videos} videos; "
              f"found {summary.faces} faces"]
-    for path, ranked, frames in summary.video_emotions:
-        shares = ", ".join(f"{emotion} {count / frames:.0%}" for emotion, count in ranked)
-        lines.append(f"{files.printable_path(path)}: the largest face of {frames} frames read with a face: {shares}")
+    for found in summary.videos_people:
+        lines.append(f"{files.printable_path(found.path)}: {people_line(found.people, limit)}")
     for what, paths in (("no face in", summary.without_face), ("skipped, unreadable:", summary.skipped)):
         if paths:
             shown = ", ".join(files.printable_path(path) for path in paths[:limit])
             more = len(paths) - limit
             lines.append(f"{what} {len(paths)} inputs: {shown}" + (f" and {more} more" if more > 0 else ""))
     return lines
+
+
+def people_line(table, limit=10):
+    """'3 people: person 1 happy 62% of 12.4 s, ...' for a video's people table (the `limit`
+    seen longest, in order of first appearance)."""
+    shown = table.nlargest(limit, "frames_seen").sort_values("person")
+    parts = []
+    for _, row in shown.iterrows():
+        share = row[f"share_{row['dominant_emotion']}"]
+        parts.append(f"person {row['person']} {row['dominant_emotion']} {share:.0%} of {row['seconds_seen']:.1f} s")
+    more = len(table) - len(shown)
+    count = f"{len(table)} {'person' if len(table) == 1 else 'people'}"
+    return f"{count}: " + ", ".join(parts) + (f" and {more} more" if more > 0 else "")
 
 
 def progress(sources):
@@ -255,3 +386,4 @@ def progress(sources):
     for index, source in enumerate(sources, start=1):
         yield source
         bar.update(index)
+

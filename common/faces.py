@@ -29,6 +29,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".webp", ".ti
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 FACE_MARGIN = 0.05  # the crop's side: the detection's longer side plus this share on each side (chosen
 # on training rows by benchmarks/photos.py: the margin whose crops best keep the 48x48 rows' labels)
+CAMERA_PREFIX = "camera:"  # camera:0 is OpenCV's first video device
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"  # ships inside opencv-python(-headless) 4.x
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own lines off: a bad video is named once, by us
 
@@ -38,7 +39,7 @@ class Source:
     """One input: a still image or a video, and whether the user named it (else found in a folder)."""
 
     path: str
-    kind: str  # "image" or "video"
+    kind: str  # "image", "video" or "camera"
     named: bool
 
 
@@ -73,6 +74,9 @@ def collect_sources(paths):
     """
     sources, warnings = [], []
     for path in paths:
+        if path.startswith(CAMERA_PREFIX):
+            sources.append(_camera_source(path))
+            continue
         if not os.path.exists(path):
             raise UsageError(f"{path}: no such file or folder")
         files.check_not_special_file(path)
@@ -116,6 +120,19 @@ def _named_source(path):
             return Source(path, "video", named=True)
     what = {"image": "an image", "video": "a video"}.get(kind, "an image or a video")
     raise UsageError(f"{path}: cannot be read as {what} by OpenCV")
+
+
+def _camera_source(text):
+    """`camera:N`: OpenCV's device N, checked now to open."""
+    index = text[len(CAMERA_PREFIX):]
+    if not index.isdigit():
+        raise UsageError(f"{text}: expected camera:N with N a device index (0 for the first camera)")
+    capture = cv2.VideoCapture(int(index))
+    opened = capture.isOpened()
+    capture.release()
+    if not opened:
+        raise UsageError(f"{text}: the camera cannot be opened (no such device, or it is in use)")
+    return Source(text, "camera", named=True)
 
 
 def _kind_by_suffix(path):
@@ -194,35 +211,6 @@ def open_video(path):
     cannot be given its name."""
     check_opencv_can_open(path, "a video")
     return cv2.VideoCapture(path)
-
-
-def video_frames(path, every=1):
-    """Yields (frame number from 0, BGR frame) of every `every`-th frame of a video; a UsageError
-    when the video cannot be opened or holds no decodable frame."""
-    capture = open_video(path)
-    if not capture.isOpened():
-        raise UsageError(f"{path}: cannot be read as a video by OpenCV")
-    try:
-        frame_number = 0
-        while True:
-            read, frame = capture.read()
-            if not read:
-                break
-            if frame_number % every == 0:
-                yield frame_number, frame
-            frame_number += 1
-    finally:
-        capture.release()
-    if frame_number == 0:
-        raise UsageError(f"{path}: no frame could be decoded from the video")
-
-
-def video_rate(path):
-    """Frames per second of a video (25 when the file does not say)."""
-    capture = open_video(path)
-    rate = capture.get(cv2.CAP_PROP_FPS)
-    capture.release()
-    return rate if rate and np.isfinite(rate) and rate > 0 else 25.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -417,21 +405,27 @@ def classify_faces(image, classifier=None, detector=DEFAULT_DETECTOR, tta=False,
     probabilities. `classifier`: a model path, a model list path, a Keras model, a
     `prediction.Classifier`, the name of a shipped model ('pretrained', 'pretrained-vgg'), or None
     for the default shipped model. `detector`: a name in `config.DETECTORS` or a detector object."""
-    from common import files, prediction  # TensorFlow loads only when something is classified
-
     if isinstance(image, (str, os.PathLike)):
         image = read_image(os.fspath(image))
-    if classifier is None:
-        classifier = files.DEFAULT_SHIPPED_MODEL
-    if isinstance(classifier, (str, os.PathLike)):
-        classifier = prediction.load_classifier(files.model_path_or_shipped(os.fspath(classifier)))
-    elif not isinstance(classifier, prediction.Classifier):
-        classifier = prediction.Classifier([prediction.ModelPredictor(classifier)], [1.0], "model")
     if isinstance(detector, str):
         detector = make_detector(detector, min_face)
     found = find_faces(image, detector, align)
-    classify(classifier, found, tta)
+    classify(as_classifier(classifier), found, tta)
     return found
+
+
+def as_classifier(classifier=None):
+    """A `prediction.Classifier` from a model path, a model list path, a Keras model, a Classifier,
+    the name of a shipped model, or None (the default shipped model)."""
+    from common import files, prediction  # TensorFlow loads only when something is classified
+
+    if classifier is None:
+        classifier = files.DEFAULT_SHIPPED_MODEL
+    if isinstance(classifier, (str, os.PathLike)):
+        return prediction.load_classifier(files.model_path_or_shipped(os.fspath(classifier)))
+    if isinstance(classifier, prediction.Classifier):
+        return classifier
+    return prediction.Classifier([prediction.ModelPredictor(classifier)], [1.0], "model")
 
 
 def classify(classifier, found, tta=False):
@@ -442,14 +436,19 @@ def classify(classifier, found, tta=False):
             face.probabilities, face.class_names = face_probabilities, classifier.class_names
 
 
-def annotate(image, found):
-    """A BGR copy of `image` with each face's box, emotion and probability drawn on it."""
+def annotate(image, found, texts=None, blur=False):
+    """A BGR copy of `image` with each face's box and text drawn on it (by default its emotion and
+    probability); `blur`: each face blurred under its box, so the copy can be shared."""
     canvas = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
+    if texts is None:
+        texts = [f"{face.emotion} {face.probabilities[face.label]:.2f}" for face in found]
+    if blur:
+        for face in found:
+            blur_box(canvas, face.box)
     thickness = max(1, round(max(canvas.shape[:2]) / 400))
-    for face in found:
+    for face, text in zip(found, texts):
         x, y, width, height = face.box
         cv2.rectangle(canvas, (x, y), (x + width, y + height), (0, 200, 0), thickness)
-        text = f"{face.emotion} {face.probabilities[face.label]:.2f}"
         scale = max(0.4, width / 200)
         (text_width, text_height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale,
                                                               thickness)
@@ -460,3 +459,17 @@ def annotate(image, found):
         cv2.putText(canvas, text, (left, top + text_height), cv2.FONT_HERSHEY_SIMPLEX, scale,
                     (0, 0, 0), thickness, cv2.LINE_AA)
     return canvas
+
+
+def blur_box(canvas, box):
+    """Blurs the part of `canvas` under `box` (in place) beyond recognition: a mosaic of 6x6 blocks,
+    smoothed."""
+    x, y, width, height = box
+    left, top = max(0, x), max(0, y)
+    right, bottom = min(canvas.shape[1], x + width), min(canvas.shape[0], y + height)
+    if right - left < 2 or bottom - top < 2:
+        return
+    region = canvas[top:bottom, left:right]
+    mosaic = cv2.resize(cv2.resize(region, (6, 6), interpolation=cv2.INTER_AREA), (right - left, bottom - top),
+                        interpolation=cv2.INTER_LINEAR)
+    canvas[top:bottom, left:right] = cv2.GaussianBlur(mosaic, (0, 0), max(1.0, (right - left) / 12))

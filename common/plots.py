@@ -1,5 +1,5 @@
 """Figures: model structure, confusion matrix, reliability diagram, training curves, saliency maps,
-filter grids, a video's emotions over time.
+filter grids, each person's emotions over a video's time.
 
 matplotlib runs on the non-interactive Agg backend: nothing opens a window. Every figure is saved
 atomically at 120 dpi and never replaces an existing file (a -1, -2, ... suffix is added).
@@ -129,20 +129,26 @@ def validation_loss_name(settings):
     return "validation loss"
 
 
-def emotion_timeline(seconds, probabilities, class_names, path, title):
-    """Each class's probability over a video's time, one line a class; `seconds` (frames,) the times
-    of the frames read, `probabilities` (frames, classes) a face's in each (NaN rows: no face)."""
-    figure, axes = plt.subplots(figsize=(11, 4))
+def people_timelines(people, class_names, path, title, max_people=12):
+    """Each person's class probabilities over a video's time: a panel per person (the
+    `max_people` seen longest, in order of first appearance), one line a class, gaps where the
+    person was not seen. `people`: (person id, seconds (points,), probabilities (points, classes)
+    with NaN rows for gaps, their dominant class) each."""
+    shown = people[:max_people]
+    figure, panels = plt.subplots(len(shown), 1, figsize=(11, 1.2 + 1.9 * len(shown)), sharex=True,
+                                  squeeze=False)
     colours = plt.get_cmap("tab10")
-    for index, name in enumerate(class_names):
-        axes.plot(seconds, probabilities[:, index], marker="." if len(seconds) < 60 else None,
-                  color=colours(index % 10), label=name, linewidth=1.2)
-    axes.set_xlabel("seconds")
-    axes.set_ylabel("probability")
-    axes.set_ylim(0, 1)
-    axes.grid(alpha=0.3)
-    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-    axes.set_title(title)
+    for axes, (person, seconds, probabilities, dominant) in zip(panels[:, 0], shown):
+        for index, name in enumerate(class_names):
+            axes.plot(seconds, probabilities[:, index], marker="." if len(seconds) < 60 else None,
+                      color=colours(index % 10), label=name, linewidth=1.2)
+        axes.set_ylim(0, 1)
+        axes.set_ylabel(f"person {person}\n({dominant})")
+        axes.grid(alpha=0.3)
+    panels[0, 0].legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    panels[-1, 0].set_xlabel("seconds from the video's start")
+    more = len(people) - len(shown)
+    panels[0, 0].set_title(title + (f" ({more} more people seen briefly not shown)" if more > 0 else ""))
     return save_figure(figure, path)
 
 

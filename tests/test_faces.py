@@ -151,8 +151,8 @@ def test_predictions_carry_the_detectors_score(tmp_path, trained_model):
                             "--detector", detector, "--no-annotate")
         assert result.exit_code == 0, result.stderr
         lines = (out / "predictions.csv").read_text().splitlines()
-        assert lines[0].endswith(",neutral,detector_score,annotated") and len(lines) == 2
-        scores[detector] = lines[1].split(",")[-2]
+        assert lines[0].endswith(",neutral,detector_score,annotated,time,person") and len(lines) == 2
+        scores[detector] = lines[1].split(",")[-4]
     assert 0.9 <= float(scores["mtcnn"]) <= 1 and scores["haar"] == "" and float(scores["none"]) == 1
 
 

@@ -15,7 +15,8 @@ from helpers import REPO, assert_refused, run_script
 
 EXAMPLE_PHOTO = os.path.join(REPO, "examples", "astronaut.jpg")
 COLUMNS = ["source", "frame", "face", "x", "y", "width", "height", "label", "emotion", "angry",
-           "disgust", "fear", "happy", "sad", "surprise", "neutral", "detector_score", "annotated"]
+           "disgust", "fear", "happy", "sad", "surprise", "neutral", "detector_score", "annotated", "time",
+           "person"]
 
 
 def read_predictions(folder):
@@ -87,23 +88,13 @@ def test_every_nth_video_frame_is_read_and_the_annotated_video_written(tmp_path,
     timeline = cv2.imread(str(out / "clip_emotions.png"))  # the face's emotions over the video's time
     assert timeline is not None and timeline.shape[1] > 800
     assert "1 annotated copy in" in result.stdout
-    summary = next(line for line in result.stdout.splitlines() if "the largest face of" in line)
-    assert summary.startswith(f"{video_path}: the largest face of 3 frames read with a face: ")
-    assert sum(int(share.split()[1].rstrip("%")) for share in summary.split(": ")[-1].split(", ")) in (99, 100, 101)
+    assert f"{video_path}: 1 person: person 1 " in result.stdout  # its dominant emotion and time seen
     assert f"emotions over time: {out / 'clip_emotions.png'}" in result.stdout
+    assert f"people: {out / 'clip_people.csv'}" in result.stdout
     quiet = run_script("predict.py", video_path, "--detector", "none", "--no-annotate", "--model", trained_model,
                        "--out", tmp_path / "csv_only")
-    assert quiet.exit_code == 0 and os.listdir(tmp_path / "csv_only") == ["predictions.csv"], quiet.stderr
-
-
-def test_a_video_s_timeline_places_each_frame_read_at_its_time_with_gaps_where_no_face_was_found():
-    from common import face_prediction
-
-    happy, sad = np.eye(7)[3], np.eye(7)[4]
-    seconds, probabilities = face_prediction.emotion_timeline([(4, happy), (10, sad)], every=2, rate=10.0)
-    np.testing.assert_allclose(seconds, [0.4, 0.6, 0.8, 1.0])  # frames 4, 6, 8 and 10
-    np.testing.assert_array_equal(probabilities[[0, 3]], [happy, sad])
-    assert np.isnan(probabilities[1:3]).all()  # frames 6 and 8 were read without a face
+    assert quiet.exit_code == 0, quiet.stderr
+    assert sorted(os.listdir(tmp_path / "csv_only")) == ["clip_people.csv", "predictions.csv"]
 
 
 def test_each_row_names_its_annotated_copy_when_names_collide(tmp_path, trained_model):
@@ -238,7 +229,7 @@ def test_a_video_with_one_frame_read_is_not_written_as_a_video(tmp_path, trained
                         "--annotate-video", "--model", trained_model, "--out", out)
     assert result.exit_code == 0, result.stderr
     assert "1 frame read (--every 1000000), so no annotated video was written" in result.stderr
-    assert sorted(os.listdir(out)) == ["predictions.csv"] and "annotated copies" not in result.stdout
+    assert sorted(os.listdir(out)) == ["clip_people.csv", "predictions.csv"] and "annotated copies" not in result.stdout
 
 
 def test_unreadable_files_in_a_folder_are_listed_not_counted_as_read(tmp_path, trained_model):
