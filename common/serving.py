@@ -3,6 +3,8 @@
     POST /predict   an image (multipart field `image`, or the raw bytes with an image/* type)
                     -> {"model", "detector", "width", "height", "faces": [{"box": {x, y, width,
                     height}, "detector_score", "emotion", "label", "probabilities": {class: p}}]}
+                    ?session=ID&time=SECONDS (a camera's frames, one after another): each face
+                    also has its "person" id, "smoothed" probabilities and "smoothed_emotion"
     GET  /health    {"status": "ok", "model", "detector", "classes": [the model's class names]}
     GET  /          the page: photos and the camera, labelled in the browser
     GET  /docs      the OpenAPI page
@@ -15,16 +17,19 @@ of it (`FaceBatcher`): one model call for many requests. Nothing is written to d
 """
 
 import asyncio
+import collections
 import concurrent.futures
 import email.parser
 import email.policy
 import io
 import os
+import time as clock
 
 import numpy as np
 from PIL import Image
 
-from common import faces
+from common import faces, tracking, video
+from common.config import DEFAULT_SMOOTHING
 from common.errors import UsageError
 
 PAGE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page", "index.html")
@@ -87,6 +92,38 @@ class FaceBatcher:
             start += len(crops)
 
 
+class CameraSessions:
+    """Each camera session's tracker and smoother, so that a page sending a session's frames one
+    after another gets each face's person id and probabilities smoothed over the past `smoothing`
+    seconds, as `predict.py camera:N` gives them. Sessions unused for `idle` seconds are dropped,
+    and the oldest beyond `limit`."""
+
+    def __init__(self, smoothing=DEFAULT_SMOOTHING, idle=120.0, limit=256):
+        self.smoothing, self.idle, self.limit = smoothing, idle, limit
+        self.sessions = collections.OrderedDict()  # id -> [tracker, smoother, frames, last used]
+
+    def follow(self, session, seconds, found, class_names):
+        """Person ids and smoothed probabilities of the classified faces `found` in the session's
+        frame at `seconds` (None: the server's clock); [(person, smoothed)] in their order."""
+        now = clock.monotonic()
+        for stale in [key for key, value in self.sessions.items() if now - value[3] > self.idle]:
+            del self.sessions[stale]
+        if session not in self.sessions:
+            while len(self.sessions) >= self.limit:
+                self.sessions.popitem(last=False)
+            self.sessions[session] = [tracking.make_tracker(), video.Smoother(self.smoothing, causal=True), 0, now, now]
+        state = self.sessions[session]
+        self.sessions.move_to_end(session)
+        tracker, smoother, number, _, started = state
+        seconds = now - started if seconds is None else seconds
+        state[2], state[3] = number + 1, now
+        persons = tracker.update([face.box for face in found], seconds, [face.crop for face in found])
+        people = [video.PersonInFrame(person, face.box, face.score, face.probabilities, face.probabilities,
+                                      tuple(class_names)) for person, face in zip(persons, found)]
+        (smoothed,) = smoother.add(video.FramePeople(number, seconds, None, people))
+        return [(person.person, person.smoothed) for person in smoothed.people]
+
+
 def decode_upload(data, max_pixels=MAX_PIXELS):
     """A BGR image from uploaded bytes, its size checked from the header before decoding."""
     if not data:
@@ -124,13 +161,25 @@ def image_from_form(body, content_type):
     return images[0].get_payload(decode=True) or b""
 
 
-def face_answers(found):
-    """The JSON faces of an answer (each classified), in predict.py's order (largest first)."""
-    return [{"box": dict(zip(("x", "y", "width", "height"), (int(value) for value in face.box))),
-             "detector_score": None if face.score is None else round(float(face.score), 6),
-             "emotion": face.emotion, "label": face.label,
-             "probabilities": {name: round(float(value), 6) for name, value in zip(face.class_names, face.probabilities)}}
-            for face in found]
+def face_answers(found, followed=None):
+    """The JSON faces of an answer (each classified), in predict.py's order (largest first); with
+    `followed` ([(person, smoothed probabilities)] of a camera session), each face also has its
+    `person` and `smoothed` probabilities, and `smoothed_emotion`."""
+    answers = []
+    for index, face in enumerate(found):
+        answer = {"box": dict(zip(("x", "y", "width", "height"), (int(value) for value in face.box))),
+                  "detector_score": None if face.score is None else round(float(face.score), 6),
+                  "emotion": face.emotion, "label": face.label, "probabilities": _by_class(face, face.probabilities)}
+        if followed is not None:
+            person, smoothed = followed[index]
+            answer.update(person=int(person), smoothed=_by_class(face, smoothed),
+                          smoothed_emotion=face.class_names[int(np.argmax(smoothed))])
+        answers.append(answer)
+    return answers
+
+
+def _by_class(face, probabilities):
+    return {name: round(float(value), 6) for name, value in zip(face.class_names, probabilities)}
 
 
 def create_app(classifier, detector, model_name, detector_name, max_upload_bytes=10 << 20,
@@ -145,6 +194,7 @@ def create_app(classifier, detector, model_name, detector_name, max_upload_bytes
     app = fastapi.FastAPI(title="FER toolkit", description="Facial expressions of the faces in a photo.",
                           version="1")
     batcher = FaceBatcher(classifier, batch_cap=batch_cap)
+    sessions = CameraSessions()
     detection_threads = concurrent.futures.ThreadPoolExecutor(max_workers=detector_threads)
     app.state.batcher = batcher
     if cors_origin:
@@ -173,9 +223,12 @@ def create_app(classifier, detector, model_name, detector_name, max_upload_bytes
             return handle.read()
 
     @app.post("/predict", responses={400: {}, 413: {}, 415: {}})
-    async def predict(request: fastapi.Request, tta: bool | None = None):
+    async def predict(request: fastapi.Request, tta: bool | None = None,
+                      session: str | None = fastapi.Query(None, max_length=64),
+                      time: float | None = fastapi.Query(None, ge=0, le=1e7)):
         """Faces, boxes and expressions of the image sent as the multipart field `image` or as the
-        raw body with an image/* content type."""
+        raw body with an image/* content type. A camera's frames sent with the same `session` (and
+        their `time` in seconds) get each face's `person` id and `smoothed` probabilities."""
         body = await _bounded_body(request, max_upload_bytes)
         content_type = request.headers.get("content-type", "")
         if content_type.startswith("multipart/form-data"):
@@ -190,8 +243,9 @@ def create_app(classifier, detector, model_name, detector_name, max_upload_bytes
                                                     default_tta if tta is None else tta)
         for face, face_probabilities in zip(found, probabilities):
             face.probabilities, face.class_names = face_probabilities, classifier.class_names
+        followed = None if session is None else sessions.follow(session, time, found, classifier.class_names)
         return {"model": model_name, "detector": detector_name, "width": int(image.shape[1]),
-                "height": int(image.shape[0]), "faces": face_answers(found)}
+                "height": int(image.shape[0]), "faces": face_answers(found, followed)}
 
     return app
 

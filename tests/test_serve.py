@@ -114,6 +114,27 @@ def test_bad_uploads_get_a_4xx_with_one_line_and_the_server_lives_on(client, sen
     assert client.post("/predict", files={"image": ("a.jpg", photo_bytes(), "image/jpeg")}).status_code == 200
 
 
+def test_a_camera_session_gets_person_ids_and_probabilities_smoothed_over_its_past(client):
+    photo = photo_bytes()
+    moved = cv2.imencode(".jpg", cv2.copyMakeBorder(cv2.imread(EXAMPLE_PHOTO), 0, 0, 400, 0, cv2.BORDER_CONSTANT))[1]
+    answers = []
+    for number, image in enumerate([photo, photo, moved.tobytes()]):
+        response = client.post(f"/predict?session=s1&time={number * 0.2}", files={"image": image})
+        assert response.status_code == 200, response.text
+        answers.append(response.json()["faces"])
+    assert [faces[0]["person"] for faces in answers[:2]] == [1, 1]  # the same place: the same person
+    assert answers[2][0]["person"] == 2  # the face jumped 400 pixels: someone new
+    first, second = answers[0][0], answers[1][0]
+    classes = list(first["probabilities"])
+    expected = (np.array([first["probabilities"][name] for name in classes])
+                + np.array([second["probabilities"][name] for name in classes])) / 2
+    np.testing.assert_allclose([second["smoothed"][name] for name in classes], expected, atol=2e-6)
+    assert second["smoothed_emotion"] == classes[int(np.argmax(expected))]
+    other = client.post("/predict?session=s2&time=0", files={"image": photo}).json()["faces"][0]
+    assert other["person"] == 1  # sessions are followed apart
+    assert "person" not in client.post("/predict", files={"image": photo}).json()["faces"][0]
+
+
 def test_health_and_the_page_and_the_openapi_page(client):
     assert client.get("/health").json() == {"status": "ok", "model": "test-model", "detector": "mtcnn",
                                             "classes": list(data.FER2013_CLASSES)}
@@ -205,6 +226,14 @@ def test_the_page_labels_a_photo_and_the_camera_in_headless_chromium(tmp_path, t
                                    timeout=60000)
             page.wait_for_function("document.getElementById('camera-rate').textContent.includes('frames/s')",
                                    timeout=60000)
+            assert page.inner_text("#live-label").startswith(f"person 1: {expected}")  # followed, smoothed
+            with page.expect_download() as download:
+                page.click("#camera-csv")
+            with open(download.value.path(), newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            assert rows and {row["person"] for row in rows} == {"1"} and {row["emotion"] for row in rows} == {expected}
+            times = [float(row["time"]) for row in rows]
+            assert times == sorted(times) and list(rows[0])[-2:] == ["time", "person"]
             # the video shows a mirror, so the box goes over the face's mirrored place: right of the
             # middle, where the face is left of it in the frames sent
             green_centre, overlay_width = page.evaluate("""() => {
