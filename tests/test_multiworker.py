@@ -13,7 +13,7 @@ from helpers import REPO, assert_refused, run_script
 REPORT_CNN_PARAMETERS = 1_703_047
 
 
-def run_workers(arguments_per_worker, timeout=600):
+def run_workers(arguments_per_worker, timeout=1500):
     """Runs `train.py` once per worker, all in one TF_CONFIG cluster; returns their results."""
     try:
         tf_configs = distribution.local_cluster(len(arguments_per_worker))
