@@ -550,8 +550,8 @@ def add_video_options(parser):
                              "each person's box in between (those frames are still classified and written)")
     parser.add_argument("--smooth", type=non_negative_float, default=config.DEFAULT_SMOOTHING,
                         metavar="SECONDS",
-                        help="average each person's probabilities over this many seconds (centred on the "
-                             "frame for a file, the past only for a camera); 0: off")
+                        help="average each person's probabilities over this many seconds, the nearer frames "
+                             "weighing more (centred on the frame for a file, the past only for a camera); 0: off")
     parser.add_argument("--start", type=non_negative_float, default=0.0, metavar="SECONDS",
                         help="analyse a video from this time on")
     parser.add_argument("--end", type=positive_float, default=None, metavar="SECONDS",
