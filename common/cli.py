@@ -546,8 +546,9 @@ def add_video_options(parser):
     parser.add_argument("--every", type=positive_int, default=1,
                         help="analyse every N-th frame of a video (and write its rows)")
     parser.add_argument("--detect-every", type=positive_int, default=1,
-                        help="run the face detector on every K-th analysed frame only; the tracker carries "
-                             "each person's box in between (those frames are still classified and written)")
+                        help="run the face detector's search on every K-th analysed frame only; in between, the "
+                             "tracker carries each person's box and MTCNN looks again there (those frames "
+                             "are still classified and written)")
     parser.add_argument("--smooth", type=non_negative_float, default=config.DEFAULT_SMOOTHING,
                         metavar="SECONDS",
                         help="average each person's probabilities over this many seconds, the nearer frames "

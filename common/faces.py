@@ -30,6 +30,8 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 FACE_MARGIN = 0.05  # the crop's side: the detection's longer side plus this share on each side (chosen
 # on training rows by benchmarks/photos.py: the margin whose crops best keep the 48x48 rows' labels)
 CAMERA_PREFIX = "camera:"  # camera:0 is OpenCV's first video device
+CHECK_THRESHOLD = 0.3  # MTCNN's last network's score at which a box where a person is expected holds a face
+# (benchmarks/video.py: about 70% of the faces its full search misses score above it, 0.3% of background)
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"  # ships inside opencv-python(-headless) 4.x
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own lines off: a bad video is named once, by us
 
@@ -250,9 +252,11 @@ class MtcnnDetector:
     def __init__(self, min_face=40):
         from common import backend  # noqa: F401  (TensorFlow loads quietly)
         import keras
+        import tensorflow as tf
 
         try:
             from mtcnn import MTCNN
+            from mtcnn.stages import StageONet, StagePNet, StageRNet
         except ImportError as error:
             raise UsageError(f"the MTCNN face detector's package, mtcnn, cannot be loaded ({error}); "
                              f"reinstall it with pip install -r requirements.txt") from None
@@ -260,9 +264,11 @@ class MtcnnDetector:
         policy = keras.mixed_precision.global_policy()
         keras.mixed_precision.set_global_policy("float32")  # its layers never take the classifier's policy
         try:
-            self.network = MTCNN(stages="face_and_landmarks_detection", device="CPU:0")
+            last_stage = StageONet()  # also asked on its own by `check_boxes`
+            self.network = MTCNN(stages=[StagePNet, StageRNet, last_stage], device="CPU:0")
         finally:
             keras.mixed_precision.set_global_policy(policy)
+        self.last_network = tf.function(last_stage.model, reduce_retracing=True)
 
     def detect(self, image):
         rgb = to_rgb(image)
@@ -284,6 +290,44 @@ class MtcnnDetector:
             detections.append(Detection((int(round(x)), int(round(y)), int(round(width)),
                                          int(round(height))), float(row[5]), eyes))
         return sorted(detections, key=lambda detection: -detection.box[2] * detection.box[3])
+
+    def check_boxes(self, image, boxes, threshold=CHECK_THRESHOLD):
+        """Asks MTCNN's last network whether each (x, y, width, height) box of `image` holds a face:
+        for each, a Detection with the box as that network refines it, its score and the eyes, or
+        None when the score is below `threshold`. A video's tracker asks it where it expects a person
+        the full search missed or was not run for."""
+        import tensorflow as tf
+
+        if not boxes:
+            return []
+        height, width = image.shape[:2]
+        normalised = (to_rgb(image).astype(np.float32) - 127.5) / 128  # (height, width, 3) in -1..1, as MTCNN's
+        squares = np.array([_square_around(box) for box in boxes], dtype=np.float32)  # (boxes, 4): x1, y1, x2, y2
+        corners = squares[:, [1, 0, 3, 2]] / np.array([height, width, height, width], dtype=np.float32)
+        patches = tf.image.crop_and_resize(normalised[None], corners, np.zeros(len(boxes), np.int32),
+                                           (48, 48))  # (boxes, 48, 48, 3)
+        offsets, landmarks, scores = (np.asarray(output) for output in self.last_network(patches))
+        sides = (squares[:, 2:] - squares[:, :2])[:, [0, 1, 0, 1]]  # (boxes, 4): width, height, width, height
+        refined = squares + offsets * sides
+        checked = []
+        for corners_of, marks, side, origin, score in zip(refined, landmarks, sides, squares, scores[:, -1]):
+            if score < threshold:
+                checked.append(None)
+                continue
+            x1, y1, x2, y2 = corners_of
+            eyes = tuple((float(origin[0] + side[0] * marks[index]), float(origin[1] + side[1] * marks[5 + index]))
+                         for index in range(2))  # landmarks: 5 x then 5 y, as shares of the square
+            checked.append(Detection((int(round(x1)), int(round(y1)), int(round(x2 - x1)), int(round(y2 - y1))),
+                                     float(score), eyes))
+        return checked
+
+
+def _square_around(box):
+    """(x1, y1, x2, y2) of the square with `box`'s centre and longer side."""
+    x, y, width, height = box
+    side = max(width, height)
+    left, top = x + width / 2 - side / 2, y + height / 2 - side / 2
+    return left, top, left + side, top + side
 
 
 class HaarDetector:

@@ -50,6 +50,20 @@ class _Track:
                 int(round(height)))
 
 
+def intersection_area(first, second):
+    """The area two (x, y, width, height) boxes share."""
+    width = min(first[0] + first[2], second[0] + second[2]) - max(first[0], second[0])
+    height = min(first[1] + first[3], second[1] + second[3]) - max(first[1], second[1])
+    return max(0, width) * max(0, height)
+
+
+def overlap(first, second):
+    """Intersection over union of two (x, y, width, height) boxes."""
+    shared = intersection_area(first, second)
+    union = first[2] * first[3] + second[2] * second[3] - shared
+    return shared / union if union else 0.0
+
+
 def _measurement(box):
     """(centre x, centre y, side) of a box, the side the square root of its area."""
     x, y, width, height = box

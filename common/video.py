@@ -188,7 +188,7 @@ class VideoReader:
 @dataclasses.dataclass
 class PersonInFrame:
     """One person's face in a frame: their id, box (x, y, width, height), the detector's score
-    (None where the tracker carried the box between detections), the probability of each class
+    (None where the tracker carried the box unconfirmed), the probability of each class
     in this frame and smoothed over time, and the classifier's class names."""
 
     person: int
@@ -271,8 +271,9 @@ class PeopleFollower:
     """Finds, follows, classifies and smooths the people of a stream of Frames; see `follow_people`."""
 
     def __init__(self, classifier, detector, tracker, smoothing=DEFAULT_SMOOTHING, causal=False,
-                 detect_every=1, tta=False, align=True, batch_faces=256, batch_frames=16):
+                 detect_every=1, tta=False, align=True, batch_faces=256, batch_frames=16, check_missed=True):
         self.classifier, self.detector, self.tracker = classifier, detector, tracker
+        self.check_missed = check_missed
         self.detect_every, self.tta, self.align = detect_every, tta, align
         self.batch_faces, self.batch_frames = batch_faces, batch_frames
         self.smoother = Smoother(smoothing, causal)
@@ -292,27 +293,50 @@ class PeopleFollower:
     def _faces(self, frame, detect):
         """(person, box, detector score, 48x48 crop) of each face of `frame`, largest first."""
         grey = faces.to_grey(frame.image)
-        if detect:
-            detections = without_nested(self.detector.detect(frame.image))
-            angles = [faces.eye_angle(detection.eyes) if self.align and detection.eyes else 0.0
-                      for detection in detections]
-            crops = [faces.crop_face(grey, detection.box, self.detector.margin, self.detector.offset, angle)
-                     for detection, angle in zip(detections, angles)]
-            persons = self.tracker.update([detection.box for detection in detections], frame.time, crops)
-            found = []
-            for person, detection, angle, crop in zip(persons, detections, angles, crops):
-                self.angles[person] = angle
-                found.append((person, detection.box, detection.score, crop))
-        else:
-            persons, found = [], []
+        detections = without_nested(self.detector.detect(frame.image)) if detect else []
+        checking = self.check_missed and callable(getattr(self.detector, "check_boxes", None))
+        if checking:
+            detections = without_nested(detections + self._looked_for(frame, detections))
+        angles = [faces.eye_angle(detection.eyes) if self.align and detection.eyes else 0.0
+                  for detection in detections]
+        crops = [faces.crop_face(grey, detection.box, self.detector.margin, self.detector.offset, angle)
+                 for detection, angle in zip(detections, angles)]
+        persons = self.tracker.update([detection.box for detection in detections], frame.time, crops) \
+            if detections or detect else []
+        found = []
+        for person, detection, angle, crop in zip(persons, detections, angles, crops):
+            self.angles[person] = angle
+            found.append((person, detection.box, detection.score, crop))
+        found += self._held(frame, grey, persons)
+        return sorted(found, key=lambda face: -face[1][2] * face[1][3])
+
+    def _looked_for(self, frame, detections):
+        """Detections where the tracker expects people that `detections` do not cover, each one
+        the detector confirms on a second look (`check_boxes`): a face it missed, or every face on
+        a frame it did not search."""
+        height, width = frame.image.shape[:2]
+        expected = [box for _, box in self.tracker.expected_boxes(frame.time)
+                    if 0 <= box[0] + box[2] / 2 < width and 0 <= box[1] + box[3] / 2 < height
+                    and not any(tracking.overlap(box, detection.box) >= 0.3 for detection in detections)]
+        confirmed = []
+        for detection in self.detector.check_boxes(frame.image, expected):
+            if detection and not any(tracking.overlap(detection.box, other.box) >= 0.3
+                                     for other in detections + confirmed):
+                confirmed.append(detection)  # two people expected on one face: the first keeps it
+        return confirmed
+
+    def _held(self, frame, grey, persons):
+        """(person, box, None, crop) of each person missed in this frame but seen shortly before, at
+        the box where they are expected (for detectors that cannot look again)."""
         height, width = grey.shape
-        for person, box in self.tracker.expected_boxes(frame.time):  # missed, or not looked for
+        held = []
+        for person, box in self.tracker.expected_boxes(frame.time):
             centre_x, centre_y = box[0] + box[2] / 2, box[1] + box[3] / 2
             if person not in persons and 0 <= centre_x < width and 0 <= centre_y < height:
                 crop = faces.crop_face(grey, box, self.detector.margin, self.detector.offset,
                                        self.angles.get(person, 0.0))
-                found.append((person, box, None, crop))
-        return sorted(found, key=lambda face: -face[1][2] * face[1][3])
+                held.append((person, box, None, crop))
+        return held
 
     def _classify(self, waiting):
         crops = [crop for _, found in waiting for _, _, _, crop in found]
@@ -333,16 +357,10 @@ def without_nested(detections, share=0.6):
     kept = []
     for detection in sorted(detections, key=lambda found: -found.box[2] * found.box[3]):
         x, y, width, height = detection.box
-        inside = any(_overlap_area(detection.box, larger.box) >= share * width * height for larger in kept)
+        inside = any(tracking.intersection_area(detection.box, larger.box) >= share * width * height for larger in kept)
         if not inside:
             kept.append(detection)
     return kept
-
-
-def _overlap_area(first, second):
-    width = min(first[0] + first[2], second[0] + second[2]) - max(first[0], second[0])
-    height = min(first[1] + first[3], second[1] + second[3]) - max(first[1], second[1])
-    return max(0, width) * max(0, height)
 
 
 def frames_of(source, every=1, start=0.0, end=None, rate=None):

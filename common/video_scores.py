@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
+from common import tracking
+
 
 @dataclasses.dataclass
 class Scores:
@@ -41,21 +43,11 @@ class Scores:
         return self.id_switches / max(self.person_minutes, 1e-9)
 
 
-def overlap(first, second):
-    """Intersection over union of two (x, y, width, height) boxes."""
-    left, top = max(first[0], second[0]), max(first[1], second[1])
-    right = min(first[0] + first[2], second[0] + second[2])
-    bottom = min(first[1] + first[3], second[1] + second[3])
-    inter = max(0, right - left) * max(0, bottom - top)
-    union = first[2] * first[3] + second[2] * second[3] - inter
-    return inter / union if union else 0.0
-
-
 def match_frame(true_boxes, found_boxes, min_overlap):
     """[(true index, found index)] of the one-to-one matches of a frame with overlap >= min_overlap."""
     if not true_boxes or not found_boxes:
         return []
-    overlaps = np.array([[overlap(true, found) for found in found_boxes] for true in true_boxes])
+    overlaps = np.array([[tracking.overlap(true, found) for found in found_boxes] for true in true_boxes])
     rows, columns = linear_sum_assignment(-overlaps)
     return [(row, column) for row, column in zip(rows, columns) if overlaps[row, column] >= min_overlap]
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common import faces
+from common import faces, tracking
 from helpers import REPO, assert_refused, run_script
 
 EXAMPLE_PHOTO = os.path.join(REPO, "examples", "astronaut.jpg")
@@ -57,6 +57,20 @@ def test_every_face_of_a_three_face_photo_is_found_where_it_is(mtcnn):
     assert all(0.9 <= detection.score <= 1 for detection in detections)
     assert [detection.box[2] for detection in detections] == sorted(
         (detection.box[2] for detection in detections), reverse=True)  # largest first
+
+
+def test_a_second_look_confirms_a_face_near_its_box_and_refuses_background(mtcnn):
+    photo = cv2.imread(EXAMPLE_PHOTO)
+    (found,) = mtcnn.detect(photo)
+    x, y, width, height = found.box
+    near = (x + width // 8, y - height // 10, width, height)  # where a tracker might expect her
+    background = (360, 330, 100, 100)  # her suit's arm and the flag behind it
+    confirmed, refused = mtcnn.check_boxes(photo, [near, background])
+    assert refused is None
+    assert tracking.overlap(confirmed.box, found.box) > 0.8  # refined back onto her face
+    assert confirmed.score > 0.9
+    assert faces.eye_angle(confirmed.eyes) == pytest.approx(faces.eye_angle(found.eyes), abs=3)
+    assert mtcnn.check_boxes(photo, []) == []
 
 
 def test_faces_narrower_than_min_face_are_not_reported():
