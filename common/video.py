@@ -314,9 +314,7 @@ class PeopleFollower:
         """Detections where the tracker expects people that `detections` do not cover, each one
         the detector confirms on a second look (`check_boxes`): a face it missed, or every face on
         a frame it did not search."""
-        height, width = frame.image.shape[:2]
-        expected = [box for _, box in self.tracker.expected_boxes(frame.time)
-                    if 0 <= box[0] + box[2] / 2 < width and 0 <= box[1] + box[3] / 2 < height
+        expected = [box for _, box in self.tracker.expected_boxes(frame.time) if _in_view(box, frame.image)
                     and not any(tracking.overlap(box, detection.box) >= 0.3 for detection in detections)]
         confirmed = []
         for detection in self.detector.check_boxes(frame.image, expected):
@@ -327,12 +325,10 @@ class PeopleFollower:
 
     def _held(self, frame, grey, persons):
         """(person, box, None, crop) of each person missed in this frame but seen shortly before, at
-        the box where they are expected (for detectors that cannot look again)."""
-        height, width = grey.shape
+        the box where they are expected, unconfirmed."""
         held = []
         for person, box in self.tracker.expected_boxes(frame.time):
-            centre_x, centre_y = box[0] + box[2] / 2, box[1] + box[3] / 2
-            if person not in persons and 0 <= centre_x < width and 0 <= centre_y < height:
+            if person not in persons and _in_view(box, grey):
                 crop = faces.crop_face(grey, box, self.detector.margin, self.detector.offset,
                                        self.angles.get(person, 0.0))
                 held.append((person, box, None, crop))
@@ -349,6 +345,12 @@ class PeopleFollower:
                       for at, (person, box, score, _) in enumerate(found)]
             start += len(found)
             yield from self.smoother.add(FramePeople(frame.number, frame.time, frame.image, people))
+
+
+def _in_view(box, image):
+    """Whether the centre of `box` lies inside `image`."""
+    height, width = image.shape[:2]
+    return 0 <= box[0] + box[2] / 2 < width and 0 <= box[1] + box[3] / 2 < height
 
 
 def without_nested(detections, share=0.6):
